@@ -1,0 +1,154 @@
+"""The ticket: one line that tells the laptop how to reach a runtime.
+
+`rdev1.` followed by unpadded base64url of a UTF-8 JSON object, so that it survives copy and
+paste out of a notebook. It carries no secret. Parsing is strict: every rejection is one sentence
+that names the field at fault.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import struct
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+
+from bootstrap import validate
+
+PREFIX = "rdev1."
+TUNNELS = ("cloudflared", "ngrok", "direct")
+RUNTIMES = ("colab", "kaggle", "generic")
+HOST_KEY_TYPES = (
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "ssh-rsa",
+)
+
+
+class TicketError(ValueError):
+    """The text given is not a ticket this version of rdev can use."""
+
+
+@dataclass(frozen=True)
+class Ticket:
+    tunnel: str
+    host: str
+    port: int
+    user: str
+    host_keys: tuple[str, ...]
+    workdir: str
+    runtime: str
+    started: str
+    expires: str | None
+    v: int = 1
+
+    def encode(self) -> str:
+        fields = asdict(self)
+        fields["host_keys"] = list(self.host_keys)
+        raw = json.dumps(fields, separators=(",", ":"), sort_keys=True).encode()
+        return PREFIX + base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def utc_timestamp(moment: datetime) -> str:
+    """UTC ISO-8601 with a `Z`, the form tickets carry."""
+    return moment.astimezone(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def parse(text: str) -> Ticket:
+    """Decode and check a ticket; raise TicketError with one sentence saying what is wrong."""
+    text = text.strip()
+    if not text.startswith("rdev"):
+        raise TicketError("This is not an rdev ticket: a ticket is one line starting with 'rdev1.'.")
+    if not text.startswith(PREFIX):
+        raise TicketError(
+            "This ticket is from another version of rdev: run the same rdev version on both sides."
+        )
+    fields = _decode(text[len(PREFIX):])
+    if fields.get("v") != 1:
+        raise TicketError(
+            f"The ticket has version {fields.get('v')!r}, but this rdev reads version 1: "
+            "run the same rdev version on both sides."
+        )
+    expected = {f for f in Ticket.__dataclass_fields__}
+    missing = sorted(expected - fields.keys())
+    if missing:
+        raise TicketError(f"The ticket has no '{missing[0]}' field: copy the whole ticket line again.")
+    unknown = sorted(fields.keys() - expected)
+    if unknown:
+        raise TicketError(f"The ticket has an unknown field '{unknown[0]}': it was altered or comes from another rdev.")
+    return Ticket(
+        v=1,
+        tunnel=_choice(fields, "tunnel", TUNNELS),
+        host=_checked(fields, "host", validate.host),
+        port=_checked(fields, "port", validate.port, int),
+        user=_checked(fields, "user", validate.user),
+        host_keys=_host_keys(fields["host_keys"]),
+        workdir=_checked(fields, "workdir", validate.remote_path),
+        runtime=_choice(fields, "runtime", RUNTIMES),
+        started=_time(fields, "started"),
+        expires=None if fields["expires"] is None else _time(fields, "expires"),
+    )
+
+
+def _decode(body: str) -> dict:
+    try:
+        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        fields = json.loads(raw.decode("utf-8"))
+    except (binascii.Error, ValueError):
+        raise TicketError("The ticket is damaged or cut short: copy the whole line again.") from None
+    if not isinstance(fields, dict):
+        raise TicketError("The ticket is damaged: it does not hold a set of fields.")
+    return fields
+
+
+def _choice(fields: dict, key: str, allowed: tuple[str, ...]) -> str:
+    value = fields[key]
+    if value not in allowed:
+        raise TicketError(f"The ticket's '{key}' is {value!r}; it must be one of {', '.join(allowed)}.")
+    return value
+
+
+def _checked(fields: dict, key: str, check, kind: type = str):
+    value = fields[key]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise TicketError(f"The ticket's '{key}' has the wrong type: it was altered.")
+    try:
+        return check(value)
+    except validate.InvalidValue as err:
+        raise TicketError(f"The ticket's '{key}' is refused. {err}") from None
+
+
+def _host_keys(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise TicketError("The ticket's 'host_keys' must list at least one host key.")
+    return tuple(_host_key(key) for key in value)
+
+
+def _host_key(line: object) -> str:
+    """One OpenSSH public key line, reduced to `type base64` after checking the blob names the same type."""
+    parts = line.split() if isinstance(line, str) else []
+    if len(parts) < 2 or parts[0] not in HOST_KEY_TYPES:
+        raise TicketError(f"The ticket's 'host_keys' holds {line!r}, which is not an SSH public key.")
+    try:
+        blob = base64.b64decode(parts[1], validate=True)
+        (size,) = struct.unpack(">I", blob[:4])
+        sound = blob[4 : 4 + size].decode("ascii") == parts[0] and len(blob) > 4 + size
+    except (binascii.Error, struct.error, UnicodeDecodeError):
+        sound = False
+    if not sound:
+        raise TicketError(f"The ticket's host key of type {parts[0]} does not parse: it was altered.")
+    return f"{parts[0]} {parts[1]}"
+
+
+def _time(fields: dict, key: str) -> str:
+    value = fields[key]
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except (AttributeError, ValueError):
+        moment = None
+    if moment is None or moment.utcoffset() is None:
+        raise TicketError(f"The ticket's '{key}' is not a UTC time in ISO-8601 form.")
+    return value

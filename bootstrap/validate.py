@@ -1,0 +1,83 @@
+"""Validators for everything that ends up in an SSH config line, a ticket or a command line.
+
+OpenSSH gives meaning to white space, quotes, `#`, `%`, `=`, `*`, `?`, `!` and `,` in config
+lines and host patterns, and a leading `-` turns a value into an option. Such values are refused
+here, before anything is written, with one sentence that names the value and says what is allowed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
+_HOST_LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})")
+_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}")
+
+
+class InvalidValue(ValueError):
+    """A value a user or a ticket gave that rdev will not put into a config or a command line."""
+
+
+def _shown(value: str) -> str:
+    return repr(value) if value else "an empty value"
+
+
+def name(value: str) -> str:
+    """A host alias rdev writes: lower case (VS Code lower-cases it), letters, digits, `.`, `_`, `-`."""
+    lowered = value.lower()
+    if not _NAME.fullmatch(lowered):
+        raise InvalidValue(
+            f"The name {_shown(value)} cannot be used: use 1 to 63 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit (for example 'colab' or 'gpu1')."
+        )
+    return lowered
+
+
+def host(value: str) -> str:
+    """A DNS name or an IP address; nothing OpenSSH would read as a pattern, token or option."""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    labels = value.split(".")
+    if not value or len(value) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        raise InvalidValue(
+            f"The host {_shown(value)} is not a host name or an IP address: "
+            "use letters, digits, '-' and '.' only (for example 'gpu1.example.edu')."
+        )
+    return value
+
+
+def user(value: str) -> str:
+    """A login name: letters, digits, `_`, `.`, `@`, `-`, not starting with `-`."""
+    if not _USER.fullmatch(value):
+        raise InvalidValue(
+            f"The user {_shown(value)} is not a valid login name: "
+            "use letters, digits, '_', '.', '@' or '-', not starting with '-'."
+        )
+    return value
+
+
+def port(value: int | str) -> int:
+    """A TCP port, 1 to 65535."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if isinstance(value, bool) or not 1 <= number <= 65535:
+        raise InvalidValue(f"The port {value!r} is not a number from 1 to 65535.")
+    return number
+
+
+def remote_path(value: str) -> str:
+    """A folder on the remote machine: absolute (or under `~`), no control characters.
+
+    It is only ever passed as one argument (to the editor), never written into a config line,
+    so spaces are allowed.
+    """
+    if not value or not (value.startswith("/") or value == "~" or value.startswith("~/")):
+        raise InvalidValue(f"The remote folder {_shown(value)} must be an absolute path such as /content.")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise InvalidValue(f"The remote folder {value!r} contains a control character.")
+    return value

@@ -1,0 +1,3 @@
+from client_side.cli import main
+
+main()

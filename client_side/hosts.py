@@ -1,0 +1,38 @@
+"""`rdev list` and `rdev remove`: what rdev knows, and taking a host out of every place it wrote."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+from client_side import known_hosts, probe, registry, sshconfig
+from client_side.connect import checked_name
+from client_side.errors import BadInput
+from client_side.locking import changing_files
+
+
+def listing(as_json: bool) -> str:
+    entries = registry.load()
+    if as_json:
+        return json.dumps([asdict(e) for e in entries.values()], indent=2)
+    if not entries:
+        return "No hosts yet: 'rdev connect NAME --ticket ...' adds one."
+    rows = [("NAME", "ADDRESS", "USER", "TUNNEL", "FOLDER", "EXPIRES")]
+    rows += [(e.name, f"{e.host}:{e.port}", e.user, e.tunnel, e.workdir, e.expires or "-") for e in entries.values()]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def remove(name: str) -> str:
+    name = checked_name(name)
+    entries = registry.load()
+    if name not in entries and not sshconfig.has_entry(name):
+        raise BadInput(f"There is no host named {name!r}: 'rdev list' shows the hosts rdev knows.")
+    # Close the shared connection while the config still says where its socket is.
+    probe.close_master(name)
+    with changing_files():
+        sshconfig.remove_entry(name)
+        known_hosts.unpin(name)
+        entries.pop(name, None)
+        registry.save(entries)
+    return f"Removed {name}: its SSH config block, pinned host key and registry entry are gone."

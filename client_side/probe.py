@@ -1,0 +1,72 @@
+"""Checks with the real `ssh` binary and the config rdev wrote: what VS Code will do next, done first.
+
+rdev always passes `-F <home>/.ssh/config`, because OpenSSH finds its config from the password
+database's home, not from $HOME.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+from client_side import paths
+from client_side.errors import RdevError
+
+PROBE_TIMEOUT = 60
+
+# The first pattern found in ssh's error output decides the sentence the user sees.
+_FAILURES: list[tuple[str, str]] = [
+    ("REMOTE HOST IDENTIFICATION HAS CHANGED",
+     "{name}'s host key does not match the one pinned for it: if the runtime was restarted, "
+     "get its new ticket and run 'rdev connect {name}' again; otherwise someone may be in the way."),
+    ("Host key verification failed",
+     "{name}'s host key does not match the one pinned for it: get a fresh ticket and run 'rdev connect {name}' again."),
+    ("Permission denied",
+     "{name} refused rdev's key: start the server with the key that 'rdev key' prints (--authorized-key) and connect again."),
+    ("Could not resolve hostname",
+     "Cannot reach {name}: its host name does not resolve. Check the name, your VPN or tailnet, then try again."),
+    ("Connection refused",
+     "Cannot reach {name}: nothing listens there. Check that the server is still running and the ticket is current."),
+    ("timed out",
+     "Cannot reach {name}: the connection timed out. Check your network, VPN or tailnet and that the server runs."),
+    ("No route to host", "Cannot reach {name}: no route to the host. Check your network, VPN or tailnet."),
+    ("Network is unreachable", "Cannot reach {name}: the network is unreachable. Check your connection."),
+    ("Connection closed", "Cannot reach {name}: the server closed the connection. Check that it still runs, then try again."),
+    ("Connection reset", "Cannot reach {name}: the connection was reset. Check that the server still runs, then try again."),
+]
+
+
+def ssh_binary() -> str:
+    found = shutil.which("ssh")
+    if not found:
+        raise RdevError("The OpenSSH client (ssh) is not installed: install it (e.g. 'apt install openssh-client') and run again.")
+    return found
+
+
+def ssh_argv(name: str, *options: str) -> list[str]:
+    """`ssh -F <home>/.ssh/config [options] name`: the start of every ssh call rdev makes."""
+    return [ssh_binary(), "-F", str(paths.user_ssh_config()), *options, name]
+
+
+def explain(name: str, stderr: str) -> str:
+    for pattern, message in _FAILURES:
+        if pattern in stderr:
+            return message.format(name=name)
+    last = stderr.strip().splitlines()[-1] if stderr.strip() else "no error output"
+    return f"ssh to {name} failed ({last}): run 'rdev ssh {name}' or 'ssh -v {name}' to see more."
+
+
+def check(name: str) -> None:
+    """Run `true` on `name` in batch mode; raise RdevError with one sentence if it fails."""
+    argv = ssh_argv(name, "-o", "BatchMode=yes", "-o", "ConnectTimeout=20") + ["true"]
+    try:
+        result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=PROBE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise RdevError(f"Cannot reach {name}: ssh did not finish within {PROBE_TIMEOUT} s. Check the network and the server.") from None
+    if result.returncode != 0:
+        raise RdevError(explain(name, result.stderr))
+
+
+def close_master(name: str) -> None:
+    """End a shared connection to `name`, so the next ssh uses the config and keys as they are now."""
+    subprocess.run(ssh_argv(name, "-O", "exit"), stdin=subprocess.DEVNULL, capture_output=True, timeout=PROBE_TIMEOUT)

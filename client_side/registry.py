@@ -1,0 +1,74 @@
+"""The hosts rdev knows: `HostEntry` values kept in a TOML file in the user config folder.
+
+Read with tomllib (tomli before 3.11), written with tomli-w, atomically, under rdev's lock.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass, fields
+
+import tomli_w
+
+from bootstrap import validate
+from bootstrap.files import atomic_write, ensure_private_dir
+from bootstrap.ticket import Ticket
+from client_side import paths
+from client_side.errors import BadInput, RdevError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class HostEntry:
+    """One host as rdev writes it into the SSH config and opens it in the editor."""
+
+    name: str
+    host: str
+    port: int
+    user: str
+    tunnel: str = "direct"
+    workdir: str = "~"
+    runtime: str = "generic"
+    expires: str | None = None
+
+
+def from_ticket(name: str, ticket: Ticket) -> HostEntry:
+    return HostEntry(name=name, host=ticket.host, port=ticket.port, user=ticket.user, tunnel=ticket.tunnel,
+                     workdir=ticket.workdir, runtime=ticket.runtime, expires=ticket.expires)
+
+
+def load() -> dict[str, HostEntry]:
+    path = paths.registry()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise RdevError(f"The host list {path} cannot be read ({err}): fix or remove that file.") from None
+    known = {f.name for f in fields(HostEntry)}
+    entries = {}
+    for name, table in data.get("hosts", {}).items():
+        try:
+            values = {k: v for k, v in table.items() if k in known}
+            entries[name] = HostEntry(**{**values, "name": validate.name(name)})
+        except (TypeError, validate.InvalidValue):
+            raise RdevError(f"The entry for {name!r} in {path} is damaged: remove it with 'rdev remove {name}' or edit the file.") from None
+    return entries
+
+
+def get(name: str) -> HostEntry:
+    entry = load().get(name)
+    if entry is None:
+        raise BadInput(f"There is no host named {name!r}: 'rdev list' shows the hosts rdev knows.")
+    return entry
+
+
+def save(entries: dict[str, HostEntry]) -> None:
+    """Write the whole registry; call under `locking.changing_files()`."""
+    tables = {name: {k: v for k, v in asdict(e).items() if v is not None and k != "name"} for name, e in sorted(entries.items())}
+    ensure_private_dir(paths.config_dir())
+    atomic_write(paths.registry(), tomli_w.dumps({"hosts": tables}).encode())

@@ -1,0 +1,120 @@
+"""The part of the SSH config rdev owns: `~/.ssh/rdev/config`, and the one Include line that reaches it.
+
+rdev's own file is edited through sshconf. The user's `~/.ssh/config` is only ever given the
+Include line (with its comment) as its very first lines: OpenSSH takes the first value it
+obtains, and scopes an Include after a `Host` line to that host, so anything else there would
+change what rdev's options mean. Every path written is absolute and `%`-escaped, because
+OpenSSH expands `~` from the password database (not $HOME) and `%` as a token.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import sshconf
+
+from bootstrap.files import atomic_write
+from client_side import paths
+from client_side.errors import RdevError
+from client_side.known_hosts import alias
+from client_side.registry import HostEntry
+
+HEADER = "# Managed by rdev: this file is rewritten by 'rdev connect' and 'rdev remove'; edits here are lost."
+INCLUDE_COMMENT = "# Added by rdev: its hosts live in the file below. Keep this line first."
+# ssh appends a random suffix of about 17 bytes while binding, and %C is 40 hex digits.
+_SOCKET_PATH_MAX = 104 - 17
+
+
+def config_path(path: Path, token: str = "") -> str:
+    """A path as a config value: `%` escaped (then an ssh `token` such as `/%C` appended),
+    double-quoted when it holds white space."""
+    text = str(path).replace("%", "%%") + token
+    if '"' in text or any(ord(c) < 32 for c in text):
+        raise RdevError(f"The path {str(path)!r} contains a quote or control character, which an SSH config cannot hold.")
+    return f'"{text}"' if re.search(r"\s", text) else text
+
+
+def include_line() -> str:
+    return f"Include {config_path(paths.rdev_ssh_config())}"
+
+
+def host_options(entry: HostEntry) -> dict[str, str]:
+    """The options of one host block, in the order they are written."""
+    options = {
+        "HostName": entry.host,
+        "Port": str(entry.port),
+        "User": entry.user,
+        "HostKeyAlias": alias(entry.name),
+        "UserKnownHostsFile": config_path(paths.known_hosts()),
+        "StrictHostKeyChecking": "yes",
+        "IdentityFile": config_path(paths.private_key()),
+        "IdentitiesOnly": "yes",
+        "ServerAliveInterval": "15",
+        "ServerAliveCountMax": "4",
+    }
+    if _multiplexing():
+        # VS Code opens many connections; one master connection makes each later one instant.
+        options.update(ControlMaster="auto", ControlPath=config_path(paths.control_dir(), "/%C"),
+                       ControlPersist="10m")
+    return options
+
+
+def _multiplexing() -> bool:
+    # Windows' OpenSSH has no ControlMaster; a home so deep that the socket path would not fit goes without.
+    return os.name != "nt" and len(str(paths.control_dir())) + 41 <= _SOCKET_PATH_MAX
+
+
+def render(conf: sshconf.SshConfigFile) -> str:
+    # sshconf leaves a blank line behind for each host it removes; keep one between blocks.
+    return re.sub(r"\n{3,}", "\n\n", conf.config().strip("\n")) + "\n"
+
+
+def _load() -> sshconf.SshConfigFile:
+    try:
+        return sshconf.read_ssh_config_file(str(paths.rdev_ssh_config()))
+    except FileNotFoundError:
+        return sshconf.SshConfigFile([HEADER])
+
+
+def write_entry(entry: HostEntry) -> None:
+    """Add or replace the block of `entry.name`; call under `locking.changing_files()`."""
+    conf = _load()
+    if entry.name in conf.hosts():
+        conf.remove(entry.name)
+    conf.add(entry.name, **host_options(entry))
+    if _multiplexing():
+        paths.control_dir().mkdir(mode=0o700, exist_ok=True)
+    atomic_write(paths.rdev_ssh_config(), render(conf).encode())
+    ensure_include()
+
+
+def remove_entry(name: str) -> bool:
+    """Take `name`'s block out of rdev's file; False if it had none."""
+    conf = _load()
+    if name not in conf.hosts():
+        return False
+    conf.remove(name)
+    atomic_write(paths.rdev_ssh_config(), render(conf).encode())
+    return True
+
+
+def has_entry(name: str) -> bool:
+    return name in _load().hosts()
+
+
+def ensure_include() -> None:
+    """Put the Include line first in `~/.ssh/config`, leaving every other byte as it was."""
+    target = paths.user_ssh_config()
+    try:
+        original = target.read_bytes()
+    except FileNotFoundError:
+        original = None
+    newline = b"\r\n" if original and b"\r\n" in original else b"\n"
+    head = INCLUDE_COMMENT.encode() + newline + include_line().encode() + newline
+    if original is not None and original.startswith(head):
+        return
+    if original is not None and not paths.user_ssh_config_backup().exists():
+        atomic_write(paths.user_ssh_config_backup(), original)
+    atomic_write(target, head + (original or b""))

@@ -1,0 +1,53 @@
+"""`python -m colab_side serve|stop`: the runtime side's command line (argparse: no typer needed here)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bootstrap.validate import InvalidValue
+from colab_side.errors import ServeError
+from colab_side.server import serve, stop
+from colab_side.tunnels import PROVIDERS
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m colab_side", description="Serve this machine over SSH for rdev.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("serve", help="start the private sshd and tunnel, print the ticket")
+    run.add_argument("--tunnel", choices=PROVIDERS, default="direct")
+    run.add_argument("--authorized-key", action="append", default=[], metavar="KEY",
+                     help="a public key allowed to log in (the output of 'rdev key'); repeatable")
+    run.add_argument("--user", help="the account to serve (default: the current one; others need root)")
+    run.add_argument("--listen", default="127.0.0.1", metavar="ADDR", help="address sshd listens on (default 127.0.0.1)")
+    run.add_argument("--port", type=int, help="sshd's port (default: a free one)")
+    run.add_argument("--workdir", metavar="DIR", help="the folder the editor opens")
+    run.add_argument("--ticket-file", metavar="PATH", help="also write the ticket to this file")
+    run.add_argument("--state-dir", metavar="DIR", help="where sshd's config, keys, pid and log live")
+    run.add_argument("--no-keep-alive", dest="keep_alive", action="store_false",
+                     help="return once the ticket is printed; the server keeps running")
+    halt = commands.add_parser("stop", help="stop the server and every session under it")
+    halt.add_argument("--state-dir", metavar="DIR")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "stop":
+            print("Stopped." if stop(args.state_dir) else "No server was running.")
+            return 0
+        serve(tunnel=args.tunnel, authorized_keys=args.authorized_key, user=args.user, listen=args.listen,
+              port=args.port, workdir=args.workdir, ticket_file=args.ticket_file, state_dir=args.state_dir,
+              keep_alive=args.keep_alive, out=lambda line: print(line, flush=True))
+    except InvalidValue as err:
+        print(f"rdev: {err}", file=sys.stderr)
+        return 2
+    except ServeError as err:
+        print(f"rdev: {err}", file=sys.stderr)
+        return err.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

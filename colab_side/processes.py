@@ -1,0 +1,85 @@
+"""Finding and ending the processes a server started, from any later process (`stop`)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+
+def read_pid(pid_file: Path) -> int | None:
+    try:
+        return int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def is_ours(pid: int, marker: str) -> bool:
+    """True if `pid` runs and its command line names `marker` (our state folder), so a reused pid is never killed."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    return marker in cmdline
+
+
+def descendants(pid: int) -> list[int]:
+    """All processes below `pid`. sshd's per-connection children call setsid(), so a process
+    group kill would miss them; the parent links in /proc still lead back to the listener."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name in field 2 may hold spaces and parentheses: split after the last ')'.
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie has exited; only its parent has yet to reap it.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def terminate(pids: list[int], timeout: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL whatever is still there after `timeout` seconds."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(alive(pid) for pid in pids):
+            time.sleep(0.05)
+        if not any(alive(pid) for pid in pids):
+            return
+
+
+def stop_tree(pid_file: Path, marker: str) -> bool:
+    """End the process named in `pid_file` and everything below it; False if it was not running."""
+    pid = read_pid(pid_file)
+    running = pid is not None and is_ours(pid, marker)
+    if running:
+        terminate([pid, *descendants(pid)])
+    pid_file.unlink(missing_ok=True)
+    return running

@@ -1,0 +1,154 @@
+"""`serve()` and `stop()`: private sshd + tunnel -> ticket, and tearing them down again."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import pwd
+import subprocess
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from bootstrap import validate
+from bootstrap.files import atomic_write, ensure_private_dir
+from bootstrap.ticket import Ticket, utc_timestamp
+from colab_side import runtime
+from colab_side.environment import session_environment
+from colab_side.errors import ServeError
+from colab_side.sshd import Sshd, ensure_sshd, free_port, stop_sshd
+from colab_side.tunnels import Endpoint, Tunnel, make_tunnel
+
+
+def default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "rdev" / "server"
+
+
+@dataclass
+class Server:
+    """What `serve()` returns: the ticket, the endpoint, and a way to stop it all."""
+
+    ticket: str
+    endpoint: Endpoint
+    state_dir: Path
+    sshd: Sshd
+    tunnel: Tunnel
+
+    def stop(self) -> None:
+        self.tunnel.stop()
+        stop(self.state_dir)
+
+
+def serve(
+    tunnel: str = "direct",
+    authorized_keys: Iterable[str] = (),
+    user: str | None = None,
+    listen: str = "127.0.0.1",
+    port: int | None = None,
+    workdir: str | None = None,
+    ticket_file: str | os.PathLike | None = None,
+    state_dir: str | os.PathLike | None = None,
+    keep_alive: bool = True,
+    password: str | None = None,
+    out: Callable[[str], None] = print,
+) -> Server:
+    """Start the private sshd behind `tunnel`, print the ticket, and (by default) keep the runtime busy."""
+    timings: list[tuple[str, float]] = []
+    keys = [k.strip() for k in authorized_keys if k.strip()]
+    if not keys and password is None:
+        raise ServeError("No key to let in: pass --authorized-key \"$(rdev key)\" (the output of 'rdev key' on your laptop).", 2)
+    account = _account(user)
+    listen = validate.host(listen)
+    state = Path(state_dir) if state_dir else default_state_dir()
+    kind = runtime.detect()
+    workdir = validate.remote_path(workdir or runtime.default_workdir(kind, Path(account.pw_dir)))
+    provider = make_tunnel(tunnel, listen=listen)
+
+    with _timed("sshd binary", timings):
+        binary = ensure_sshd()
+    # One sshd per state folder: a second serve replaces the first instead of adding to it.
+    stop(state)
+    sshd = Sshd(state=state, binary=binary, listen=listen, port=validate.port(port) if port else free_port(listen),
+                user=account.pw_name, authorized_keys=keys, environment=session_environment(dict(os.environ)),
+                password_login=password is not None)
+    with _timed("host key and config", timings):
+        ensure_private_dir(state)
+        if password is not None:
+            _set_password(account.pw_name, password)
+        sshd.prepare()
+    with _timed("sshd start", timings):
+        sshd.start()
+    with _timed(f"{tunnel} tunnel", timings):
+        endpoint = provider.start(sshd.port)
+
+    started = datetime.now(timezone.utc)
+    ends = runtime.expires(kind, started)
+    ticket = Ticket(tunnel=endpoint.tunnel, host=endpoint.host, port=endpoint.port, user=account.pw_name,
+                    host_keys=tuple(sshd.public_host_keys()), workdir=workdir, runtime=kind,
+                    started=utc_timestamp(started), expires=utc_timestamp(ends) if ends else None).encode()
+    _write_ticket(state / "ticket", ticket)
+    if ticket_file:
+        _write_ticket(Path(ticket_file), ticket)
+    out(", ".join(f"{step} {seconds:.2f} s" for step, seconds in timings))
+    out(f"sshd for {account.pw_name} on {listen}:{sshd.port}, reached {endpoint.tunnel} at {endpoint.host}:{endpoint.port}. "
+        "On your laptop run: rdev connect NAME --ticket <the line below>")
+    out(ticket)
+    server = Server(ticket=ticket, endpoint=endpoint, state_dir=state, sshd=sshd, tunnel=provider)
+    if keep_alive:
+        _keep_alive(server, out)
+    return server
+
+
+def stop(state_dir: str | os.PathLike | None = None) -> bool:
+    """Stop the server of `state_dir` and every session under it; False if none was running."""
+    state = Path(state_dir) if state_dir else default_state_dir()
+    return stop_sshd(state)
+
+
+def _account(user: str | None) -> pwd.struct_passwd:
+    name = validate.user(user) if user else getpass.getuser()
+    try:
+        account = pwd.getpwnam(name)
+    except KeyError:
+        raise ServeError(f"There is no user {name!r} on this machine: pass an existing --user.", 2) from None
+    if os.geteuid() != 0 and account.pw_uid != os.geteuid():
+        raise ServeError(f"Only root can serve another user: run as {name} or leave out --user.", 2)
+    return account
+
+
+def _set_password(user: str, password: str) -> None:
+    if os.geteuid() != 0:
+        raise ServeError("Only root can set a login password: serve with keys only, or run as root.", 2)
+    # chpasswd reads the secret on stdin, so it never shows in a process list.
+    result = subprocess.run(["chpasswd"], input=f"{user}:{password}\n", text=True, capture_output=True)
+    if result.returncode != 0:
+        raise ServeError(f"Setting the password of {user} failed: chpasswd said {result.stderr.strip()[:200]!r}.")
+
+
+def _write_ticket(path: Path, ticket: str) -> None:
+    try:
+        atomic_write(path, (ticket + "\n").encode(), mode=0o600)
+    except OSError as err:
+        raise ServeError(f"Could not write the ticket to {path}: {err.strerror}.") from None
+
+
+def _keep_alive(server: Server, out: Callable[[str], None]) -> None:
+    """Keep the cell busy while sshd runs; an interrupt ends this loop only, never the server."""
+    try:
+        while server.sshd.alive():
+            time.sleep(5)
+        out(f"sshd has stopped: {server.sshd.last_log_line()}")
+    except KeyboardInterrupt:
+        out("Stopped waiting; the server goes on. Stop it with colab_side.stop() or 'python -m colab_side stop'.")
+
+
+@contextmanager
+def _timed(step: str, timings: list[tuple[str, float]]) -> Iterator[None]:
+    """Append (step, seconds) to `timings`, for the times `serve` reports."""
+    start = time.monotonic()
+    yield
+    timings.append((step, time.monotonic() - start))

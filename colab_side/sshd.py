@@ -1,0 +1,200 @@
+"""The private OpenSSH server: its own config, host key, pid file and log in a state folder.
+
+It never touches the system's /etc/ssh/sshd_config or a running system sshd. As root it can
+log in any user; as an ordinary user it can only log in that same user, on a high port.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bootstrap.files import atomic_write, ensure_private_dir
+from colab_side import processes
+from colab_side.environment import setenv_lines
+from colab_side.errors import ServeError
+
+_SBIN = ("/usr/sbin/sshd", "/usr/local/sbin/sshd", "/sbin/sshd")
+_APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
+READY_TIMEOUT = 15.0
+
+
+def find_sshd() -> str | None:
+    found = shutil.which("sshd")
+    return found or next((p for p in _SBIN if os.access(p, os.X_OK)), None)
+
+
+def ensure_sshd() -> str:
+    """Path of sshd; as root on Debian/Ubuntu install openssh-server when it is missing."""
+    found = find_sshd()
+    if found:
+        return found
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise ServeError(
+            "OpenSSH's server (sshd) is not installed and cannot be installed from here: "
+            "install it (e.g. 'sudo apt-get install openssh-server') and run again."
+        )
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "openssh-server"]
+    # The package lists are usually fresh enough; `apt-get update` costs seconds, so only on failure.
+    if _run_apt(install) != 0 and (_run_apt(["apt-get", "update", "-q"]) != 0 or _run_apt(install) != 0):
+        raise ServeError("Installing openssh-server with apt-get failed: run 'apt-get install openssh-server' to see why.")
+    found = find_sshd()
+    if not found:
+        raise ServeError("openssh-server was installed but no sshd binary was found on this machine.")
+    return found
+
+
+def _run_apt(argv: list[str]) -> int:
+    env = {**os.environ, **_APT_ENV}
+    return subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode
+
+
+def free_port(address: str) -> int:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((address, 0))
+        return sock.getsockname()[1]
+
+
+def _quoted(path: Path) -> str:
+    text = str(path)
+    if '"' in text or any(ord(c) < 32 for c in text):
+        raise ServeError(f"The state folder {text!r} contains a quote or control character: choose another --state-dir.")
+    return f'"{text}"'
+
+
+@dataclass
+class Sshd:
+    """One private sshd serving one user from `state`."""
+
+    state: Path
+    binary: str
+    listen: str
+    port: int
+    user: str
+    authorized_keys: list[str]
+    environment: dict[str, str] = field(default_factory=dict)
+    password_login: bool = False
+
+    @property
+    def config_file(self) -> Path:
+        return self.state / "sshd_config"
+
+    @property
+    def host_key(self) -> Path:
+        return self.state / "ssh_host_ed25519_key"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.state / "sshd.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.state / "sshd.log"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.state / "keys"
+
+    def prepare(self) -> None:
+        """Write the host key (kept across restarts, so a pinned key stays valid), keys and config."""
+        ensure_private_dir(self.state)
+        if not self.host_key.exists():
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "rdev-host", "-f", str(self.host_key)],
+                           check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        # sshd reads authorized keys with the target user's privileges, so that user must own them.
+        account = pwd.getpwnam(self.user)
+        ensure_private_dir(self.keys_dir)
+        atomic_write(self.keys_dir / "authorized_keys", "".join(k.strip() + "\n" for k in self.authorized_keys).encode())
+        if os.geteuid() == 0:
+            for path in (self.keys_dir, self.keys_dir / "authorized_keys"):
+                os.chown(path, account.pw_uid, account.pw_gid)
+        atomic_write(self.config_file, self.render_config().encode())
+
+    def render_config(self) -> str:
+        root_login = "yes" if self.password_login else "prohibit-password"
+        keys_path = _quoted(self.keys_dir / "authorized_keys").replace("%", "%%")
+        lines = [
+            "# Written by rdev: a private sshd for one user; the system's sshd is not touched.",
+            f"Port {self.port}",
+            f"ListenAddress {self.listen}",
+            f"HostKey {_quoted(self.host_key)}",
+            f"PidFile {_quoted(self.pid_file)}",
+            f"AuthorizedKeysFile {keys_path}",
+            f"AllowUsers {self.user}",
+            "PubkeyAuthentication yes",
+            f"PasswordAuthentication {'yes' if self.password_login else 'no'}",
+            "KbdInteractiveAuthentication no",
+            f"PermitRootLogin {root_login}",
+            # PAM cannot run as an ordinary user, and pam_loginuid fails in many containers.
+            "UsePAM no",
+            # Our key file sits in a 0700 folder we created; StrictModes would also reject every
+            # parent folder that is group-writable, such as /tmp for a test's state folder.
+            "StrictModes no",
+            "PrintMotd no",
+            "X11Forwarding no",
+            "AllowTcpForwarding yes",
+            "ClientAliveInterval 30",
+            "ClientAliveCountMax 4",
+            "Subsystem sftp internal-sftp",
+            *setenv_lines(self.environment),
+        ]
+        return "\n".join(lines) + "\n"
+
+    def start(self) -> None:
+        """Start sshd in the foreground mode of its own session, so it outlives this process."""
+        if os.geteuid() == 0:
+            # Privilege separation needs this folder, which only the system service creates.
+            Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        self.log_file.unlink(missing_ok=True)
+        process = subprocess.Popen(
+            [self.binary, "-D", "-f", str(self.config_file), "-E", str(self.log_file)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self._wait_ready(process)
+
+    def _wait_ready(self, process: subprocess.Popen) -> None:
+        target = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.listen, self.listen)
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise ServeError(f"sshd stopped at start: {self.last_log_line()}")
+            try:
+                with socket.create_connection((target, self.port), timeout=1) as sock:
+                    if sock.recv(8).startswith(b"SSH-"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        process.kill()
+        raise ServeError(f"sshd did not answer on {target}:{self.port} within {READY_TIMEOUT:.0f} s: {self.last_log_line()}")
+
+    def last_log_line(self) -> str:
+        try:
+            lines = self.log_file.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            lines = []
+        return lines[-1] if lines else "it wrote no log."
+
+    def alive(self) -> bool:
+        pid = processes.read_pid(self.pid_file)
+        return pid is not None and processes.is_ours(pid, str(self.config_file))
+
+    def public_host_keys(self) -> list[str]:
+        fields = Path(f"{self.host_key}.pub").read_text().split()
+        return [f"{fields[0]} {fields[1]}"]
+
+    def stop(self) -> bool:
+        return stop_sshd(self.state)
+
+
+def stop_sshd(state: Path) -> bool:
+    """Stop the sshd of `state` and every session under it; False if none was running."""
+    return processes.stop_tree(state / "sshd.pid", str(state / "sshd_config"))

@@ -1,0 +1,49 @@
+"""Tunnel providers: how the laptop reaches the private sshd.
+
+Every provider takes the local sshd port and answers with the public `Endpoint` that goes into
+the ticket. The supervisor only needs `start`, `alive` and `stop`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from colab_side.errors import ServeError
+
+PROVIDERS = ("direct", "cloudflared", "ngrok")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the laptop connects: the ticket's tunnel, host and port."""
+
+    tunnel: str
+    host: str
+    port: int
+
+
+class Tunnel(ABC):
+    name: str
+
+    @abstractmethod
+    def start(self, local_port: int) -> Endpoint:
+        """Expose 127.0.0.1:`local_port` (or the listen address) and return the public endpoint."""
+
+    @abstractmethod
+    def alive(self) -> bool:
+        """False once the tunnel has died and needs a restart."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """End the tunnel; safe to call twice."""
+
+
+def make_tunnel(name: str, *, listen: str) -> Tunnel:
+    if name == "direct":
+        from colab_side.tunnels.direct import DirectTunnel
+
+        return DirectTunnel(listen)
+    if name in PROVIDERS:
+        raise ServeError(f"The {name} tunnel is not available in this version of rdev yet: use --tunnel direct.", 2)
+    raise ServeError(f"Unknown tunnel {name!r}: choose one of {', '.join(PROVIDERS)}.", 2)
