@@ -1,0 +1,75 @@
+"""Shared fixtures: a throwaway HOME for every test, the rdev CLI as a child process, a real sshd."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A short temporary HOME (ControlPath sockets need short paths) with XDG folders inside it."""
+    root = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))
+    home = root / "h"
+    home.mkdir(mode=0o700)
+    monkeypatch.setenv("HOME", str(home))
+    for var, sub in (("XDG_CONFIG_HOME", "cfg"), ("XDG_STATE_HOME", "state"), ("XDG_CACHE_HOME", "cache"),
+                     ("XDG_DATA_HOME", "data")):
+        monkeypatch.setenv(var, str(root / sub))
+    monkeypatch.delenv("RDEV_EDITOR", raising=False)
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
+    yield home
+    close_masters(home)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def close_masters(home: Path) -> None:
+    """End the ControlMaster processes a test's ssh left behind."""
+    sockets = home / ".ssh" / "rdev" / "cm"
+    for sock in sockets.glob("*") if sockets.exists() else []:
+        subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "x"], capture_output=True, timeout=30)
+
+
+def run_module(module: str, *args: str, input: str | None = None, env: dict | None = None,
+               timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *args], input=input, capture_output=True, text=True,
+                          env=env or os.environ.copy(), timeout=timeout, cwd=REPO)
+
+
+@pytest.fixture
+def rdev(home: Path) -> Callable[..., subprocess.CompletedProcess]:
+    """Run `rdev ARGS...` as a child process in the test's HOME."""
+    def run(*args: str, input: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+        return run_module("client_side", *args, input=input, env=env)
+    return run
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under `root` with its bytes, to prove a failed command wrote nothing."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def serve(home: Path, *args: str, env: dict | None = None) -> str:
+    """Start a private sshd (tunnel direct) for rdev's key in `home`; return the ticket."""
+    key = run_module("client_side", "key").stdout.strip()
+    state = home.parent / "server"
+    result = run_module("colab_side", "serve", "--authorized-key", key, "--state-dir", str(state),
+                        "--no-keep-alive", *args, env=env)
+    assert result.returncode == 0, result.stderr
+    return next(line for line in result.stdout.splitlines() if line.startswith("rdev1."))
+
+
+@pytest.fixture
+def server(home: Path) -> Iterator[Callable[..., str]]:
+    """`server(*serve_args)` starts a real sshd in the test's state folder; all are stopped after the test."""
+    yield lambda *args, env=None: serve(home, *args, env=env)
+    run_module("colab_side", "stop", "--state-dir", str(home.parent / "server"))
