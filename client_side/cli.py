@@ -36,7 +36,7 @@ def key() -> None:
 
 @app.command()
 def connect(
-    name: str = typer.Argument(..., help="the name to use for this host, e.g. colab"),
+    name: str = typer.Argument(..., metavar="NAME", help="the name to use for this host, e.g. colab"),
     ticket: Optional[str] = typer.Option(None, "--ticket", help="the ticket line, or - to read it from stdin"),
     no_open: bool = typer.Option(False, "--no-open", help="set up and check SSH, but do not open the editor"),
     path: Optional[str] = typer.Option(None, "--path", help="remote folder to open (default: the ticket's)"),
@@ -57,7 +57,7 @@ def list_hosts(as_json: bool = typer.Option(False, "--json", help="print JSON"))
 
 
 @app.command()
-def remove(name: str = typer.Argument(..., help="the host to forget")) -> None:
+def remove(name: str = typer.Argument(..., metavar="NAME", help="the host to forget")) -> None:
     """Remove NAME's SSH config block, pinned host key and registry entry."""
     from client_side import hosts
 

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Set up this checkout on a fresh Debian/Ubuntu machine: OpenSSH (client and server), a Secret
+# Service for the keyring tests, and a virtual environment .venv with rdev and its test extras.
+# System packages are installed only when missing (and need root); running it again is quick.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v ssh >/dev/null || missing+=(openssh-client)
+[ -x /usr/sbin/sshd ] || command -v sshd >/dev/null || missing+=(openssh-server)
+command -v gnome-keyring-daemon >/dev/null || missing+=(gnome-keyring)
+command -v dbus-run-session >/dev/null || missing+=(dbus)
+python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: please install ${missing[*]} (e.g. sudo apt-get install ${missing[*]}) and run again." >&2
+    exit 1
+  fi
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'

@@ -1,0 +1,117 @@
+"""The `rdev` command line: help for every command, and bad input refused with exit 2, one line,
+no traceback and no file written."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bootstrap.ticket import Ticket
+from tests.conftest import snapshot
+
+COMMANDS = ["key", "connect", "list", "remove", "demo"]
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBE+xhRFLLxxd3SfP8sMd79hDgoYCVaMFDCAV8EmNVOL"
+GOOD = Ticket(tunnel="direct", host="127.0.0.1", port=2222, user="root", host_keys=(HOST_KEY,), workdir="/content",
+              runtime="colab", started="2026-11-22T01:00:00Z", expires="2026-11-22T13:00:00Z")
+BAD_TOKENS = ["two words", "new\nline", 'quo"te', "it's", "hash#tag", "per%cent", "equals=sign", "-leading", "tab\there"]
+
+
+def tampered(**fields: object) -> str:
+    raw = json.loads(base64.urlsafe_b64decode(GOOD.encode()[6:] + "=="))
+    raw.update(fields)
+    return "rdev1." + base64.urlsafe_b64encode(json.dumps(raw).encode()).rstrip(b"=").decode()
+
+
+def test_top_level_help(rdev) -> None:
+    result = rdev("--help")
+    assert result.returncode == 0
+    for command in COMMANDS:
+        assert command in result.stdout
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(rdev, command: str) -> None:
+    result = rdev(command, "--help")
+    assert result.returncode == 0 and "Usage: rdev " + command in result.stdout
+
+
+def test_runtime_side_help() -> None:
+    from tests.conftest import run_module
+
+    for args in (["--help"], ["serve", "--help"], ["stop", "--help"]):
+        result = run_module("colab_side", *args)
+        assert result.returncode == 0 and "usage:" in result.stdout
+
+
+def assert_refused(result: subprocess.CompletedProcess, home: Path, before: dict[str, bytes]) -> None:
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("rdev: ") and result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert snapshot(home.parent) == before
+
+
+@pytest.mark.parametrize("name", BAD_TOKENS + ["star*", "q?", "bang!", "com,ma", ""])
+def test_bad_name_is_refused_before_anything_is_written(home: Path, rdev, name: str) -> None:
+    before = snapshot(home.parent)
+    # After `--` a leading '-' reaches rdev instead of being read as an option.
+    assert_refused(rdev("connect", "--ticket", GOOD.encode(), "--no-open", "--", name), home, before)
+
+
+@pytest.mark.parametrize("field", ["host", "user"])
+@pytest.mark.parametrize("value", BAD_TOKENS)
+def test_bad_host_or_user_in_ticket_is_refused(home: Path, rdev, field: str, value: str) -> None:
+    before = snapshot(home.parent)
+    result = rdev("connect", "box", "--ticket", tampered(**{field: value}), "--no-open")
+    assert_refused(result, home, before)
+    assert f"'{field}'" in result.stderr
+
+
+@pytest.mark.parametrize("ticket", [
+    "hello",
+    "rdev1.",
+    "rdev1.!!!notbase64",
+    GOOD.encode()[:40],
+    GOOD.encode()[:-7],
+    GOOD.encode().replace("rdev1.", "rdev2."),
+    tampered(v=2),
+    tampered(port=0),
+    tampered(tunnel="teleport"),
+    tampered(host_keys=["ssh-ed25519 AAAAnotakey"]),
+    "rdev1." + base64.urlsafe_b64encode(b"[1, 2]").decode(),
+])
+def test_bad_ticket_is_refused(home: Path, rdev, ticket: str) -> None:
+    before = snapshot(home.parent)
+    assert_refused(rdev("connect", "box", "--ticket", ticket, "--no-open"), home, before)
+
+
+def test_ticket_from_stdin_is_checked_too(home: Path, rdev) -> None:
+    before = snapshot(home.parent)
+    assert_refused(rdev("connect", "box", input="not a ticket\n"), home, before)
+
+
+def test_missing_editor_is_refused_before_writing(home: Path, rdev) -> None:
+    before = snapshot(home.parent)
+    assert_refused(rdev("connect", "box", "--ticket", GOOD.encode(), "--editor", "/nonexistent/code"), home, before)
+
+
+def test_remove_unknown_host(home: Path, rdev) -> None:
+    before = snapshot(home.parent)
+    assert_refused(rdev("remove", "nothere"), home, before)
+
+
+def test_key_is_stable_and_private(home: Path, rdev) -> None:
+    first = rdev("key")
+    assert first.returncode == 0 and first.stdout.startswith("ssh-ed25519 ")
+    assert rdev("key").stdout == first.stdout
+    check = subprocess.run(["ssh-keygen", "-y", "-f", str(home / ".ssh" / "rdev" / "id_ed25519")],
+                           capture_output=True, text=True)
+    assert check.stdout.split()[:2] == first.stdout.split()[:2]
+
+
+def test_list_empty(rdev) -> None:
+    assert rdev("list").stdout.startswith("No hosts yet")
+    assert json.loads(rdev("list", "--json").stdout) == []
