@@ -12,7 +12,7 @@ import binascii
 import json
 import struct
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from bootstrap import validate
 
@@ -67,7 +67,9 @@ def parse(text: str) -> Ticket:
             "This ticket is from another version of rdev: run the same rdev version on both sides."
         )
     fields = _decode(text[len(PREFIX):])
-    if fields.get("v") != 1:
+    if "v" not in fields:
+        raise TicketError("The ticket has no 'v' (version) field: copy the whole ticket line again.")
+    if fields["v"] != 1:
         raise TicketError(
             f"The ticket has version {fields.get('v')!r}, but this rdev reads version 1: "
             "run the same rdev version on both sides."
@@ -118,7 +120,8 @@ def _checked(fields: dict, key: str, check, kind: type = str):
     try:
         return check(value)
     except validate.InvalidValue as err:
-        raise TicketError(f"The ticket's '{key}' is refused. {err}") from None
+        reason = str(err)
+        raise TicketError(f"The ticket's '{key}' is refused, because {reason[0].lower()}{reason[1:]}") from None
 
 
 def _host_keys(value: object) -> tuple[str, ...]:
@@ -128,19 +131,42 @@ def _host_keys(value: object) -> tuple[str, ...]:
 
 
 def _host_key(line: object) -> str:
-    """One OpenSSH public key line, reduced to `type base64` after checking the blob names the same type."""
+    """One OpenSSH public key line, reduced to `type base64` once its blob parses as that type."""
     parts = line.split() if isinstance(line, str) else []
     if len(parts) < 2 or parts[0] not in HOST_KEY_TYPES:
         raise TicketError(f"The ticket's 'host_keys' holds {line!r}, which is not an SSH public key.")
     try:
-        blob = base64.b64decode(parts[1], validate=True)
-        (size,) = struct.unpack(">I", blob[:4])
-        sound = blob[4 : 4 + size].decode("ascii") == parts[0] and len(blob) > 4 + size
-    except (binascii.Error, struct.error, UnicodeDecodeError):
-        sound = False
-    if not sound:
-        raise TicketError(f"The ticket's host key of type {parts[0]} does not parse: it was altered.")
+        fields = _wire_strings(base64.b64decode(parts[1], validate=True))
+    except (binascii.Error, ValueError):
+        fields = []
+    if not _key_shape_ok(parts[0], fields):
+        raise TicketError(f"The ticket's 'host_keys' holds a host key of type {parts[0]} that does not parse: it was altered.")
     return f"{parts[0]} {parts[1]}"
+
+
+def _wire_strings(blob: bytes) -> list[bytes]:
+    """Split an SSH wire-format key blob into its length-prefixed fields; the blob must end exactly."""
+    fields, offset = [], 0
+    while offset < len(blob):
+        if offset + 4 > len(blob):
+            raise ValueError("length cut short")
+        (size,) = struct.unpack(">I", blob[offset : offset + 4])
+        offset += 4
+        if offset + size > len(blob):
+            raise ValueError("field cut short")
+        fields.append(blob[offset : offset + size])
+        offset += size
+    return fields
+
+
+def _key_shape_ok(kind: str, fields: list[bytes]) -> bool:
+    if not fields or fields[0] != kind.encode():
+        return False
+    if kind == "ssh-ed25519":
+        return len(fields) == 2 and len(fields[1]) == 32
+    if kind.startswith("ecdsa-"):
+        return len(fields) == 3 and fields[1] == kind.rsplit("-", 1)[1].encode() and len(fields[2]) > 32
+    return len(fields) == 3 and len(fields[2]) >= 128  # ssh-rsa: exponent, then a modulus of 1024 bits or more
 
 
 def _time(fields: dict, key: str) -> str:
@@ -149,6 +175,6 @@ def _time(fields: dict, key: str) -> str:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except (AttributeError, ValueError):
         moment = None
-    if moment is None or moment.utcoffset() is None:
+    if moment is None or moment.utcoffset() != timedelta(0):
         raise TicketError(f"The ticket's '{key}' is not a UTC time in ISO-8601 form.")
     return value

@@ -19,16 +19,12 @@ class InvalidValue(ValueError):
     """A value a user or a ticket gave that rdev will not put into a config or a command line."""
 
 
-def _shown(value: str) -> str:
-    return repr(value) if value else "an empty value"
-
-
 def name(value: str) -> str:
     """A host alias rdev writes: lower case (VS Code lower-cases it), letters, digits, `.`, `_`, `-`."""
     lowered = value.lower()
     if not _NAME.fullmatch(lowered):
         raise InvalidValue(
-            f"The name {_shown(value)} cannot be used: use 1 to 63 letters, digits, '.', '_' or '-', "
+            f"The name {value!r} cannot be used: use 1 to 63 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit (for example 'colab' or 'gpu1')."
         )
     return lowered
@@ -36,14 +32,17 @@ def name(value: str) -> str:
 
 def host(value: str) -> str:
     """A DNS name or an IP address; nothing OpenSSH would read as a pattern, token or option."""
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        pass
+    # ipaddress accepts anything after `%` as an IPv6 zone id; a zone has no use in a ticket or a
+    # config, and its text could carry a newline into the config.
+    if "%" not in value:
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            pass
     labels = value.split(".")
     if not value or len(value) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
         raise InvalidValue(
-            f"The host {_shown(value)} is not a host name or an IP address: "
+            f"The host {value!r} is not a host name or an IP address: "
             "use letters, digits, '-' and '.' only (for example 'gpu1.example.edu')."
         )
     return value
@@ -53,7 +52,7 @@ def user(value: str) -> str:
     """A login name: letters, digits, `_`, `.`, `@`, `-`, not starting with `-`."""
     if not _USER.fullmatch(value):
         raise InvalidValue(
-            f"The user {_shown(value)} is not a valid login name: "
+            f"The user {value!r} is not a valid login name: "
             "use letters, digits, '_', '.', '@' or '-', not starting with '-'."
         )
     return value
@@ -61,11 +60,9 @@ def user(value: str) -> str:
 
 def port(value: int | str) -> int:
     """A TCP port, 1 to 65535."""
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = 0
-    if isinstance(value, bool) or not 1 <= number <= 65535:
+    text = str(value)
+    number = int(text) if text.isdigit() and not isinstance(value, bool) else 0
+    if not 1 <= number <= 65535:
         raise InvalidValue(f"The port {value!r} is not a number from 1 to 65535.")
     return number
 
@@ -77,7 +74,7 @@ def remote_path(value: str) -> str:
     so spaces are allowed.
     """
     if not value or not (value.startswith("/") or value == "~" or value.startswith("~/")):
-        raise InvalidValue(f"The remote folder {_shown(value)} must be an absolute path such as /content.")
+        raise InvalidValue(f"The remote folder {value!r} must be an absolute path such as /content.")
     if any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise InvalidValue(f"The remote folder {value!r} contains a control character.")
     return value

@@ -21,7 +21,7 @@ _PER_PROCESS = {
 _PER_PROCESS_PREFIXES = ("SSH_", "XDG_SESSION_", "JPY_", "PYDEVD_", "VSCODE_", "TERM_", "RDEV_")
 # Secrets must not be written into sshd's config file, so anything named like one stays out;
 # a session that needs a token reads it the way the notebook did.
-_SECRET = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|AUTH|PRIVATE", re.IGNORECASE)
+_SECRET = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|AUTH|PRIVATE|(^|_)KEY($|_)", re.IGNORECASE)
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
