@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 import tomli_w
 
@@ -49,15 +50,26 @@ def load() -> dict[str, HostEntry]:
         return {}
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         raise RdevError(f"The host list {path} cannot be read ({err}): fix or remove that file.") from None
+    hosts = data.get("hosts", {})
+    if not isinstance(hosts, dict) or not all(isinstance(t, dict) for t in hosts.values()):
+        raise RdevError(f"The host list {path} is not laid out as rdev writes it: fix or remove that file.")
+    return {name: _entry(name, table, path) for name, table in hosts.items()}
+
+
+def _entry(name: str, table: dict, path: Path) -> HostEntry:
+    """A HostEntry from its TOML table, checked like any user input: the file may have been edited."""
     known = {f.name for f in fields(HostEntry)}
-    entries = {}
-    for name, table in data.get("hosts", {}).items():
-        try:
-            values = {k: v for k, v in table.items() if k in known}
-            entries[name] = HostEntry(**{**values, "name": validate.name(name)})
-        except (TypeError, validate.InvalidValue):
-            raise RdevError(f"The entry for {name!r} in {path} is damaged: remove it with 'rdev remove {name}' or edit the file.") from None
-    return entries
+    try:
+        entry = HostEntry(**{k: v for k, v in table.items() if k in known}, name=name)
+        if (validate.name(entry.name) != name or validate.host(entry.host) != entry.host
+                or not isinstance(entry.port, int)):
+            raise validate.InvalidValue("not as rdev writes it")
+        validate.port(entry.port)
+        validate.user(entry.user)
+        validate.remote_path(entry.workdir)
+    except (TypeError, AttributeError, validate.InvalidValue):
+        raise RdevError(f"The entry for {name!r} in {path} is damaged: fix that table in the file or delete it.") from None
+    return entry
 
 
 def get(name: str) -> HostEntry:

@@ -23,21 +23,23 @@ from client_side.registry import HostEntry
 
 HEADER = "# Managed by rdev: this file is rewritten by 'rdev connect' and 'rdev remove'; edits here are lost."
 INCLUDE_COMMENT = "# Added by rdev: its hosts live in the file below. Keep this line first."
-# ssh appends a random suffix of about 17 bytes while binding, and %C is 40 hex digits.
-_SOCKET_PATH_MAX = 104 - 17
+# While binding, ssh adds "." and 16 random characters, and the path needs its NUL byte within
+# sun_path (104 bytes on macOS and the BSDs, 108 on Linux); %C is 40 hex digits.
+_SOCKET_PATH_MAX = 104 - 18
 
 
-def config_path(path: Path, token: str = "") -> str:
-    """A path as a config value: `%` escaped (then an ssh `token` such as `/%C` appended),
-    double-quoted when it holds white space."""
-    text = str(path).replace("%", "%%") + token
+def config_path(path: Path, token: str = "", expands: bool = True) -> str:
+    """A path as a config value: `%` escaped where the option `expands` tokens (then an ssh
+    `token` such as `/%C` appended), double-quoted when it holds white space."""
+    text = (str(path).replace("%", "%%") if expands else str(path)) + token
     if '"' in text or any(ord(c) < 32 for c in text):
         raise RdevError(f"The path {str(path)!r} contains a quote or control character, which an SSH config cannot hold.")
     return f'"{text}"' if re.search(r"\s", text) else text
 
 
 def include_line() -> str:
-    return f"Include {config_path(paths.rdev_ssh_config())}"
+    # OpenSSH expands no `%` tokens in Include, so a `%` in the home path stays as it is.
+    return f"Include {config_path(paths.rdev_ssh_config(), expands=False)}"
 
 
 def host_options(entry: HostEntry) -> dict[str, str]:
