@@ -1,0 +1,75 @@
+"""The runtime side's own behaviour: keep-alive that an interrupt ends without stopping the server,
+a ticket file, and password login when a password is given."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from bootstrap import ticket as tickets
+from colab_side import processes
+from tests.conftest import REPO, run_module
+
+
+def test_interrupt_ends_keep_alive_but_not_the_server(home: Path, rdev) -> None:
+    key = rdev("key").stdout.strip()
+    state = home.parent / "server"
+    ticket_file = home.parent / "drive" / "ticket.txt"
+    ticket_file.parent.mkdir()
+    serving = subprocess.Popen([sys.executable, "-m", "colab_side", "serve", "--authorized-key", key, "--state-dir", str(state),
+                                "--ticket-file", str(ticket_file)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = ""
+        while not line.startswith("rdev1."):
+            line = serving.stdout.readline()
+            assert line, serving.stderr.read()
+        assert ticket_file.read_text().strip() == line.strip()
+        assert serving.poll() is None, "serve must stay in the foreground to keep the runtime busy"
+        serving.send_signal(signal.SIGINT)
+        out, err = serving.communicate(timeout=30)
+        assert serving.returncode == 0, err
+        assert "the server goes on" in out
+        assert rdev("connect", "box", "--ticket", line.strip(), "--no-open").returncode == 0
+    finally:
+        serving.kill()
+        run_module("colab_side", "stop", "--state-dir", str(state))
+    assert processes.read_pid(state / "sshd.pid") is None
+
+
+def test_second_serve_replaces_the_first(home: Path, server) -> None:
+    server()
+    first = processes.read_pid(home.parent / "server" / "sshd.pid")
+    server()
+    second = processes.read_pid(home.parent / "server" / "sshd.pid")
+    assert first != second and not processes.alive(first) and processes.alive(second)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="creating a test user needs root")
+def test_password_login_when_a_password_is_given(home: Path) -> None:
+    import paramiko
+
+    from colab_side import serve, stop
+
+    user = f"rdtpw{uuid.uuid4().hex[:8]}"
+    subprocess.run(["useradd", "--create-home", user], check=True)
+    state = home.parent / "pwserver"
+    try:
+        server = serve(user=user, password="s3cret pass", state_dir=state, keep_alive=False, out=lambda _: None)
+        ticket = tickets.parse(server.ticket)
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        client.connect("127.0.0.1", port=ticket.port, username=user, password="s3cret pass",
+                       allow_agent=False, look_for_keys=False, timeout=10)
+        _, stdout, _ = client.exec_command("whoami")
+        assert stdout.read().decode().strip() == user
+        client.close()
+        assert "s3cret" not in "".join(p.read_text(errors="replace") for p in state.rglob("*") if p.is_file())
+    finally:
+        stop(state)
+        subprocess.run(["userdel", "--remove", user], capture_output=True)
