@@ -41,11 +41,13 @@ def connect(
     no_open: bool = typer.Option(False, "--no-open", help="set up and check SSH, but do not open the editor"),
     path: Optional[str] = typer.Option(None, "--path", help="remote folder to open (default: the ticket's)"),
     editor: Optional[str] = typer.Option(None, "--editor", help="editor executable (default: RDEV_EDITOR, else code)"),
+    cloudflared: Optional[str] = typer.Option(None, "--cloudflared", help="cloudflared binary for cloudflared tickets "
+                                              "(default: RDEV_CLOUDFLARED, PATH, else downloaded)"),
 ) -> None:
     """Write the SSH config for NAME from a ticket, pin its host key, check ssh, open the editor."""
     from client_side import connect as connecting
 
-    connecting.connect(name, ticket, not no_open, path, editor, _say)
+    connecting.connect(name, ticket, not no_open, path, editor, cloudflared, _say)
 
 
 @app.command("list")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
+from bootstrap import binaries
 from bootstrap import ticket as tickets
 from bootstrap import validate
 from client_side import editor, keys, known_hosts, probe, registry, sshconfig
@@ -36,15 +37,12 @@ def checked_name(name: str) -> str:
 
 
 def connect(name: str, ticket_text: str | None, open_editor: bool, path: str | None, editor_name: str | None,
-            say: Callable[[str], None]) -> None:
+            cloudflared: str | None, say: Callable[[str], None]) -> None:
     name = checked_name(name)
     ticket = read_ticket(ticket_text)
     folder = _folder(path or ticket.workdir)
-    if ticket.tunnel == "cloudflared":
-        raise RdevError("This ticket is for a cloudflared tunnel, which this version of rdev cannot connect through yet: "
-                        "serve with --tunnel direct or ngrok.")
     chosen_editor = editor.find(editor_name) if open_editor else None
-    entry = registry.from_ticket(name, ticket)
+    entry = registry.from_ticket(name, ticket, _cloudflared(cloudflared) if ticket.tunnel == "cloudflared" else None)
     keys.public_key()
     with changing_files():
         entries = registry.load()
@@ -57,6 +55,13 @@ def connect(name: str, ticket_text: str | None, open_editor: bool, path: str | N
     say(f"{name}: ssh works ({entry.user}@{entry.host}:{entry.port}, host key pinned). Try: ssh {name}")
     if open_editor:
         say(editor.open_folder(name, folder, chosen_editor))
+
+
+def _cloudflared(explicit: str | None) -> str:
+    try:
+        return binaries.cloudflared(explicit)
+    except binaries.BinaryUnavailable as err:
+        raise RdevError(str(err)) from None
 
 
 def _folder(path: str) -> str:

@@ -35,11 +35,12 @@ class HostEntry:
     workdir: str = "~"
     runtime: str = "generic"
     expires: str | None = None
+    cloudflared: str | None = None  # the laptop's cloudflared, for a host behind a cloudflared tunnel
 
 
-def from_ticket(name: str, ticket: Ticket) -> HostEntry:
+def from_ticket(name: str, ticket: Ticket, cloudflared: str | None = None) -> HostEntry:
     return HostEntry(name=name, host=ticket.host, port=ticket.port, user=ticket.user, tunnel=ticket.tunnel,
-                     workdir=ticket.workdir, runtime=ticket.runtime, expires=ticket.expires)
+                     workdir=ticket.workdir, runtime=ticket.runtime, expires=ticket.expires, cloudflared=cloudflared)
 
 
 def load() -> dict[str, HostEntry]:

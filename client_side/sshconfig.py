@@ -56,11 +56,27 @@ def host_options(entry: HostEntry) -> dict[str, str]:
         "ServerAliveInterval": "15",
         "ServerAliveCountMax": "4",
     }
+    if entry.tunnel == "cloudflared" and entry.cloudflared:
+        options["ProxyCommand"] = proxy_command(entry.cloudflared)
     if _multiplexing():
         # VS Code opens many connections; one master connection makes each later one instant.
         options.update(ControlMaster="auto", ControlPath=config_path(paths.control_dir(), "/%C"),
                        ControlPersist="10m")
     return options
+
+
+def proxy_command(binary: str, windows: bool = os.name == "nt") -> str:
+    """`<cloudflared> access ssh --hostname %h`, with the binary's absolute path quoted only when it
+    holds a space. POSIX ssh hands the line to the shell, so shell-special characters are refused;
+    Windows' ssh starts it without a shell, so it must be one plain executable path."""
+    forbidden = '"' if windows else '"$`\\'
+    if any(c in binary for c in forbidden) or any(ord(c) < 32 for c in binary):
+        raise RdevError(f"The cloudflared path {binary!r} has characters a ProxyCommand cannot hold: "
+                        "move cloudflared to a plain folder and pass --cloudflared.")
+    text = binary.replace("%", "%%")
+    if " " in text:
+        text = f'"{text}"'
+    return f"{text} access ssh --hostname %h"
 
 
 def _multiplexing() -> bool:

@@ -25,13 +25,22 @@ _SECRET = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|AUTH|PRIVATE|(^|_)
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+def looks_secret(name: str) -> bool:
+    return bool(_SECRET.search(name))
+
+
+def without_secrets(environ: dict[str, str]) -> dict[str, str]:
+    """The environment for a child process that needs none of the serving process's secrets."""
+    return {key: value for key, value in environ.items() if not looks_secret(key)}
+
+
 def session_environment(environ: dict[str, str]) -> dict[str, str]:
     """The variables to pass on, each one representable on a single sshd_config line."""
     kept = {}
     for key, value in environ.items():
         if not _NAME.fullmatch(key) or key in _PER_PROCESS or key.startswith(_PER_PROCESS_PREFIXES):
             continue
-        if _SECRET.search(key):
+        if looks_secret(key):
             continue
         # A config line cannot hold a newline, and a quote inside a quoted SetEnv argument has
         # no escape that every OpenSSH version reads the same way.

@@ -8,10 +8,11 @@ import pwd
 import subprocess
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, TypeVar
 
 from bootstrap import validate
 from bootstrap.files import atomic_write, ensure_private_dir
@@ -21,6 +22,9 @@ from colab_side.environment import session_environment
 from colab_side.errors import ServeError
 from colab_side.sshd import Sshd, ensure_sshd, free_port, stop_sshd
 from colab_side.tunnels import Endpoint, Tunnel, make_tunnel
+from colab_side.tunnels.cloudflared import stop_tunnel
+
+T = TypeVar("T")
 
 
 def default_state_dir() -> Path:
@@ -30,16 +34,35 @@ def default_state_dir() -> Path:
 
 @dataclass
 class Server:
-    """What `serve()` returns: the ticket, the endpoint, and a way to stop it all."""
+    """What `serve()` returns: the current ticket and endpoint, and a way to stop it all."""
 
-    ticket: str
-    endpoint: Endpoint
     state_dir: Path
     sshd: Sshd
     tunnel: Tunnel
+    workdir: str
+    runtime: str
+    ticket_file: Path | None
+    out: Callable[[str], None]
+    ticket: str = ""
+    endpoint: Endpoint | None = None
+    started: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+    def publish(self, endpoint: Endpoint) -> str:
+        """Make the ticket for `endpoint`, write it to the state folder and ticket file, and print it."""
+        ends = runtime.expires(self.runtime, self.started)
+        self.endpoint = endpoint
+        self.ticket = Ticket(tunnel=endpoint.tunnel, host=endpoint.host, port=endpoint.port, user=self.sshd.user,
+                             host_keys=tuple(self.sshd.public_host_keys()), workdir=self.workdir, runtime=self.runtime,
+                             started=utc_timestamp(self.started), expires=utc_timestamp(ends) if ends else None).encode()
+        _write_ticket(self.state_dir / "ticket", self.ticket)
+        if self.ticket_file:
+            _write_ticket(self.ticket_file, self.ticket)
+        self.out(f"sshd for {self.sshd.user} on {self.sshd.listen}:{self.sshd.port}, reached {endpoint.tunnel} at "
+                 f"{endpoint.host}:{endpoint.port}. On your laptop run: rdev connect NAME --ticket <the line below>")
+        self.out(self.ticket)
+        return self.ticket
 
     def stop(self) -> None:
-        self.tunnel.stop()
         stop(self.state_dir)
 
 
@@ -52,11 +75,17 @@ def serve(
     workdir: str | None = None,
     ticket_file: str | os.PathLike | None = None,
     state_dir: str | os.PathLike | None = None,
+    cloudflared: str | None = None,
+    hostname: str | None = None,
+    token: str | None = None,
     keep_alive: bool = True,
     password: str | None = None,
     out: Callable[[str], None] = print,
 ) -> Server:
-    """Start the private sshd behind `tunnel`, print the ticket, and (by default) keep the runtime busy."""
+    """Start the private sshd behind `tunnel`, print the ticket, and (by default) keep the runtime busy.
+
+    `cloudflared` is the binary's path; `hostname` and `token` select a named cloudflared tunnel.
+    """
     timings: list[tuple[str, float]] = []
     keys = [k.strip() for k in authorized_keys if k.strip()]
     if not keys and password is None:
@@ -66,17 +95,22 @@ def serve(
     state = Path(state_dir) if state_dir else default_state_dir()
     kind = runtime.detect()
     workdir = validate.remote_path(workdir or runtime.default_workdir(kind, Path(account.pw_dir)))
-    provider = make_tunnel(tunnel, listen=listen)
+    provider = make_tunnel(tunnel, listen=listen, state=state, binary=cloudflared,
+                           hostname=validate.host(hostname) if hostname else None, token=token)
 
-    with _timed("sshd binary", timings):
-        binary = ensure_sshd()
-    # One sshd per state folder: a second serve replaces the first instead of adding to it.
+    # One server per state folder: a second serve replaces the first instead of adding to it.
     stop(state)
+    ensure_private_dir(state)
+    # Installing sshd and fetching the tunnel binary are the slow steps: do them at the same time.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        sshd_binary = pool.submit(_timed_call, "sshd binary", timings, ensure_sshd)
+        tunnel_binary = pool.submit(_timed_call, f"{tunnel} binary", timings, provider.prepare)
+        binary = sshd_binary.result()
+        tunnel_binary.result()
     sshd = Sshd(state=state, binary=binary, listen=listen, port=validate.port(port) if port else free_port(listen),
                 user=account.pw_name, authorized_keys=keys, environment=session_environment(dict(os.environ)),
                 password_login=password is not None)
     with _timed("host key and config", timings):
-        ensure_private_dir(state)
         if password is not None:
             _set_password(account.pw_name, password)
         sshd.prepare()
@@ -85,19 +119,10 @@ def serve(
     with _timed(f"{tunnel} tunnel", timings):
         endpoint = provider.start(sshd.port)
 
-    started = datetime.now(timezone.utc)
-    ends = runtime.expires(kind, started)
-    ticket = Ticket(tunnel=endpoint.tunnel, host=endpoint.host, port=endpoint.port, user=account.pw_name,
-                    host_keys=tuple(sshd.public_host_keys()), workdir=workdir, runtime=kind,
-                    started=utc_timestamp(started), expires=utc_timestamp(ends) if ends else None).encode()
-    _write_ticket(state / "ticket", ticket)
-    if ticket_file:
-        _write_ticket(Path(ticket_file), ticket)
+    server = Server(state_dir=state, sshd=sshd, tunnel=provider, workdir=workdir, runtime=kind,
+                    ticket_file=Path(ticket_file) if ticket_file else None, out=out)
     out(", ".join(f"{step} {seconds:.2f} s" for step, seconds in timings))
-    out(f"sshd for {account.pw_name} on {listen}:{sshd.port}, reached {endpoint.tunnel} at {endpoint.host}:{endpoint.port}. "
-        "On your laptop run: rdev connect NAME --ticket <the line below>")
-    out(ticket)
-    server = Server(ticket=ticket, endpoint=endpoint, state_dir=state, sshd=sshd, tunnel=provider)
+    server.publish(endpoint)
     if keep_alive:
         _keep_alive(server, out)
     return server
@@ -106,7 +131,8 @@ def serve(
 def stop(state_dir: str | os.PathLike | None = None) -> bool:
     """Stop the server of `state_dir` and every session under it; False if none was running."""
     state = Path(state_dir) if state_dir else default_state_dir()
-    return stop_sshd(state)
+    tunnel_ran = stop_tunnel(state)
+    return stop_sshd(state) or tunnel_ran
 
 
 def _account(user: str | None) -> pwd.struct_passwd:
@@ -144,6 +170,11 @@ def _keep_alive(server: Server, out: Callable[[str], None]) -> None:
         out(f"sshd has stopped: {server.sshd.last_log_line()}")
     except KeyboardInterrupt:
         out("Stopped waiting; the server goes on. Stop it with colab_side.stop() or 'python -m colab_side stop'.")
+
+
+def _timed_call(step: str, timings: list[tuple[str, float]], call: Callable[[], T]) -> T:
+    with _timed(step, timings):
+        return call()
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bootstrap.files import atomic_write, ensure_private_dir
 from colab_side import processes
-from colab_side.environment import setenv_lines
+from colab_side.environment import setenv_lines, without_secrets
 from colab_side.errors import ServeError
 
 _SBIN = ("/usr/sbin/sshd", "/usr/local/sbin/sshd", "/sbin/sshd")
@@ -157,7 +157,7 @@ class Sshd:
         process = subprocess.Popen(
             [self.binary, "-D", "-f", str(self.config_file), "-E", str(self.log_file)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True,
+            start_new_session=True, env=without_secrets(dict(os.environ)),
         )
         self._wait_ready(process)
 

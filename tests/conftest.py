@@ -73,3 +73,16 @@ def server(home: Path) -> Iterator[Callable[..., str]]:
     """`server(*serve_args)` starts a real sshd in the test's state folder; all are stopped after the test."""
     yield lambda *args, env=None: serve(home, *args, env=env)
     run_module("colab_side", "stop", "--state-dir", str(home.parent / "server"))
+
+
+@pytest.fixture
+def cloudflared_standin(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An executable `cloudflared` that runs the stand-in with this Python; its records live beside HOME."""
+    records = home.parent / "edge"
+    records.mkdir()
+    monkeypatch.setenv("RDEV_STANDIN_DIR", str(records))
+    script = home.parent / "bin" / "cloudflared"
+    script.parent.mkdir()
+    script.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{REPO / "tests" / "stand_ins" / "cloudflared.py"}" "$@"\n')
+    script.chmod(0o755)
+    return script

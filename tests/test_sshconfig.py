@@ -452,3 +452,37 @@ def test_controlpath_is_written_only_when_the_bind_path_fits(home: Path, monkeyp
 def test_fixture_home_is_short_enough_for_controlmaster(home: Path) -> None:
     write(GPU)
     assert "ControlMaster auto" in paths.rdev_ssh_config().read_text()
+
+
+# --------------------------------------------------------------------------- ProxyCommand rendering
+
+@pytest.mark.parametrize(("binary", "windows", "expected"), [
+    ("/usr/local/bin/cloudflared", False, "/usr/local/bin/cloudflared access ssh --hostname %h"),
+    ("/home/a b/bin/cloudflared", False, '"/home/a b/bin/cloudflared" access ssh --hostname %h'),
+    ("/opt/100%/cloudflared", False, "/opt/100%%/cloudflared access ssh --hostname %h"),
+    (r"C:\Users\ann\cloudflared.exe", True, r"C:\Users\ann\cloudflared.exe access ssh --hostname %h"),
+    (r"C:\Program Files\cloudflared\cloudflared.exe", True,
+     r'"C:\Program Files\cloudflared\cloudflared.exe" access ssh --hostname %h'),
+    (r"C:\50%\cloudflared.exe", True, r"C:\50%%\cloudflared.exe access ssh --hostname %h"),
+])
+def test_proxy_command_rendering(binary: str, windows: bool, expected: str) -> None:
+    assert sshconfig.proxy_command(binary, windows=windows) == expected
+
+
+@pytest.mark.parametrize(("binary", "windows"), [
+    ('/opt/"q"/cloudflared', False), ("/opt/$HOME/cloudflared", False), ("/opt/`x`/cloudflared", False),
+    ("/opt/a\\b/cloudflared", False), ("/opt/new\nline", False), ('C:\\"q"\\cloudflared.exe', True),
+])
+def test_proxy_command_refuses_shell_specials(binary: str, windows: bool) -> None:
+    with pytest.raises(RdevError):
+        sshconfig.proxy_command(binary, windows=windows)
+
+
+def test_cloudflared_host_block_has_proxy_command(home: Path) -> None:
+    entry = HostEntry(name="colab", host="a-b-c-d.trycloudflare.com", port=22, user="root", tunnel="cloudflared",
+                      cloudflared="/usr/bin/cloudflared")
+    with locking.changing_files():
+        sshconfig.write_entry(entry)
+    shown = ssh_g_raw("colab", home / ".ssh" / "config").splitlines()
+    assert "proxycommand /usr/bin/cloudflared access ssh --hostname %h" in shown
+    assert "hostname a-b-c-d.trycloudflare.com" in shown

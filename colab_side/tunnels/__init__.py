@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 
 from colab_side.errors import ServeError
 
@@ -26,6 +27,9 @@ class Endpoint:
 class Tunnel(ABC):
     name: str
 
+    def prepare(self) -> None:
+        """Slow set-up (finding or downloading a binary) that can run while sshd is installed."""
+
     @abstractmethod
     def start(self, local_port: int) -> Endpoint:
         """Expose 127.0.0.1:`local_port` (or the listen address) and return the public endpoint."""
@@ -39,11 +43,16 @@ class Tunnel(ABC):
         """End the tunnel; safe to call twice."""
 
 
-def make_tunnel(name: str, *, listen: str) -> Tunnel:
+def make_tunnel(name: str, *, listen: str, state: Path, binary: str | None = None, hostname: str | None = None,
+                token: str | None = None) -> Tunnel:
     if name == "direct":
         from colab_side.tunnels.direct import DirectTunnel
 
         return DirectTunnel(listen)
+    if name == "cloudflared":
+        from colab_side.tunnels.cloudflared import CloudflaredTunnel
+
+        return CloudflaredTunnel(state, binary, hostname, token)
     if name in PROVIDERS:
         raise ServeError(f"The {name} tunnel is not available in this version of rdev yet: use --tunnel direct.", 2)
     raise ServeError(f"Unknown tunnel {name!r}: choose one of {', '.join(PROVIDERS)}.", 2)
