@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     except ServeError as err:
         print(f"rdev: {err}", file=sys.stderr)
         return err.exit_code
+    except KeyboardInterrupt:
+        print("rdev: interrupted.", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -24,9 +24,7 @@ def is_ours(pid: int, marker: str) -> bool:
     return marker in cmdline
 
 
-def descendants(pid: int) -> list[int]:
-    """All processes below `pid`. sshd's per-connection children call setsid(), so a process
-    group kill would miss them; the parent links in /proc still lead back to the listener."""
+def _children_map() -> dict[int, list[int]]:
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -38,9 +36,21 @@ def descendants(pid: int) -> list[int]:
         # The command name in field 2 may hold spaces and parentheses: split after the last ')'.
         parent = int(stat.rsplit(")", 1)[1].split()[1])
         children.setdefault(parent, []).append(int(entry.name))
+    return children
+
+
+def children(pid: int) -> list[int]:
+    """The direct children of `pid`: for the sshd listener, one per open connection."""
+    return _children_map().get(pid, [])
+
+
+def descendants(pid: int) -> list[int]:
+    """All processes below `pid`. sshd's per-connection children call setsid(), so a process
+    group kill would miss them; the parent links in /proc still lead back to the listener."""
+    tree = _children_map()
     found, todo = [], [pid]
     while todo:
-        for child in children.get(todo.pop(), []):
+        for child in tree.get(todo.pop(), []):
             found.append(child)
             todo.append(child)
     return found

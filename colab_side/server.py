@@ -17,14 +17,24 @@ from typing import Callable, Iterable, Iterator, TypeVar
 from bootstrap import validate
 from bootstrap.files import atomic_write, ensure_private_dir
 from bootstrap.ticket import Ticket, utc_timestamp
-from colab_side import runtime
+from colab_side import runtime, status
 from colab_side.environment import session_environment
 from colab_side.errors import ServeError
+from colab_side.supervisor import Supervisor
 from colab_side.sshd import Sshd, ensure_sshd, free_port, stop_sshd
 from colab_side.tunnels import Endpoint, Tunnel, make_tunnel
 from colab_side.tunnels.cloudflared import stop_tunnel
 
 T = TypeVar("T")
+
+
+STOPPED = "stopped"
+KEEP_ALIVE_EVERY = 5.0
+
+
+def stopped(state: Path) -> bool:
+    """True once `stop` was called for this state folder, from this process or another."""
+    return (state / STOPPED).exists()
 
 
 def default_state_dir() -> Path:
@@ -46,6 +56,7 @@ class Server:
     ticket: str = ""
     endpoint: Endpoint | None = None
     started: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    supervisor: Supervisor | None = None
 
     def publish(self, endpoint: Endpoint) -> str:
         """Make the ticket for `endpoint`, write it to the state folder and ticket file, and print it."""
@@ -63,6 +74,8 @@ class Server:
         return self.ticket
 
     def stop(self) -> None:
+        if self.supervisor:
+            self.supervisor.stop()
         stop(self.state_dir)
 
 
@@ -101,6 +114,7 @@ def serve(
     # One server per state folder: a second serve replaces the first instead of adding to it.
     stop(state)
     ensure_private_dir(state)
+    (state / STOPPED).unlink(missing_ok=True)
     # Installing sshd and fetching the tunnel binary are the slow steps: do them at the same time.
     with ThreadPoolExecutor(max_workers=2) as pool:
         sshd_binary = pool.submit(_timed_call, "sshd binary", timings, ensure_sshd)
@@ -122,6 +136,10 @@ def serve(
     server = Server(state_dir=state, sshd=sshd, tunnel=provider, workdir=workdir, runtime=kind,
                     ticket_file=Path(ticket_file) if ticket_file else None, out=out)
     out(", ".join(f"{step} {seconds:.2f} s" for step, seconds in timings))
+    # The supervisor runs before the ticket is printed, so an interrupt right after it leaves a supervised server.
+    server.endpoint = endpoint
+    server.supervisor = Supervisor(server, out)
+    server.supervisor.start()
     server.publish(endpoint)
     if keep_alive:
         _keep_alive(server, out)
@@ -131,6 +149,9 @@ def serve(
 def stop(state_dir: str | os.PathLike | None = None) -> bool:
     """Stop the server of `state_dir` and every session under it; False if none was running."""
     state = Path(state_dir) if state_dir else default_state_dir()
+    # The marker tells a supervisor in another process not to bring the parts back.
+    if state.is_dir():
+        (state / STOPPED).touch()
     tunnel_ran = stop_tunnel(state)
     return stop_sshd(state) or tunnel_ran
 
@@ -163,11 +184,13 @@ def _write_ticket(path: Path, ticket: str) -> None:
 
 
 def _keep_alive(server: Server, out: Callable[[str], None]) -> None:
-    """Keep the cell busy while sshd runs; an interrupt ends this loop only, never the server."""
+    """Keep the cell busy with a live status; an interrupt ends this loop only, never the server."""
     try:
-        while server.sshd.alive():
-            time.sleep(5)
-        out(f"sshd has stopped: {server.sshd.last_log_line()}")
+        display = status.Display(out)
+        while not stopped(server.state_dir):
+            display.show(status.line(server), f"{server.endpoint} {server.sshd.sessions()}")
+            time.sleep(KEEP_ALIVE_EVERY)
+        out("The server was stopped.")
     except KeyboardInterrupt:
         out("Stopped waiting; the server goes on. Stop it with colab_side.stop() or 'python -m colab_side stop'.")
 

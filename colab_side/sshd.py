@@ -187,6 +187,11 @@ class Sshd:
         pid = processes.read_pid(self.pid_file)
         return pid is not None and processes.is_ours(pid, str(self.config_file))
 
+    def sessions(self) -> int:
+        """Open SSH connections: the listener forks one child per connection."""
+        pid = processes.read_pid(self.pid_file)
+        return len(processes.children(pid)) if pid and self.alive() else 0
+
     def public_host_keys(self) -> list[str]:
         fields = Path(f"{self.host_key}.pub").read_text().split()
         return [f"{fields[0]} {fields[1]}"]

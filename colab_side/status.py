@@ -1,0 +1,75 @@
+"""The keep-alive status: one line on tunnel, endpoint, sessions, GPU and time, shown in place in
+a notebook and as log lines in a terminal."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Callable
+
+from colab_side import runtime
+
+if TYPE_CHECKING:
+    from colab_side.server import Server
+
+TERMINAL_EVERY = timedelta(minutes=5)
+
+
+def gpu_summary() -> str:
+    """`nvidia-smi`'s view of the GPUs in a few words, or 'no GPU'."""
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return "no GPU"
+    try:
+        out = subprocess.run([smi, "--query-gpu=name,utilization.gpu,memory.used,memory.total",
+                              "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return "GPU not answering"
+    rows = [[cell.strip() for cell in line.split(",")] for line in out.strip().splitlines() if line.count(",") == 3]
+    return "; ".join(f"{name} {util}% {used}/{total} MiB" for name, util, used, total in rows) or "no GPU"
+
+
+def _span(delta: timedelta) -> str:
+    minutes = max(0, int(delta.total_seconds() // 60))
+    return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def line(server: "Server", now: datetime | None = None) -> str:
+    now = now or datetime.now(timezone.utc)
+    endpoint = server.endpoint
+    where = f"{endpoint.host}:{endpoint.port}" if endpoint else "-"
+    ends = runtime.expires(server.runtime, server.started)
+    left = f", about {_span(ends - now)} left" if ends else ""
+    return (f"rdev: {server.tunnel.name} {where} | {server.sshd.sessions()} SSH session(s) | {gpu_summary()} | "
+            f"up {_span(now - server.started)}{left}")
+
+
+class Display:
+    """Where the status goes: an updating IPython display in a notebook, else log lines now and then."""
+
+    def __init__(self, out: Callable[[str], None]) -> None:
+        self.out = out
+        self.handle = _notebook_display()
+        self.last_shown: tuple[str, datetime] | None = None
+
+    def show(self, text: str, changed_part: str) -> None:
+        if self.handle is not None:
+            self.handle.update(text)
+            return
+        now = datetime.now(timezone.utc)
+        if self.last_shown is None or self.last_shown[0] != changed_part or now - self.last_shown[1] >= TERMINAL_EVERY:
+            self.out(text)
+            self.last_shown = (changed_part, now)
+
+
+def _notebook_display():
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:
+        return None
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "kernel"):
+        return None
+    return display("rdev: starting", display_id=True)
