@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import os
 import pwd
 import subprocess
@@ -105,7 +104,14 @@ def serve(
         raise ServeError("No key to let in: pass --authorized-key \"$(rdev key)\" (the output of 'rdev key' on your laptop).", 2)
     account = _account(user)
     listen = validate.host(listen)
-    state = Path(state_dir) if state_dir else default_state_dir()
+    if password is not None and (not password or any(ord(c) < 32 for c in password)):
+        raise ServeError("The password must be non-empty and on one line.", 2)
+    if password is None and os.geteuid() == 0 and _locked(account.pw_name):
+        raise ServeError(f"The account {account.pw_name} is locked, and sshd refuses locked accounts even with a key: "
+                         f"unlock it (e.g. usermod -p '*' {account.pw_name}) or serve with a password.", 2)
+    state = (Path(state_dir) if state_dir else default_state_dir()).absolute()
+    if ticket_file and not Path(ticket_file).absolute().parent.is_dir():
+        raise ServeError(f"The folder of the ticket file {ticket_file} does not exist: create it or pick another path.", 2)
     kind = runtime.detect()
     workdir = validate.remote_path(workdir or runtime.default_workdir(kind, Path(account.pw_dir)))
     provider = make_tunnel(tunnel, listen=listen, state=state, binary=cloudflared,
@@ -130,8 +136,12 @@ def serve(
         sshd.prepare()
     with _timed("sshd start", timings):
         sshd.start()
-    with _timed(f"{tunnel} tunnel", timings):
-        endpoint = provider.start(sshd.port)
+    try:
+        with _timed(f"{tunnel} tunnel", timings):
+            endpoint = provider.start(sshd.port)
+    except BaseException:
+        stop(state)  # a server nobody can reach is of no use: leave nothing running
+        raise
 
     server = Server(state_dir=state, sshd=sshd, tunnel=provider, workdir=workdir, runtime=kind,
                     ticket_file=Path(ticket_file) if ticket_file else None, out=out)
@@ -140,9 +150,12 @@ def serve(
     server.endpoint = endpoint
     server.supervisor = Supervisor(server, out)
     server.supervisor.start()
-    server.publish(endpoint)
-    if keep_alive:
-        _keep_alive(server, out)
+    try:
+        server.publish(endpoint)
+        if keep_alive:
+            _keep_alive(server, out)
+    except KeyboardInterrupt:
+        out("Stopped waiting; the server goes on. Stop it with colab_side.stop() or 'python -m colab_side stop'.")
     return server
 
 
@@ -157,14 +170,23 @@ def stop(state_dir: str | os.PathLike | None = None) -> bool:
 
 
 def _account(user: str | None) -> pwd.struct_passwd:
-    name = validate.user(user) if user else getpass.getuser()
     try:
-        account = pwd.getpwnam(name)
+        # The real uid, not $USER or $LOGNAME, which anyone can set.
+        account = pwd.getpwnam(validate.user(user)) if user else pwd.getpwuid(os.geteuid())
     except KeyError:
-        raise ServeError(f"There is no user {name!r} on this machine: pass an existing --user.", 2) from None
+        raise ServeError(f"There is no user {user!r} on this machine: pass an existing --user.", 2) from None
     if os.geteuid() != 0 and account.pw_uid != os.geteuid():
-        raise ServeError(f"Only root can serve another user: run as {name} or leave out --user.", 2)
+        raise ServeError(f"Only root can serve another user: run as {user} or leave out --user.", 2)
     return account
+
+
+def _locked(name: str) -> bool:
+    """A '!' before the password hash locks an account; without PAM sshd then refuses every login."""
+    try:
+        lines = Path("/etc/shadow").read_text().splitlines()
+    except OSError:
+        return False
+    return any(line.split(":")[0] == name and line.split(":")[1].startswith("!") for line in lines if ":" in line)
 
 
 def _set_password(user: str, password: str) -> None:
@@ -184,15 +206,13 @@ def _write_ticket(path: Path, ticket: str) -> None:
 
 
 def _keep_alive(server: Server, out: Callable[[str], None]) -> None:
-    """Keep the cell busy with a live status; an interrupt ends this loop only, never the server."""
-    try:
-        display = status.Display(out)
-        while not stopped(server.state_dir):
-            display.show(status.line(server), f"{server.endpoint} {server.sshd.sessions()}")
-            time.sleep(KEEP_ALIVE_EVERY)
-        out("The server was stopped.")
-    except KeyboardInterrupt:
-        out("Stopped waiting; the server goes on. Stop it with colab_side.stop() or 'python -m colab_side stop'.")
+    """Keep the cell busy with a live status until the server is stopped; `serve` turns an interrupt
+    into the end of this loop only, never of the server."""
+    display = status.Display(out)
+    while not stopped(server.state_dir):
+        display.show(status.line(server), f"{server.endpoint} {server.sshd.sessions()}")
+        time.sleep(KEEP_ALIVE_EVERY)
+    out("The server was stopped.")
 
 
 def _timed_call(step: str, timings: list[tuple[str, float]], call: Callable[[], T]) -> T:

@@ -113,9 +113,11 @@ class Sshd:
         account = pwd.getpwnam(self.user)
         ensure_private_dir(self.keys_dir)
         atomic_write(self.keys_dir / "authorized_keys", "".join(k.strip() + "\n" for k in self.authorized_keys).encode())
-        if os.geteuid() == 0:
+        if os.geteuid() == 0 and account.pw_uid != 0:
             for path in (self.keys_dir, self.keys_dir / "authorized_keys"):
                 os.chown(path, account.pw_uid, account.pw_gid)
+            # The user must pass through the state folder to reach its keys, but not list or read it.
+            os.chmod(self.state, 0o711)
         atomic_write(self.config_file, self.render_config().encode())
 
     def render_config(self) -> str:
@@ -195,9 +197,6 @@ class Sshd:
     def public_host_keys(self) -> list[str]:
         fields = Path(f"{self.host_key}.pub").read_text().split()
         return [f"{fields[0]} {fields[1]}"]
-
-    def stop(self) -> bool:
-        return stop_sshd(self.state)
 
 
 def stop_sshd(state: Path) -> bool:

@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 from bootstrap import binaries
@@ -60,22 +61,31 @@ class CloudflaredTunnel(Tunnel):
             argv += ["--url", f"ssh://127.0.0.1:{local_port}"]
         self.lines.clear()
         found = threading.Event()
-        self.process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
+        # The log goes to a file, not a pipe: cloudflared outlives this process (after --no-keep-alive
+        # or an interrupt), and writing to a pipe nobody reads would block or kill it.
+        log_file = self.state / "tunnel.log"
+        with open(log_file, "w") as log:
+            self.process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                            start_new_session=True)
         self.pid_file.write_text(f"{self.process.pid}\n")
-        threading.Thread(target=self._read, args=(self.process, found), daemon=True).start()
+        threading.Thread(target=self._read, args=(self.process, log_file, found), daemon=True).start()
         if not found.wait(START_TIMEOUT) or self.process.poll() is not None:
             self.stop()
             last = " | ".join(list(self.lines)[-3:]) or "it printed nothing"
             raise ServeError(f"cloudflared gave no tunnel within {START_TIMEOUT:.0f} s; its last lines: {last}")
         return Endpoint("cloudflared", self.found_host, 22)
 
-    def _read(self, process: subprocess.Popen, found: threading.Event) -> None:
-        with open(self.state / "tunnel.log", "a") as log:
-            for line in process.stderr:
+    def _read(self, process: subprocess.Popen, log_file: Path, found: threading.Event) -> None:
+        """Follow the log until the tunnel is connected (or the process ends)."""
+        with open(log_file, errors="replace") as log:
+            while not found.is_set():
+                line = log.readline()
+                if not line:
+                    if process.poll() is not None:
+                        break
+                    time.sleep(0.05)
+                    continue
                 self.lines.append(line.rstrip())
-                log.write(line)
-                log.flush()
                 match = _QUICK_HOST.search(line)
                 if match and not self.hostname:
                     self.found_host = match.group(1)
