@@ -83,3 +83,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     except KeyboardInterrupt:
         typer.echo("rdev: interrupted.", err=True)
         sys.exit(130)
+    except OSError as err:
+        # A folder that is a file, a full disk, no permission: the OS's own words name the path.
+        typer.echo(f"rdev: {err.strerror or err}{f' ({err.filename})' if err.filename else ''}: fix that and run again.", err=True)
+        sys.exit(1)

@@ -46,8 +46,8 @@ def connect(name: str, ticket_text: str | None, open_editor: bool, path: str | N
     keys.public_key()
     with changing_files():
         entries = registry.load()
-        known_hosts.pin(name, ticket.host_keys)
         sshconfig.write_entry(entry)
+        known_hosts.pin(name, ticket.host_keys)
         registry.save({**entries, name: entry})
     # A shared connection to the previous server of this name would answer for the new one.
     probe.close_master(name)

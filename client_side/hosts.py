@@ -25,12 +25,12 @@ def listing(as_json: bool) -> str:
 
 def remove(name: str) -> str:
     name = checked_name(name)
-    entries = registry.load()
-    if name not in entries and not sshconfig.has_entry(name):
+    if name not in registry.load() and not sshconfig.has_entry(name):
         raise BadInput(f"There is no host named {name!r}: 'rdev list' shows the hosts rdev knows.")
     # Close the shared connection while the config still says where its socket is.
     probe.close_master(name)
     with changing_files():
+        entries = registry.load()
         sshconfig.remove_entry(name)
         known_hosts.unpin(name)
         entries.pop(name, None)

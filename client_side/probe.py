@@ -53,7 +53,7 @@ def explain(name: str, stderr: str) -> str:
         if pattern in stderr:
             return message.format(name=name)
     last = stderr.strip().splitlines()[-1] if stderr.strip() else "no error output"
-    return f"ssh to {name} failed ({last}): run 'rdev ssh {name}' or 'ssh -v {name}' to see more."
+    return f"ssh to {name} failed ({last}): run 'ssh -v {name}' to see more."
 
 
 def check(name: str) -> None:

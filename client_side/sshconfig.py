@@ -32,7 +32,8 @@ def config_path(path: Path, token: str = "", expands: bool = True) -> str:
     """A path as a config value: `%` escaped where the option `expands` tokens (then an ssh
     `token` such as `/%C` appended), double-quoted when it holds white space."""
     text = (str(path).replace("%", "%%") if expands else str(path)) + token
-    if '"' in text or any(ord(c) < 32 for c in text):
+    # Quotes and backslashes are read by OpenSSH's own tokenizer, and Include takes glob patterns.
+    if any(c in text for c in '"\'\\') or any(ord(c) < 32 for c in text) or (not expands and any(c in text for c in "*?[")):
         raise RdevError(f"The path {str(path)!r} contains a quote or control character, which an SSH config cannot hold.")
     return f'"{text}"' if re.search(r"\s", text) else text
 
@@ -53,6 +54,8 @@ def host_options(entry: HostEntry) -> dict[str, str]:
         "StrictHostKeyChecking": "yes",
         "IdentityFile": config_path(paths.private_key()),
         "IdentitiesOnly": "yes",
+        # A user's `Host *` may forward their agent everywhere; a notebook runtime is no place for it.
+        "ForwardAgent": "no",
         "ServerAliveInterval": "15",
         "ServerAliveCountMax": "4",
     }
@@ -67,10 +70,10 @@ def host_options(entry: HostEntry) -> dict[str, str]:
 
 def proxy_command(binary: str, windows: bool = os.name == "nt") -> str:
     """`<cloudflared> access ssh --hostname %h`, with the binary's absolute path quoted only when it
-    holds a space. POSIX ssh hands the line to the shell, so shell-special characters are refused;
-    Windows' ssh starts it without a shell, so it must be one plain executable path."""
-    forbidden = '"' if windows else '"$`\\'
-    if any(c in binary for c in forbidden) or any(ord(c) < 32 for c in binary):
+    holds a space. POSIX ssh hands the line to the shell, so only plain path characters are let
+    through; Windows' ssh starts it without a shell, so it must be one plain executable path."""
+    plain = r"[A-Za-z0-9_.:\\/ ()+%-]+" if windows else r"[A-Za-z0-9_./ +%-]+"
+    if not re.fullmatch(plain, binary):
         raise RdevError(f"The cloudflared path {binary!r} has characters a ProxyCommand cannot hold: "
                         "move cloudflared to a plain folder and pass --cloudflared.")
     text = binary.replace("%", "%%")

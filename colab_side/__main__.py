@@ -54,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rdev: interrupted.", file=sys.stderr)
         return 130
+    except OSError as err:
+        # An address this machine does not have, a state folder that is a file, no permission.
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"rdev: {err.strerror or err}{where}: check --listen, --state-dir and --ticket-file.", file=sys.stderr)
+        return 1
     return 0
 
 

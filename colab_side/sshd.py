@@ -118,6 +118,10 @@ class Sshd:
                 os.chown(path, account.pw_uid, account.pw_gid)
             # The user must pass through the state folder to reach its keys, but not list or read it.
             os.chmod(self.state, 0o711)
+            blocked = next((p for p in self.state.parents if not os.stat(p).st_mode & 0o001), None)
+            if blocked is not None and self.authorized_keys:
+                raise ServeError(f"{self.user} cannot reach its keys through {blocked}: pass a --state-dir whose "
+                                 "parent folders others may pass through, such as /srv/rdev.", 2)
         atomic_write(self.config_file, self.render_config().encode())
 
     def render_config(self) -> str:

@@ -72,6 +72,7 @@ def block(entry: HostEntry, home: Path, multiplexing: bool = True) -> str:
             f"  StrictHostKeyChecking yes\n"
             f"  IdentityFile {rdev}/id_ed25519\n"
             f"  IdentitiesOnly yes\n"
+            f"  ForwardAgent no\n"
             f"  ServerAliveInterval 15\n"
             f"  ServerAliveCountMax 4\n")
     if multiplexing:
@@ -486,3 +487,30 @@ def test_cloudflared_host_block_has_proxy_command(home: Path) -> None:
     shown = ssh_g_raw("colab", home / ".ssh" / "config").splitlines()
     assert "proxycommand /usr/bin/cloudflared access ssh --hostname %h" in shown
     assert "hostname a-b-c-d.trycloudflare.com" in shown
+
+
+@pytest.mark.parametrize("binary", ["/opt/a&b/cloudflared", "/opt/a;b/cloudflared", "/opt/a|b/cloudflared",
+                                    "/opt/it's/cloudflared", "/opt/a>b/cloudflared"])
+def test_proxy_command_refuses_shell_operators(binary: str) -> None:
+    with pytest.raises(RdevError):
+        sshconfig.proxy_command(binary, windows=False)
+
+
+@pytest.mark.parametrize("folder", ["o'brien", "back\\slash", "glob[1]", "star*"])
+def test_home_that_would_break_the_include_writes_nothing(home: Path, monkeypatch: pytest.MonkeyPatch, folder: str) -> None:
+    odd = home.parent / folder
+    odd.mkdir()
+    monkeypatch.setenv("HOME", str(odd))
+    with pytest.raises(RdevError), locking.changing_files():
+        sshconfig.write_entry(HostEntry(name="gpu", host="10.0.0.1", port=22, user="u"))
+    assert not (odd / ".ssh" / "config").exists()
+
+
+def test_user_wildcard_cannot_forward_agent_to_rdev_hosts(home: Path) -> None:
+    ssh_dir = home / ".ssh"
+    ssh_dir.mkdir(mode=0o700)
+    (ssh_dir / "config").write_text("Host *\n  ForwardAgent yes\n")
+    with locking.changing_files():
+        sshconfig.write_entry(HostEntry(name="gpu", host="10.0.0.1", port=22, user="u"))
+    assert "forwardagent no" in ssh_g_raw("gpu", ssh_dir / "config").splitlines()
+    assert "forwardagent yes" in ssh_g_raw("other", ssh_dir / "config").splitlines()

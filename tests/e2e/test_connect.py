@@ -20,6 +20,13 @@ def ssh(home: Path, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
 
 
+def read_or_empty(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
+
+
 def recording_editor(home: Path) -> tuple[Path, Path]:
     """A stand-in for `code` that records its arguments, one per line."""
     record = home.parent / "editor-args"
@@ -124,19 +131,22 @@ def test_server_stop_leaves_no_process(home: Path, rdev, server) -> None:
     assert rdev("connect", "box", "--ticket", server(), "--no-open").returncode == 0
     state = home.parent / "server"
     pid = int((state / "sshd.pid").read_text())
-    session = subprocess.Popen(["ssh", "-F", str(home / ".ssh" / "config"), "-o", "ControlPath=none", "box", "sleep 300"],
+    marker = home.parent / "remote-started"
+    session = subprocess.Popen(["ssh", "-F", str(home / ".ssh" / "config"), "-o", "ControlPath=none", "box",
+                                f"touch {marker}; exec sleep 301"],
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(100):
-            pgrep = subprocess.run(["pgrep", "-f", "sleep 300"], capture_output=True, text=True)
-            if pgrep.stdout.strip():
+            if marker.exists():
                 break
             subprocess.run(["sleep", "0.1"])
-        assert pgrep.stdout.strip(), "the remote command never started"
+        assert marker.exists(), "the remote command never started"
+        remote_sleep = [p for p in Path("/proc").glob("[0-9]*/cmdline") if read_or_empty(p) == b"sleep\x00301\x00"]
+        assert remote_sleep, "the remote sleep is not running"
         assert run_module("colab_side", "stop", "--state-dir", str(state)).returncode == 0
         assert session.wait(timeout=30) != 0
     finally:
         session.kill()
     assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    assert subprocess.run(["pgrep", "-f", "sleep 300"], capture_output=True).returncode == 1
+    assert not [p for p in remote_sleep if read_or_empty(p)], "a session outlived stop"
     assert not (state / "sshd.pid").exists()

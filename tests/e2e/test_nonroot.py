@@ -88,3 +88,25 @@ def test_ordinary_user_cannot_serve_another(account: str, runtime_copy: Path) ->
 def test_unknown_user_is_refused() -> None:
     result = run_module("colab_side", "serve", "--user", "nosuchuser-x", "--authorized-key", "ssh-ed25519 AAAA", "--no-keep-alive")
     assert result.returncode == 2 and "There is no user" in result.stderr
+
+
+def test_root_serves_another_user_with_a_key(home: Path, rdev, account: str) -> None:
+    key = rdev("key").stdout.strip()
+    state = home.parent / "server"
+    args = ["serve", "--user", account, "--authorized-key", key, "--state-dir", str(state), "--no-keep-alive"]
+    locked = run_module("colab_side", *args)
+    assert locked.returncode == 2 and "is locked" in locked.stderr
+    subprocess.run(["usermod", "-p", "*", account], check=True)
+    unreachable = run_module("colab_side", *args)
+    assert unreachable.returncode == 2 and "cannot reach its keys" in unreachable.stderr
+    home.parent.chmod(0o711)  # the temporary root is private; the user may pass through it, not list it
+    served = run_module("colab_side", *args)
+    try:
+        assert served.returncode == 0, served.stderr
+        ticket_line = next(line for line in served.stdout.splitlines() if line.startswith("rdev1."))
+        assert rdev("connect", "them", "--ticket", ticket_line, "--no-open").returncode == 0
+        remote = subprocess.run(["ssh", "-F", str(home / ".ssh" / "config"), "them", "whoami"],
+                                capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert remote.stdout.strip() == account, remote.stderr
+    finally:
+        run_module("colab_side", "stop", "--state-dir", str(state))
