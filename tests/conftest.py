@@ -86,3 +86,17 @@ def cloudflared_standin(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     script.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{REPO / "tests" / "stand_ins" / "cloudflared.py"}" "$@"\n')
     script.chmod(0o755)
     return script
+
+
+def ssh_through(home: Path, *args: str) -> subprocess.CompletedProcess:
+    """The real ssh client with the config rdev wrote in `home`, never asking anything."""
+    return subprocess.run(["ssh", "-F", str(home / ".ssh" / "config"), "-o", "BatchMode=yes", *args],
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def read_or_empty(path: Path) -> bytes:
+    """A /proc file, or nothing if its process ended meanwhile."""
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""

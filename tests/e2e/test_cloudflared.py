@@ -5,24 +5,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 from bootstrap import ticket as tickets
-from tests.conftest import run_module
-
-
-def ssh(home: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["ssh", "-F", str(home / ".ssh" / "config"), "-o", "BatchMode=yes", *args],
-                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-
-
-def read_or_empty(path: Path) -> bytes:
-    """A /proc file, or nothing if its process ended meanwhile."""
-    try:
-        return path.read_bytes()
-    except OSError:
-        return b""
+from tests.conftest import read_or_empty, run_module, ssh_through
 
 
 def test_quick_tunnel_end_to_end(home: Path, rdev, server, cloudflared_standin: Path) -> None:
@@ -36,10 +22,10 @@ def test_quick_tunnel_end_to_end(home: Path, rdev, server, cloudflared_standin: 
     shutil.copy(cloudflared_standin, laptop)
     result = rdev("connect", "colab", "--ticket", ticket_line, "--no-open", "--cloudflared", str(laptop))
     assert result.returncode == 0, result.stderr
-    shown = ssh(home, "-G", "colab").stdout.splitlines()
+    shown = ssh_through(home, "-G", "colab").stdout.splitlines()
     assert f'proxycommand "{laptop}" access ssh --hostname %h' in shown
     assert f"hostname {ticket.host}" in shown
-    assert ssh(home, "colab", "echo through the tunnel").stdout.strip() == "through the tunnel"
+    assert ssh_through(home, "colab", "echo through the tunnel").stdout.strip() == "through the tunnel"
 
 
 def test_cloudflared_from_environment_variable(home: Path, rdev, server, cloudflared_standin: Path,
@@ -47,7 +33,7 @@ def test_cloudflared_from_environment_variable(home: Path, rdev, server, cloudfl
     monkeypatch.setenv("RDEV_CLOUDFLARED", str(cloudflared_standin))
     ticket_line = server("--tunnel", "cloudflared")
     assert rdev("connect", "colab", "--ticket", ticket_line, "--no-open").returncode == 0
-    assert ssh(home, "colab", "true").returncode == 0
+    assert ssh_through(home, "colab", "true").returncode == 0
 
 
 def test_stop_ends_the_tunnel_too(home: Path, server, cloudflared_standin: Path) -> None:

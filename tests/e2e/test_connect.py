@@ -12,19 +12,7 @@ from pathlib import Path
 import pytest
 
 from bootstrap import ticket as tickets
-from tests.conftest import run_module
-
-
-def ssh(home: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["ssh", "-F", str(home / ".ssh" / "config"), "-o", "BatchMode=yes", *args],
-                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-
-
-def read_or_empty(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError:
-        return b""
+from tests.conftest import read_or_empty, run_module, ssh_through
 
 
 def recording_editor(home: Path) -> tuple[Path, Path]:
@@ -43,13 +31,13 @@ def test_connect_runs_commands_through_written_config(home: Path, rdev, server) 
     assert result.returncode == 0, result.stderr
     assert "ssh works" in result.stdout
 
-    remote = ssh(home, "box", 'echo "$NOTEBOOK_VAR|$(whoami)"; echo "$PATH"')
+    remote = ssh_through(home, "box", 'echo "$NOTEBOOK_VAR|$(whoami)"; echo "$PATH"')
     assert remote.returncode == 0, remote.stderr
     first, path = remote.stdout.splitlines()[:2]
     assert first == f"seen in the session|{tickets.parse(ticket).user}"
     for part in os.environ["PATH"].split(os.pathsep):
         assert part in path.split(":")
-    assert "RDEV_E2E_MARK" not in ssh(home, "box", "env").stdout
+    assert "RDEV_E2E_MARK" not in ssh_through(home, "box", "env").stdout
 
     listed = json.loads(rdev("list", "--json").stdout)
     assert [(h["name"], h["workdir"]) for h in listed] == [("box", "/tmp")]
@@ -94,7 +82,7 @@ def test_reconnect_with_new_ticket_replaces_entry_and_key(home: Path, rdev, serv
     assert known == [f"rdev-box {tickets.parse(second).host_keys[0]}"]
     config = (home / ".ssh" / "rdev" / "config").read_text()
     assert config.count("Host box") == 1 and f"Port {tickets.parse(second).port}" in config
-    assert ssh(home, "box", "true").returncode == 0
+    assert ssh_through(home, "box", "true").returncode == 0
 
 
 def test_remove_takes_host_out_everywhere(home: Path, rdev, server) -> None:
@@ -104,7 +92,7 @@ def test_remove_takes_host_out_everywhere(home: Path, rdev, server) -> None:
     assert "Host box" not in (home / ".ssh" / "rdev" / "config").read_text()
     assert "rdev-box" not in (home / ".ssh" / "rdev" / "known_hosts").read_text()
     assert rdev("list", "--json").stdout.strip() == "[]"
-    assert ssh(home, "-o", "ConnectTimeout=5", "box", "true").returncode != 0
+    assert ssh_through(home, "-o", "ConnectTimeout=5", "box", "true").returncode != 0
     assert not list((home / ".ssh" / "rdev" / "cm").iterdir())
     assert rdev("remove", "box").returncode == 2
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from colab_side import processes, serve, stop
-from tests.conftest import run_module
+from tests.conftest import run_module, ssh_through
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 15) -> bool:
@@ -24,8 +24,7 @@ def wait_for(condition: Callable[[], bool], timeout: float = 15) -> bool:
 
 def ssh(home: Path, name: str) -> subprocess.CompletedProcess:
     # No shared connection: each check must reach the (new) server itself.
-    return subprocess.run(["ssh", "-F", str(home / ".ssh" / "config"), "-o", "BatchMode=yes", "-o", "ControlPath=none",
-                           name, "echo alive"], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    return ssh_through(home, "-o", "ControlPath=none", name, "echo alive")
 
 
 def test_killed_tunnel_and_sshd_come_back(home: Path, rdev, cloudflared_standin: Path) -> None:
