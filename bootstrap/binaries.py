@@ -1,7 +1,7 @@
 """Finding the tunnel binaries, the same way on both sides.
 
-An explicit path always wins, then the environment variable (`RDEV_CLOUDFLARED`), then the
-machine's PATH, and last pycloudflared's copy, downloaded (with a progress bar) if missing.
+An explicit path always wins, then the environment variable (`RDEV_CLOUDFLARED`, `RDEV_NGROK`),
+then the machine's PATH, and last the copy pycloudflared or pyngrok keeps, downloaded if missing.
 """
 
 from __future__ import annotations
@@ -15,16 +15,22 @@ class BinaryUnavailable(Exception):
 
 
 def cloudflared(explicit: str | None = None) -> str:
-    chosen = explicit or os.environ.get("RDEV_CLOUDFLARED")
+    return _given_or_on_path("cloudflared", explicit, "RDEV_CLOUDFLARED") or _pycloudflared()
+
+
+def ngrok(explicit: str | None = None) -> str:
+    return _given_or_on_path("ngrok", explicit, "RDEV_NGROK") or _pyngrok()
+
+
+def _given_or_on_path(name: str, explicit: str | None, variable: str) -> str | None:
+    chosen = explicit or os.environ.get(variable)
     if chosen:
         found = shutil.which(chosen)
         if not found:
-            raise BinaryUnavailable(f"cloudflared was given as {chosen!r}, which is not an executable: fix the path.")
+            raise BinaryUnavailable(f"{name} was given as {chosen!r}, which is not an executable: fix the path.")
         return os.path.abspath(found)
-    found = shutil.which("cloudflared")
-    if found:
-        return os.path.abspath(found)
-    return _pycloudflared()
+    found = shutil.which(name)
+    return os.path.abspath(found) if found else None
 
 
 def _pycloudflared() -> str:
@@ -44,3 +50,21 @@ def _pycloudflared() -> str:
         return download(info)
     except OSError as err:
         raise BinaryUnavailable(f"Downloading cloudflared failed ({err}): install it yourself and pass --cloudflared PATH.") from None
+
+
+def _pyngrok() -> str:
+    try:
+        from pyngrok import conf, installer
+        from pyngrok.exception import PyngrokError
+    except ImportError:
+        raise BinaryUnavailable("ngrok is not installed: install it or 'pip install pyngrok', "
+                                "or pass its path with --ngrok.") from None
+    path = conf.get_default().ngrok_path
+    if os.access(path, os.X_OK):
+        return path
+    try:
+        # Unsupported machines and failed downloads both end up here, with pyngrok's reason.
+        installer.install_ngrok(path)
+    except (PyngrokError, OSError) as err:
+        raise BinaryUnavailable(f"Getting ngrok failed ({err}): install it yourself and pass --ngrok PATH.") from None
+    return path

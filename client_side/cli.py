@@ -38,6 +38,8 @@ def key() -> None:
 def connect(
     name: str = typer.Argument(..., metavar="NAME", help="the name to use for this host, e.g. colab"),
     ticket: Optional[str] = typer.Option(None, "--ticket", help="the ticket line, or - to read it from stdin"),
+    ticket_file: Optional[str] = typer.Option(None, "--ticket-file", help="read the ticket from this file (e.g. in a "
+                                              "synced Drive folder) and remember it for the next connect"),
     no_open: bool = typer.Option(False, "--no-open", help="set up and check SSH, but do not open the editor"),
     path: Optional[str] = typer.Option(None, "--path", help="remote folder to open (default: the ticket's)"),
     editor: Optional[str] = typer.Option(None, "--editor", help="editor executable (default: RDEV_EDITOR, else code)"),
@@ -47,7 +49,7 @@ def connect(
     """Write the SSH config for NAME from a ticket, pin its host key, check ssh, open the editor."""
     from client_side import connect as connecting
 
-    connecting.connect(name, ticket, not no_open, path, editor, cloudflared, _say)
+    connecting.connect(name, ticket, not no_open, path, editor, cloudflared, _say, ticket_file)
 
 
 @app.command("list")

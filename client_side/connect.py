@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Callable
 
 from bootstrap import binaries
@@ -11,22 +12,56 @@ from bootstrap import validate
 from client_side import editor, keys, known_hosts, probe, registry, sshconfig
 from client_side.errors import BadInput, RdevError
 from client_side.locking import changing_files
+from client_side.registry import HostEntry
 
 
-def read_ticket(value: str | None) -> tickets.Ticket:
-    """The ticket from `--ticket T`, or stdin for `-` or when piped, or a paste at the prompt."""
-    if value is None and sys.stdin.isatty():
-        text = input("Paste the ticket line the notebook printed: ")
-    elif value is None or value == "-":
+def read_ticket(value: str | None, ticket_file: str | None = None, remembered: HostEntry | None = None,
+                say: Callable[[str], None] = print) -> tickets.Ticket:
+    """The ticket from `--ticket T` (`-` for stdin), else `--ticket-file`, else stdin when piped, else the
+    host's remembered ticket file when it holds a newer ticket, else a paste at the prompt."""
+    if value is not None:
+        text = sys.stdin.read() if value == "-" else value
+    elif ticket_file:
+        text = _read_ticket_file(ticket_file)
+    elif not sys.stdin.isatty():
         text = sys.stdin.read()
     else:
-        text = value
+        newer = _newer_remembered(remembered)
+        if newer:
+            say(f"Using the newer ticket in {remembered.ticket_file} (server started {newer.started}).")
+            return newer
+        if remembered and remembered.ticket_file:
+            say(f"The ticket in {remembered.ticket_file} is not newer than the one in use.")
+        text = input("Paste the ticket line the notebook printed: ")
+    return _parsed(text)
+
+
+def _parsed(text: str) -> tickets.Ticket:
     # A paste of the cell's whole output is fine: the ticket is the line that starts with 'rdev'.
     line = next((ln.strip() for ln in text.splitlines() if ln.strip().startswith("rdev")), text)
     try:
         return tickets.parse(line)
     except tickets.TicketError as err:
         raise BadInput(str(err)) from None
+
+
+def _read_ticket_file(path: str) -> str:
+    try:
+        return Path(path).expanduser().read_text(encoding="utf-8", errors="replace")
+    except OSError as err:
+        raise BadInput(f"The ticket file {path} cannot be read ({err.strerror}): check the path, or pass --ticket.") from None
+
+
+def _newer_remembered(entry: HostEntry | None) -> tickets.Ticket | None:
+    """The ticket in the host's ticket file if its server started after the one in use; None otherwise."""
+    if entry is None or not entry.ticket_file:
+        return None
+    try:
+        ticket = _parsed(Path(entry.ticket_file).read_text(encoding="utf-8", errors="replace"))
+    except (OSError, BadInput):
+        return None  # not synced yet, or half written: the prompt still works
+    # Tickets carry UTC times in one fixed format, so they compare as strings.
+    return ticket if entry.started is None or ticket.started > entry.started else None
 
 
 def checked_name(name: str) -> str:
@@ -37,12 +72,18 @@ def checked_name(name: str) -> str:
 
 
 def connect(name: str, ticket_text: str | None, open_editor: bool, path: str | None, editor_name: str | None,
-            cloudflared: str | None, say: Callable[[str], None]) -> None:
+            cloudflared: str | None, say: Callable[[str], None], ticket_file: str | None = None) -> None:
     name = checked_name(name)
-    ticket = read_ticket(ticket_text)
+    remembered = registry.load().get(name)
+    ticket = read_ticket(ticket_text, ticket_file, remembered, say)
     folder = _folder(path or ticket.workdir)
     chosen_editor = editor.find(editor_name) if open_editor else None
-    entry = registry.from_ticket(name, ticket, _cloudflared(cloudflared) if ticket.tunnel == "cloudflared" else None)
+    if ticket_file:
+        ticket_file = str(Path(ticket_file).expanduser().absolute())
+    elif remembered:
+        ticket_file = remembered.ticket_file
+    entry = registry.from_ticket(name, ticket, _cloudflared(cloudflared) if ticket.tunnel == "cloudflared" else None,
+                                 ticket_file)
     keys.public_key()
     with changing_files():
         entries = registry.load()

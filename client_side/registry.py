@@ -36,11 +36,14 @@ class HostEntry:
     runtime: str = "generic"
     expires: str | None = None
     cloudflared: str | None = None  # the laptop's cloudflared, for a host behind a cloudflared tunnel
+    started: str | None = None  # when the server of the ticket in use started, to tell a newer ticket
+    ticket_file: str | None = None  # where new tickets for this host appear (e.g. a synced Drive folder)
 
 
-def from_ticket(name: str, ticket: Ticket, cloudflared: str | None = None) -> HostEntry:
+def from_ticket(name: str, ticket: Ticket, cloudflared: str | None = None, ticket_file: str | None = None) -> HostEntry:
     return HostEntry(name=name, host=ticket.host, port=ticket.port, user=ticket.user, tunnel=ticket.tunnel,
-                     workdir=ticket.workdir, runtime=ticket.runtime, expires=ticket.expires, cloudflared=cloudflared)
+                     workdir=ticket.workdir, runtime=ticket.runtime, expires=ticket.expires, cloudflared=cloudflared,
+                     started=ticket.started, ticket_file=ticket_file)
 
 
 def load() -> dict[str, HostEntry]:
@@ -68,6 +71,8 @@ def _entry(name: str, table: dict, path: Path) -> HostEntry:
         validate.port(entry.port)
         validate.user(entry.user)
         validate.remote_path(entry.workdir)
+        if not all(isinstance(v, (str, type(None))) for v in (entry.started, entry.ticket_file, entry.cloudflared)):
+            raise validate.InvalidValue("not as rdev writes it")
     except (TypeError, AttributeError, validate.InvalidValue):
         raise RdevError(f"The entry for {name!r} in {path} is damaged: fix that table in the file or delete it.") from None
     return entry

@@ -27,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--state-dir", metavar="DIR", help="where sshd's config, keys, pid and log live")
     run.add_argument("--cloudflared", metavar="PATH", help="the cloudflared binary (default: RDEV_CLOUDFLARED, PATH, "
                      "else pycloudflared's download)")
+    run.add_argument("--ngrok", metavar="PATH", help="the ngrok binary (default: RDEV_NGROK, PATH, else pyngrok's "
+                     "download); the auth token is read from NGROK_AUTHTOKEN")
     run.add_argument("--hostname", help="a named cloudflared tunnel's public hostname; its token is read from TUNNEL_TOKEN")
     run.add_argument("--no-keep-alive", dest="keep_alive", action="store_false",
                      help="return once the ticket is printed; the server keeps running")
@@ -43,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         serve(tunnel=args.tunnel, authorized_keys=args.authorized_key, user=args.user, listen=args.listen,
               port=args.port, workdir=args.workdir, ticket_file=args.ticket_file, state_dir=args.state_dir,
-              cloudflared=args.cloudflared, hostname=args.hostname, token=os.environ.get("TUNNEL_TOKEN"),
+              cloudflared=args.cloudflared, ngrok=args.ngrok, hostname=args.hostname,
+              token=os.environ.get("TUNNEL_TOKEN") if args.tunnel == "cloudflared" else None,
               keep_alive=args.keep_alive, out=lambda line: print(line, flush=True))
     except InvalidValue as err:
         print(f"rdev: {err}", file=sys.stderr)

@@ -9,6 +9,12 @@ from pathlib import Path
 # Both services reclaim a runtime after about 12 hours at most; a generic box has no limit.
 _LIFETIME = {"colab": timedelta(hours=12), "kaggle": timedelta(hours=12)}
 _WORKDIR = {"colab": "/content", "kaggle": "/kaggle/working"}
+_POLICY = {
+    "colab": "Note: Colab's free tier does not allow SSH or remote shells (see its FAQ); use it on a paid plan "
+             "or at your own risk.",
+    "kaggle": "Note: Kaggle may end a session that starts an SSH server; save your work to /kaggle/working "
+              "and commit it often.",
+}
 
 
 def detect(environ: dict[str, str] | None = None) -> str:
@@ -27,3 +33,8 @@ def default_workdir(runtime: str, home: Path) -> str:
 def expires(runtime: str, started: datetime) -> datetime | None:
     lifetime = _LIFETIME.get(runtime)
     return started + lifetime if lifetime else None
+
+
+def policy_note(runtime: str) -> str | None:
+    """What the runtime's provider says about running an SSH server there, if anything."""
+    return _POLICY.get(runtime)

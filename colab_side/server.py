@@ -22,13 +22,14 @@ from colab_side.errors import ServeError
 from colab_side.supervisor import Supervisor
 from colab_side.sshd import Sshd, ensure_sshd, free_port, stop_sshd
 from colab_side.tunnels import Endpoint, Tunnel, make_tunnel
-from colab_side.tunnels.cloudflared import stop_tunnel
+from colab_side.tunnels.process import stop_tunnel
 
 T = TypeVar("T")
 
 
 STOPPED = "stopped"
 KEEP_ALIVE_EVERY = 5.0
+_NOTED: set[str] = set()
 
 
 def stopped(state: Path) -> bool:
@@ -88,6 +89,7 @@ def serve(
     ticket_file: str | os.PathLike | None = None,
     state_dir: str | os.PathLike | None = None,
     cloudflared: str | None = None,
+    ngrok: str | None = None,
     hostname: str | None = None,
     token: str | None = None,
     keep_alive: bool = True,
@@ -96,7 +98,8 @@ def serve(
 ) -> Server:
     """Start the private sshd behind `tunnel`, print the ticket, and (by default) keep the runtime busy.
 
-    `cloudflared` is the binary's path; `hostname` and `token` select a named cloudflared tunnel.
+    `cloudflared` and `ngrok` are the binaries' paths. `token` is the tunnel's secret: a named cloudflared
+    tunnel's (with its `hostname`), or ngrok's auth token (default: NGROK_AUTHTOKEN or Colab's secrets).
     """
     timings: list[tuple[str, float]] = []
     keys = [k.strip() for k in authorized_keys if k.strip()]
@@ -113,8 +116,9 @@ def serve(
     if ticket_file and not Path(ticket_file).absolute().parent.is_dir():
         raise ServeError(f"The folder of the ticket file {ticket_file} does not exist: create it or pick another path.", 2)
     kind = runtime.detect()
+    _note_policy(kind, out)
     workdir = validate.remote_path(workdir or runtime.default_workdir(kind, Path(account.pw_dir)))
-    provider = make_tunnel(tunnel, listen=listen, state=state, binary=cloudflared,
+    provider = make_tunnel(tunnel, listen=listen, state=state, binary=cloudflared if tunnel == "cloudflared" else ngrok,
                            hostname=validate.host(hostname) if hostname else None, token=token)
 
     # One server per state folder: a second serve replaces the first instead of adding to it.
@@ -167,6 +171,14 @@ def stop(state_dir: str | os.PathLike | None = None) -> bool:
         (state / STOPPED).touch()
     tunnel_ran = stop_tunnel(state)
     return stop_sshd(state) or tunnel_ran
+
+
+def _note_policy(kind: str, out: Callable[[str], None]) -> None:
+    """Say once per process what the runtime's provider thinks of SSH; a re-run cell stays quiet."""
+    note = runtime.policy_note(kind)
+    if note and kind not in _NOTED:
+        _NOTED.add(kind)
+        out(note)
 
 
 def _account(user: str | None) -> pwd.struct_passwd:

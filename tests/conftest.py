@@ -75,17 +75,26 @@ def server(home: Path) -> Iterator[Callable[..., str]]:
     run_module("colab_side", "stop", "--state-dir", str(home.parent / "server"))
 
 
-@pytest.fixture
-def cloudflared_standin(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An executable `cloudflared` that runs the stand-in with this Python; its records live beside HOME."""
+def standin(home: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> Path:
+    """An executable `name` that runs tests/stand_ins/NAME.py with this Python; records live beside HOME."""
     records = home.parent / "edge"
-    records.mkdir()
+    records.mkdir(exist_ok=True)
     monkeypatch.setenv("RDEV_STANDIN_DIR", str(records))
-    script = home.parent / "bin" / "cloudflared"
-    script.parent.mkdir()
-    script.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{REPO / "tests" / "stand_ins" / "cloudflared.py"}" "$@"\n')
+    script = home.parent / "bin" / name
+    script.parent.mkdir(exist_ok=True)
+    script.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{REPO / "tests" / "stand_ins" / f"{name}.py"}" "$@"\n')
     script.chmod(0o755)
     return script
+
+
+@pytest.fixture
+def cloudflared_standin(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return standin(home, monkeypatch, "cloudflared")
+
+
+@pytest.fixture
+def ngrok_standin(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return standin(home, monkeypatch, "ngrok")
 
 
 def ssh_through(home: Path, *args: str) -> subprocess.CompletedProcess:

@@ -45,6 +45,8 @@ class Tunnel(ABC):
 
 def make_tunnel(name: str, *, listen: str, state: Path, binary: str | None = None, hostname: str | None = None,
                 token: str | None = None) -> Tunnel:
+    if hostname and name != "cloudflared":
+        raise ServeError("A hostname is for a named cloudflared tunnel only: leave out --hostname or use --tunnel cloudflared.", 2)
     if name == "direct":
         from colab_side.tunnels.direct import DirectTunnel
 
@@ -53,6 +55,8 @@ def make_tunnel(name: str, *, listen: str, state: Path, binary: str | None = Non
         from colab_side.tunnels.cloudflared import CloudflaredTunnel
 
         return CloudflaredTunnel(state, binary, hostname, token)
-    if name in PROVIDERS:
-        raise ServeError(f"The {name} tunnel is not available in this version of rdev yet: use --tunnel direct.", 2)
+    if name == "ngrok":
+        from colab_side.tunnels.ngrok import NgrokTunnel
+
+        return NgrokTunnel(state, binary, token)
     raise ServeError(f"Unknown tunnel {name!r}: choose one of {', '.join(PROVIDERS)}.", 2)
