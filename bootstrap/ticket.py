@@ -10,22 +10,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import struct
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 
-from bootstrap import validate
+from bootstrap import pubkeys, validate
 
 PREFIX = "rdev1."
 TUNNELS = ("cloudflared", "ngrok", "direct")
 RUNTIMES = ("colab", "kaggle", "generic")
-HOST_KEY_TYPES = (
-    "ssh-ed25519",
-    "ecdsa-sha2-nistp256",
-    "ecdsa-sha2-nistp384",
-    "ecdsa-sha2-nistp521",
-    "ssh-rsa",
-)
 
 
 class TicketError(ValueError):
@@ -131,42 +123,10 @@ def _host_keys(value: object) -> tuple[str, ...]:
 
 
 def _host_key(line: object) -> str:
-    """One OpenSSH public key line, reduced to `type base64` once its blob parses as that type."""
-    parts = line.split() if isinstance(line, str) else []
-    if len(parts) < 2 or parts[0] not in HOST_KEY_TYPES:
-        raise TicketError(f"The ticket's 'host_keys' holds {line!r}, which is not an SSH public key.")
     try:
-        fields = _wire_strings(base64.b64decode(parts[1], validate=True))
-    except (binascii.Error, ValueError):
-        fields = []
-    if not _key_shape_ok(parts[0], fields):
-        raise TicketError(f"The ticket's 'host_keys' holds a host key of type {parts[0]} that does not parse: it was altered.")
-    return f"{parts[0]} {parts[1]}"
-
-
-def _wire_strings(blob: bytes) -> list[bytes]:
-    """Split an SSH wire-format key blob into its length-prefixed fields; the blob must end exactly."""
-    fields, offset = [], 0
-    while offset < len(blob):
-        if offset + 4 > len(blob):
-            raise ValueError("length cut short")
-        (size,) = struct.unpack(">I", blob[offset : offset + 4])
-        offset += 4
-        if offset + size > len(blob):
-            raise ValueError("field cut short")
-        fields.append(blob[offset : offset + size])
-        offset += size
-    return fields
-
-
-def _key_shape_ok(kind: str, fields: list[bytes]) -> bool:
-    if not fields or fields[0] != kind.encode():
-        return False
-    if kind == "ssh-ed25519":
-        return len(fields) == 2 and len(fields[1]) == 32
-    if kind.startswith("ecdsa-"):
-        return len(fields) == 3 and fields[1] == kind.rsplit("-", 1)[1].encode() and len(fields[2]) > 32
-    return len(fields) == 3 and len(fields[2]) >= 128  # ssh-rsa: exponent, then a modulus of 1024 bits or more
+        return pubkeys.parse(line)
+    except pubkeys.NotAKey as err:
+        raise TicketError(f"The ticket's 'host_keys' holds the host key {line!r}, which {err}.") from None
 
 
 def _time(fields: dict, key: str) -> str:

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, TypeVar
 
-from bootstrap import validate
+from bootstrap import pubkeys, validate
 from bootstrap.files import atomic_write, ensure_private_dir
 from bootstrap.ticket import Ticket, utc_timestamp
 from colab_side import runtime, status
@@ -102,7 +102,7 @@ def serve(
     tunnel's (with its `hostname`), or ngrok's auth token (default: NGROK_AUTHTOKEN or Colab's secrets).
     """
     timings: list[tuple[str, float]] = []
-    keys = [k.strip() for k in authorized_keys if k.strip()]
+    keys = [_authorized_key(k) for k in authorized_keys if k.strip()]
     if not keys and password is None:
         raise ServeError("No key to let in: pass --authorized-key \"$(rdev key)\" (the output of 'rdev key' on your laptop).", 2)
     account = _account(user)
@@ -179,6 +179,18 @@ def _note_policy(kind: str, out: Callable[[str], None]) -> None:
     if note and kind not in _NOTED:
         _NOTED.add(kind)
         out(note)
+
+
+def _authorized_key(line: str) -> str:
+    """A key as `rdev key` prints it, comment kept; a private key, a path or two lines is refused."""
+    try:
+        pubkeys.parse(line, pubkeys.USER_KEY_TYPES)
+    except pubkeys.NotAKey as err:
+        # Only the start of the first line: a pasted private key must not be echoed.
+        first = line.strip().splitlines()[0]
+        shown = first[:40] + ("..." if len(first) > 40 or "\n" in line.strip() else "")
+        raise ServeError(f"The authorized key {shown!r} {err}: pass the one line 'rdev key' prints.", 2) from None
+    return line.strip()
 
 
 def _account(user: str | None) -> pwd.struct_passwd:

@@ -73,3 +73,16 @@ def test_password_login_when_a_password_is_given(home: Path) -> None:
     finally:
         stop(state)
         subprocess.run(["userdel", "--remove", user], capture_output=True)
+
+
+@pytest.mark.parametrize("key", [
+    "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n-----END OPENSSH PRIVATE KEY-----",
+    "/home/me/.ssh/id_ed25519.pub",
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJTdnlNi8B altered",
+])
+def test_authorized_key_that_is_not_a_public_key_is_refused(home: Path, key: str) -> None:
+    result = run_module("colab_side", "serve", "--authorized-key", key, "--state-dir", str(home.parent / "server"),
+                        "--no-keep-alive")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "rdev key" in result.stderr
+    assert "b3BlbnNzaC1rZXktdjEA" not in result.stderr
+    assert not (home.parent / "server").exists()
