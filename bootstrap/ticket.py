@@ -129,12 +129,17 @@ def _host_key(line: object) -> str:
         raise TicketError(f"The ticket's 'host_keys' holds the host key {line!r}, which {err}.") from None
 
 
+def moment(value: object) -> datetime | None:
+    """The UTC time an ISO-8601 text names, or None if it names none (or not in UTC)."""
+    try:
+        found = datetime.fromisoformat(value.replace("Z", "+00:00"))  # type: ignore[union-attr]
+    except (AttributeError, ValueError):
+        return None
+    return found if found.utcoffset() == timedelta(0) else None
+
+
 def _time(fields: dict, key: str) -> str:
     value = fields[key]
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except (AttributeError, ValueError):
-        moment = None
-    if moment is None or moment.utcoffset() != timedelta(0):
+    if moment(value) is None:
         raise TicketError(f"The ticket's '{key}' is not a UTC time in ISO-8601 form.")
     return value

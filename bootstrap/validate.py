@@ -78,3 +78,20 @@ def remote_path(value: str) -> str:
     if any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise InvalidValue(f"The remote folder {value!r} contains a control character.")
     return value
+
+
+def jump(value: str) -> str:
+    """A ProxyJump hop: `[user@]host[:port]` (a registered name is a host name too); one hop only."""
+    rest = value
+    if "@" in rest:
+        login, rest = rest.rsplit("@", 1)
+        user(login)
+    if rest.count(":") == 1:
+        rest, number = rest.split(":")
+        port(number)
+    try:
+        host(rest)
+    except InvalidValue:
+        raise InvalidValue(f"The jump host {value!r} is not [user@]host[:port]: give one host, "
+                           "a registered name or for example 'me@gate.example.edu'.") from None
+    return value

@@ -45,11 +45,66 @@ def connect(
     editor: Optional[str] = typer.Option(None, "--editor", help="editor executable (default: RDEV_EDITOR, else code)"),
     cloudflared: Optional[str] = typer.Option(None, "--cloudflared", help="cloudflared binary for cloudflared tickets "
                                               "(default: RDEV_CLOUDFLARED, PATH, else downloaded)"),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="read a password host's password from stdin"),
+    accept_new_host_key: bool = typer.Option(False, "--accept-new-host-key",
+                                             help="re-pin a password host whose host key changed"),
 ) -> None:
-    """Write the SSH config for NAME from a ticket, pin its host key, check ssh, open the editor."""
+    """Connect NAME: from a ticket, or (for a host added with 'rdev add') with its password once, then rdev's key.
+    Writes the SSH config, pins the host key, checks ssh, opens the editor."""
     from client_side import connect as connecting
 
-    connecting.connect(name, ticket, not no_open, path, editor, cloudflared, _say, ticket_file)
+    connecting.connect(name, ticket, not no_open, path, editor, cloudflared, _say, ticket_file, password_stdin,
+                       accept_new_host_key)
+
+
+@app.command()
+def add(
+    name: str = typer.Argument(..., metavar="NAME", help="the name to use for this host, e.g. gpu1"),
+    host: str = typer.Option(..., "--host", help="its address, e.g. gpu1.cs.example.edu"),
+    user: Optional[str] = typer.Option(None, "--user", help="login name (default: yours on this laptop)"),
+    port: int = typer.Option(22, "--port"),
+    jump: Optional[str] = typer.Option(None, "--jump", help="reach it through this registered name or [user@]host[:port]"),
+    preset: Optional[str] = typer.Option(None, "--preset", help="a kind of host: clusteria, school, or your own"),
+    path: Optional[str] = typer.Option(None, "--path", help="remote folder the editor opens (default: the preset's, else ~)"),
+) -> None:
+    """Register a password host (lab cluster, school server); 'rdev connect NAME' then logs in once."""
+    from client_side import login
+
+    _say(login.add(name, host, user, port, jump, preset, path))
+
+
+@app.command()
+def password(
+    name: str = typer.Argument(..., metavar="NAME"),
+    stdin: bool = typer.Option(False, "--stdin", help="read the password from stdin instead of a prompt"),
+    delete: bool = typer.Option(False, "--delete", help="forget the kept password"),
+) -> None:
+    """Keep NAME's password in the system keyring (after checking it works), or forget it."""
+    from client_side import login
+
+    login.set_password(name, stdin, delete, _say)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def ssh(
+    name: str = typer.Argument(..., metavar="NAME"),
+    command: Optional[list[str]] = typer.Argument(None, metavar="[-- CMD...]", help="a command to run instead of a shell"),
+) -> None:
+    """A terminal on NAME (or one command) through the SSH config rdev wrote."""
+    from client_side import terminal
+
+    sys.exit(terminal.run(name, command or []))
+
+
+@app.command()
+def gpus(
+    names: Optional[list[str]] = typer.Argument(None, metavar="[NAME...]", help="hosts to ask (default: all)"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """Which GPUs on each host look free, and the CUDA_VISIBLE_DEVICES to use; all hosts at once."""
+    from client_side import gpus as gpu_listing
+
+    _say(gpu_listing.report(names or [], as_json))
 
 
 @app.command("list")

@@ -26,12 +26,12 @@ def read_ticket(value: str | None, ticket_file: str | None = None, remembered: H
     elif not sys.stdin.isatty():
         text = sys.stdin.read()
     else:
-        newer = _newer_remembered(remembered)
+        newer, why_not = _newer_remembered(remembered)
         if newer:
             say(f"Using the newer ticket in {remembered.ticket_file} (server started {newer.started}).")
             return newer
-        if remembered and remembered.ticket_file:
-            say(f"The ticket in {remembered.ticket_file} is not newer than the one in use.")
+        if why_not:
+            say(why_not)
         text = input("Paste the ticket line the notebook printed: ")
     return _parsed(text)
 
@@ -52,16 +52,21 @@ def _read_ticket_file(path: str) -> str:
         raise BadInput(f"The ticket file {path} cannot be read ({err.strerror}): check the path, or pass --ticket.") from None
 
 
-def _newer_remembered(entry: HostEntry | None) -> tickets.Ticket | None:
-    """The ticket in the host's ticket file if its server started after the one in use; None otherwise."""
+def _newer_remembered(entry: HostEntry | None) -> tuple[tickets.Ticket | None, str]:
+    """The ticket in the host's ticket file if its server started after the one in use; else None and
+    why not (empty when the host has no ticket file)."""
     if entry is None or not entry.ticket_file:
-        return None
+        return None, ""
     try:
         ticket = _parsed(Path(entry.ticket_file).read_text(encoding="utf-8", errors="replace"))
-    except (OSError, BadInput):
-        return None  # not synced yet, or half written: the prompt still works
-    # Tickets carry UTC times in one fixed format, so they compare as strings.
-    return ticket if entry.started is None or ticket.started > entry.started else None
+    except OSError:
+        return None, f"There is no ticket in {entry.ticket_file} yet (not synced?)."
+    except BadInput:
+        return None, f"The ticket in {entry.ticket_file} cannot be read (half synced?)."
+    in_use = tickets.moment(entry.started)
+    if in_use is None or tickets.moment(ticket.started) > in_use:
+        return ticket, ""
+    return None, f"The ticket in {entry.ticket_file} is not newer than the one in use."
 
 
 def checked_name(name: str) -> str:
@@ -72,16 +77,23 @@ def checked_name(name: str) -> str:
 
 
 def connect(name: str, ticket_text: str | None, open_editor: bool, path: str | None, editor_name: str | None,
-            cloudflared: str | None, say: Callable[[str], None], ticket_file: str | None = None) -> None:
+            cloudflared: str | None, say: Callable[[str], None], ticket_file: str | None = None,
+            password_stdin: bool = False, accept_new_host_key: bool = False) -> None:
+    """A password host added with `rdev add` logs in; any other name takes a ticket."""
     name = checked_name(name)
     remembered = registry.load().get(name)
+    if remembered and remembered.login and ticket_text is None and ticket_file is None:
+        from client_side import login
+
+        login.connect(remembered, password_stdin, accept_new_host_key, open_editor, path, editor_name, say)
+        return
     ticket = read_ticket(ticket_text, ticket_file, remembered, say)
     folder = _folder(path or ticket.workdir)
     chosen_editor = editor.find(editor_name) if open_editor else None
-    if ticket_file:
+    if ticket_file and ticket_text is None:  # remembered only when it was the one read
         ticket_file = str(Path(ticket_file).expanduser().absolute())
-    elif remembered:
-        ticket_file = remembered.ticket_file
+    else:
+        ticket_file = remembered.ticket_file if remembered else None
     entry = registry.from_ticket(name, ticket, _cloudflared(cloudflared) if ticket.tunnel == "cloudflared" else None,
                                  ticket_file)
     keys.public_key()

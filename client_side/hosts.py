@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
-from client_side import known_hosts, probe, registry, sshconfig
+from client_side import known_hosts, passwords, probe, registry, sshconfig
 from client_side.connect import checked_name
 from client_side.errors import BadInput
 from client_side.locking import changing_files
@@ -35,4 +35,6 @@ def remove(name: str) -> str:
         known_hosts.unpin(name)
         entries.pop(name, None)
         registry.save(entries)
-    return f"Removed {name}: its SSH config block, pinned host key and registry entry are gone."
+    forgot = passwords.delete(name)
+    return (f"Removed {name}: its SSH config block, pinned host key{', kept password' if forgot else ''} "
+            "and registry entry are gone.")

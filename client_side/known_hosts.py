@@ -22,6 +22,15 @@ def _other_lines(name: str) -> list[str]:
     return [line for line in lines if line.split(" ", 1)[0] != alias(name)]
 
 
+def pinned(name: str) -> list[str]:
+    """The keys pinned for `name`, as `type base64`."""
+    try:
+        lines = paths.known_hosts().read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    return [line.split(" ", 1)[1] for line in lines if line.split(" ", 1)[0] == alias(name) and " " in line]
+
+
 def pin(name: str, host_keys: tuple[str, ...]) -> None:
     """Make `host_keys` the only keys accepted for `name`; call under `locking.changing_files()`."""
     lines = _other_lines(name) + [f"{alias(name)} {key}" for key in host_keys]

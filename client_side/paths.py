@@ -62,3 +62,7 @@ def config_dir() -> Path:
 
 def registry() -> Path:
     return config_dir() / "hosts.toml"
+
+
+def user_presets() -> Path:
+    return config_dir() / "presets.toml"

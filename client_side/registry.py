@@ -38,6 +38,9 @@ class HostEntry:
     cloudflared: str | None = None  # the laptop's cloudflared, for a host behind a cloudflared tunnel
     started: str | None = None  # when the server of the ticket in use started, to tell a newer ticket
     ticket_file: str | None = None  # where new tickets for this host appear (e.g. a synced Drive folder)
+    login: bool = False  # added with `rdev add`: a password host, reached without a ticket
+    jump: str | None = None  # ProxyJump: a registered name or [user@]host[:port]
+    preset: str | None = None
 
 
 def from_ticket(name: str, ticket: Ticket, cloudflared: str | None = None, ticket_file: str | None = None) -> HostEntry:
@@ -71,7 +74,8 @@ def _entry(name: str, table: dict, path: Path) -> HostEntry:
         validate.port(entry.port)
         validate.user(entry.user)
         validate.remote_path(entry.workdir)
-        if not all(isinstance(v, (str, type(None))) for v in (entry.started, entry.ticket_file, entry.cloudflared)):
+        if not all(isinstance(v, (str, type(None))) for v in (entry.started, entry.ticket_file, entry.cloudflared,
+                                                              entry.jump, entry.preset)) or not isinstance(entry.login, bool):
             raise validate.InvalidValue("not as rdev writes it")
     except (TypeError, AttributeError, validate.InvalidValue):
         raise RdevError(f"The entry for {name!r} in {path} is damaged: fix that table in the file or delete it.") from None

@@ -61,6 +61,8 @@ def host_options(entry: HostEntry) -> dict[str, str]:
     }
     if entry.tunnel == "cloudflared" and entry.cloudflared:
         options["ProxyCommand"] = proxy_command(entry.cloudflared)
+    if entry.jump:
+        options["ProxyJump"] = entry.jump
     if _multiplexing():
         # VS Code opens many connections; one master connection makes each later one instant.
         options.update(ControlMaster="auto", ControlPath=config_path(paths.control_dir(), "/%C"),

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -109,3 +110,31 @@ def read_or_empty(path: Path) -> bytes:
         return path.read_bytes()
     except OSError:
         return b""
+
+
+@pytest.fixture(scope="session")
+def secret_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A real Secret Service: gnome-keyring-daemon on a private D-Bus session bus, its login keyring
+    unlocked. Yields the environment a child needs to use it through `keyring`."""
+    root = tmp_path_factory.mktemp("secrets")
+    (root / "run").mkdir(mode=0o700)
+    env = {**os.environ, "HOME": str(root), "XDG_DATA_HOME": str(root / "data"), "XDG_RUNTIME_DIR": str(root / "run")}
+    bus = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--print-address=1", f"--address=unix:path={root}/bus"],
+                           stdout=subprocess.PIPE, text=True, env=env)
+    env["DBUS_SESSION_BUS_ADDRESS"] = bus.stdout.readline().strip()
+    daemon = subprocess.Popen(["gnome-keyring-daemon", "--foreground", "--unlock", "--components=secrets"],
+                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    daemon.stdin.write(b"keyring-unlock")  # the login keyring's own password, read once at start
+    daemon.stdin.close()
+    wanted = {"DBUS_SESSION_BUS_ADDRESS": env["DBUS_SESSION_BUS_ADDRESS"],
+              "PYTHON_KEYRING_BACKEND": "keyring.backends.SecretService.Keyring"}
+    probe = [sys.executable, "-c", "import keyring; keyring.set_password('rdev-probe', 'p', 'x')"]
+    deadline = time.monotonic() + 20
+    while subprocess.run(probe, env={**os.environ, **wanted}, capture_output=True).returncode != 0:
+        assert time.monotonic() < deadline, "gnome-keyring-daemon did not come up"
+        time.sleep(0.2)
+    yield wanted
+    daemon.terminate()
+    bus.terminate()
+    daemon.wait(10)
+    bus.wait(10)

@@ -10,6 +10,7 @@ environment (NGROK_AUTHTOKEN) and nowhere else.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -138,8 +139,9 @@ class NgrokTunnel(ProcessTunnel):
 
 
 def _explain(error: str) -> str:
+    codes = set(re.findall(r"ERR_NGROK_\d+", error))
     for code, sentence in _FAILURES:
-        if code in error:
+        if code in codes:
             return sentence
     first = " ".join(error.split())[:300]
     return f"ngrok failed: {first}"

@@ -18,6 +18,8 @@ from tests.conftest import REPO, run_module
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creating a test user needs root")
 
+VALID_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVpTxB3vKp4n0E5cDn2OF0t0F0nKcxWXgH2v3cM0f3V"
+
 
 @pytest.fixture
 def account() -> Iterator[str]:
@@ -81,12 +83,12 @@ def test_serve_as_ordinary_user_and_connect(home: Path, rdev, account: str, runt
 
 def test_ordinary_user_cannot_serve_another(account: str, runtime_copy: Path) -> None:
     result = as_user(account, user_python(account, runtime_copy), "-m", "colab_side", "serve", "--user", "root",
-                     "--authorized-key", "ssh-ed25519 AAAA", "--no-keep-alive", cwd=runtime_copy)
+                     "--authorized-key", VALID_KEY, "--no-keep-alive", cwd=runtime_copy)
     assert result.returncode == 2 and "Only root can serve another user" in result.stderr, result.stderr
 
 
 def test_unknown_user_is_refused() -> None:
-    result = run_module("colab_side", "serve", "--user", "nosuchuser-x", "--authorized-key", "ssh-ed25519 AAAA", "--no-keep-alive")
+    result = run_module("colab_side", "serve", "--user", "nosuchuser-x", "--authorized-key", VALID_KEY, "--no-keep-alive")
     assert result.returncode == 2 and "There is no user" in result.stderr
 
 

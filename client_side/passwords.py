@@ -1,0 +1,70 @@
+"""Passwords of password hosts, in the system keyring only (service `rdev`, user = the host's name).
+
+Never a plaintext file: without a usable backend rdev says what to install or how to opt in to
+an encrypted file backend, and goes on without storing.
+"""
+
+from __future__ import annotations
+
+from client_side.errors import RdevError
+
+SERVICE = "rdev"
+NO_BACKEND = ("No system keyring is available to keep the password: install and unlock a Secret Service "
+              "(e.g. gnome-keyring or KeePassXC), or opt in to an encrypted file with 'pip install keyrings.cryptfile' "
+              "and PYTHON_KEYRING_BACKEND=keyrings.cryptfile.cryptfile.CryptFileKeyring.")
+
+
+def _backend():
+    import keyring
+    from keyring.backends import fail, null
+
+    backend = keyring.get_keyring()
+    # The null backend forgets everything and the fail backend refuses everything: neither keeps a password.
+    return None if isinstance(backend, (fail.Keyring, null.Keyring)) else backend
+
+
+def usable() -> bool:
+    return _backend() is not None
+
+
+def get(name: str) -> str | None:
+    backend = _backend()
+    if backend is None:
+        return None
+    return _call(lambda: backend.get_password(SERVICE, name))
+
+
+def store(name: str, password: str) -> bool:
+    """Keep `password` for `name`; False when there is no keyring to keep it in."""
+    backend = _backend()
+    if backend is None:
+        return False
+    _call(lambda: backend.set_password(SERVICE, name, password))
+    return True
+
+
+def delete(name: str) -> bool:
+    """Forget `name`'s password; False if none was kept."""
+    from keyring.errors import PasswordDeleteError
+
+    backend = _backend()
+    if backend is None or _call(lambda: backend.get_password(SERVICE, name)) is None:
+        return False
+    try:
+        _call(lambda: backend.delete_password(SERVICE, name))
+    except PasswordDeleteError:
+        return False
+    return True
+
+
+def _call(action):
+    from keyring.errors import KeyringError, PasswordDeleteError
+
+    try:
+        return action()
+    except PasswordDeleteError:
+        raise
+    except KeyringError as err:
+        # The backend's own words (locked, no D-Bus...) name no secret.
+        raise RdevError(f"The system keyring did not answer ({type(err).__name__}: {err}): unlock it "
+                        "and run again.") from None

@@ -1,0 +1,233 @@
+"""Password hosts end to end: a real local user behind a real sshd that takes passwords, as a lab
+cluster's container or a school's server does. rdev uses the password once to install its key."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.conftest import read_or_empty, snapshot, ssh_through
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creating a test user needs root")
+
+PASSWORD = "pw-Sekr1t-4711"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class PasswordHost:
+    """sshd with a plain server's settings: passwords and ~/.ssh/authorized_keys."""
+
+    user: str
+    home: Path
+    root: Path
+    port: int
+    process: subprocess.Popen | None = None
+
+    def start(self, new_host_key: bool = False) -> None:
+        key = self.root / "host_key"
+        if new_host_key:
+            key.unlink(missing_ok=True)
+        if not key.exists():
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+        (self.root / "sshd_config").write_text(
+            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {key}\nPidFile {self.root}/sshd.pid\n"
+            "PasswordAuthentication yes\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
+            f"AuthorizedKeysFile .ssh/authorized_keys\nUsePAM no\nAllowUsers {self.user}\n")
+        self.process = subprocess.Popen(["/usr/sbin/sshd", "-D", "-f", str(self.root / "sshd_config"),
+                                         "-E", str(self.root / "sshd.log")])
+        for _ in range(100):
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            self.process.poll()
+            __import__("time").sleep(0.05)
+        raise AssertionError((self.root / "sshd.log").read_text())
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.terminate()
+            self.process.wait(10)
+
+    def reserve_again(self) -> None:
+        """A new reservation: a new host key, and the container's home wiped of rdev's key."""
+        self.stop()
+        (self.home / ".ssh" / "authorized_keys").unlink(missing_ok=True)
+        self.start(new_host_key=True)
+
+    def authorized_keys(self) -> str:
+        return (self.home / ".ssh" / "authorized_keys").read_text()
+
+
+@pytest.fixture
+def host(home: Path) -> Iterator[PasswordHost]:
+    user = f"rdl{uuid.uuid4().hex[:8]}"
+    user_home = Path("/tmp") / user  # the test HOME's folder is private to root; a user must reach its own home
+    subprocess.run(["useradd", "--create-home", "--home-dir", str(user_home), "--shell", "/bin/sh", user], check=True)
+    subprocess.run(["chpasswd"], input=f"{user}:{PASSWORD}\n", text=True, check=True)
+    root = home.parent / "pwsshd"
+    root.mkdir()
+    server = PasswordHost(user, user_home, root, free_port())
+    server.start()
+    yield server
+    server.stop()
+    subprocess.run(["userdel", "--remove", user], capture_output=True)
+
+
+@pytest.fixture
+def recorded(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Put a recording `ssh` first on PATH: every child ssh's argv and environment land in a folder
+    outside HOME before the real ssh runs."""
+    records = home.parent / "ssh-calls"
+    records.mkdir()
+    wrapper = home.parent / "recbin" / "ssh"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\nn=$$; printf "%s\\n" "$@" > "{records}/$n.argv"; env > "{records}/$n.env"\n'
+                       'exec /usr/bin/ssh "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{wrapper.parent}:{os.environ['PATH']}")
+    return records
+
+
+def add(rdev, host: PasswordHost, name: str = "lab", *extra: str):
+    result = rdev("add", name, "--host", "127.0.0.1", "--port", str(host.port), "--user", host.user, *extra)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_password_once_then_the_key(home: Path, rdev, host: PasswordHost, recorded: Path) -> None:
+    add(rdev, host, "lab", "--preset", "school")
+    first = rdev("connect", "lab", "--password-stdin", "--no-open", input=PASSWORD + "\n")
+    assert first.returncode == 0, first.stderr
+    assert "rdev's key is installed" in first.stdout and "tmux" in first.stdout  # the preset's reminder
+    for _ in range(2):
+        again = rdev("connect", "lab", "--no-open")  # no password anywhere: the key must do
+        assert again.returncode == 0, again.stderr
+    public = rdev("key").stdout.strip()
+    assert host.authorized_keys().count(public.split()[1]) == 1
+    mode = (host.home / ".ssh" / "authorized_keys").stat().st_mode & 0o777
+    assert mode == 0o600 and (host.home / ".ssh").stat().st_mode & 0o777 == 0o700
+    result = ssh_through(home, "-o", "PasswordAuthentication=no", "lab", "whoami")
+    assert result.stdout.strip() == host.user
+
+    # The password went nowhere but paramiko: no file, no child's argv or environment, no output.
+    assert not [p for p, data in snapshot(home).items() if PASSWORD.encode() in data]
+    assert list(recorded.iterdir()), "the recording ssh was not used"
+    assert not [p for p in recorded.iterdir() if PASSWORD in p.read_text()]
+    assert PASSWORD not in first.stdout + first.stderr
+
+
+def test_rdev_ssh_runs_a_command_and_passes_its_status(rdev, host: PasswordHost) -> None:
+    add(rdev, host)
+    assert rdev("connect", "lab", "--password-stdin", "--no-open", input=PASSWORD + "\n").returncode == 0
+    assert rdev("ssh", "lab", "--", "echo", "hello from lab").stdout.strip() == "hello from lab"
+    assert rdev("ssh", "lab", "--", "exit 3").returncode == 3
+    unknown = rdev("ssh", "nowhere")
+    assert unknown.returncode == 2 and "no host named 'nowhere'" in unknown.stderr
+
+
+def test_wrong_password_is_one_sentence_and_nothing_is_kept(rdev, host: PasswordHost, secret_service) -> None:
+    add(rdev, host)
+    env = {**os.environ, **secret_service}
+    result = rdev("connect", "lab", "--password-stdin", "--no-open", input="not-it\n", env=env)
+    assert result.returncode == 1 and "was refused" in result.stderr and result.stderr.count("\n") == 1
+    assert keyring_get("lab", env) == "None"
+
+
+def keyring_get(name: str, env: dict) -> str:
+    code = f"import keyring; print(keyring.get_password('rdev', {name!r}))"
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.strip()
+
+
+def test_keyring_round_trip_with_a_real_secret_service(home: Path, rdev, host: PasswordHost, secret_service) -> None:
+    env = {**os.environ, **secret_service}
+    add(rdev, host, "lab", "--preset", "clusteria")
+    assert rdev("connect", "lab", "--password-stdin", "--no-open", input=PASSWORD + "\n", env=env).returncode == 0
+    assert keyring_get("lab", env) == PASSWORD
+
+    # A new reservation: new host key, key gone; the ephemeral preset re-pins and the kept password logs in.
+    host.reserve_again()
+    result = rdev("connect", "lab", "--no-open", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "new host key" in result.stdout and "rdev's key is installed" in result.stdout
+
+    assert rdev("password", "lab", "--delete", env=env).returncode == 0
+    assert keyring_get("lab", env) == "None"
+    assert rdev("password", "lab", "--stdin", input=PASSWORD + "\n", env=env).returncode == 0
+    assert keyring_get("lab", env) == PASSWORD
+    assert rdev("password", "lab", "--stdin", input="wrong\n", env=env).returncode == 1
+    assert keyring_get("lab", env) == PASSWORD, "a password that failed must not replace the kept one"
+    removed = rdev("remove", "lab", env=env)
+    assert removed.returncode == 0 and "kept password" in removed.stdout
+    assert keyring_get("lab", env) == "None"
+
+
+def test_changed_host_key_stops_a_non_ephemeral_host(home: Path, rdev, host: PasswordHost) -> None:
+    add(rdev, host, "gpu1", "--preset", "school")
+    assert rdev("connect", "gpu1", "--password-stdin", "--no-open", input=PASSWORD + "\n").returncode == 0
+    pinned = (home / ".ssh" / "rdev" / "known_hosts").read_bytes()
+    host.reserve_again()
+    refused = rdev("connect", "gpu1", "--password-stdin", "--no-open", input=PASSWORD + "\n")
+    assert refused.returncode == 1 and "--accept-new-host-key" in refused.stderr and refused.stderr.count("\n") == 1
+    assert (home / ".ssh" / "rdev" / "known_hosts").read_bytes() == pinned
+    accepted = rdev("connect", "gpu1", "--password-stdin", "--no-open", "--accept-new-host-key", input=PASSWORD + "\n")
+    assert accepted.returncode == 0, accepted.stderr
+    assert ssh_through(home, "gpu1", "true").returncode == 0
+
+
+def test_no_keyring_backend_is_said_and_nothing_is_written(home: Path, rdev, host: PasswordHost) -> None:
+    env = {**os.environ, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    add(rdev, host)
+    result = rdev("connect", "lab", "--password-stdin", "--no-open", input=PASSWORD + "\n", env=env)
+    assert result.returncode == 0 and "not stored" in result.stdout and "Secret Service" in result.stdout
+    refused = rdev("password", "lab", "--stdin", input=PASSWORD + "\n", env=env)
+    assert refused.returncode == 1 and "keyrings.cryptfile" in refused.stderr
+    assert not [p for p, data in snapshot(home).items() if PASSWORD.encode() in data]
+
+
+def test_no_password_at_hand_is_bad_input(rdev, host: PasswordHost) -> None:
+    add(rdev, host)
+    result = rdev("connect", "lab", "--no-open", input="")
+    assert result.returncode == 2 and "--password-stdin" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_unreachable_host_names_the_presets_hint(rdev) -> None:
+    assert rdev("add", "c2", "--host", "127.0.0.1", "--port", str(free_port()), "--preset", "clusteria").returncode == 0
+    result = rdev("connect", "c2", "--no-open")
+    assert result.returncode == 1 and "tailnet" in result.stderr and result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("args, word", [
+    (["--host", "bad host"], "host"),
+    (["--host", "gpu1.example.edu", "--preset", "nope"], "preset"),
+    (["--host", "gpu1.example.edu", "--jump", "a b"], "jump"),
+    (["--host", "gpu1.example.edu", "--user", "-oProxyCommand=x"], "user"),
+    (["--host", "gpu1.example.edu", "--port", "0"], "port"),
+])
+def test_add_refuses_bad_input_and_writes_nothing(home: Path, rdev, args: list[str], word: str) -> None:
+    before = snapshot(home)
+    result = rdev("add", "gpu1", *args)
+    assert result.returncode == 2 and word in result.stderr.lower() and "Traceback" not in result.stderr
+    assert snapshot(home) == before
+
+
+def test_jump_host_becomes_proxyjump(home: Path, rdev) -> None:
+    assert rdev("add", "gate", "--host", "gate.example.edu", "--user", "me").returncode == 0
+    assert rdev("add", "gpu3", "--host", "gpu3.internal", "--jump", "gate").returncode == 0
+    shown = ssh_through(home, "-G", "gpu3").stdout.splitlines()
+    assert "proxyjump gate" in shown and "hostname gpu3.internal" in shown
+    listed = rdev("list", "--json").stdout
+    assert '"jump": "gate"' in listed and '"login": true' in listed
