@@ -9,7 +9,7 @@ missing=()
 command -v ssh >/dev/null || missing+=(openssh-client)
 [ -x /usr/sbin/sshd ] || command -v sshd >/dev/null || missing+=(openssh-server)
 command -v gnome-keyring-daemon >/dev/null || missing+=(gnome-keyring)
-command -v dbus-run-session >/dev/null || missing+=(dbus)
+{ command -v dbus-daemon && command -v dbus-run-session; } >/dev/null || missing+=(dbus)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 
 if [ ${#missing[@]} -gt 0 ]; then
