@@ -142,3 +142,15 @@ def test_remote_path_accepted(value: str) -> None:
 )
 def test_remote_path_refused(value: str) -> None:
     refusal(validate.remote_path, value)
+
+
+@pytest.mark.parametrize("value", ["gate", "me@gate.example.edu", "gate.example.edu:2222", "me@10.0.0.1:22"])
+def test_jump_accepts_one_hop(value: str) -> None:
+    assert validate.jump(value) == value
+
+
+@pytest.mark.parametrize("value", ["", "a b", "gate,other", "-oProxyCommand=x", "me@", "gate:0", "gate:ssh",
+                                   "%h", "gate\nHost *"])
+def test_jump_refuses_what_is_not_one_hop(value: str) -> None:
+    with pytest.raises(validate.InvalidValue):
+        validate.jump(value)
