@@ -59,7 +59,7 @@ class HostGpus:
 
 def report(names: list[str], as_json: bool) -> str:
     entries = registry.load()
-    chosen = [checked_name(n) for n in names] or sorted(entries)
+    chosen = list(dict.fromkeys(checked_name(n) for n in names)) or sorted(entries)
     unknown = [n for n in chosen if n not in entries]
     if unknown:
         raise BadInput(f"There is no host named {unknown[0]!r}: 'rdev list' shows the hosts rdev knows.")
@@ -84,7 +84,7 @@ def ask(name: str) -> HostGpus:
         return HostGpus(name, "no-nvidia-smi", "no nvidia-smi there (no NVIDIA GPU or driver)")
     if result.returncode != 0:
         # nvidia-smi prints its own errors ("No devices were found", driver mismatch) on stdout.
-        said = (result.stderr.strip() or result.stdout.strip()).splitlines()
+        said = (result.stdout.strip() or result.stderr.strip()).splitlines()
         return HostGpus(name, "error", f"nvidia-smi failed: {said[-1] if said else f'exit status {result.returncode}'}")
     return HostGpus(name, "ok", gpus=parse(result.stdout))
 
@@ -130,7 +130,8 @@ def render(results: list[HostGpus]) -> str:
     notes = []
     for result in results:
         if result.status != "ok":
-            rows.append((result.host, "-", result.message, "", "", "", ""))
+            rows.append((result.host, "-", result.status, "", "", "", ""))
+            notes.append(f"{result.host}: {result.message}")
             continue
         if not result.gpus:
             rows.append((result.host, "-", "nvidia-smi lists no GPU", "", "", "", ""))
@@ -141,7 +142,9 @@ def render(results: list[HostGpus]) -> str:
                          "yes" if gpu.free else "no"))
         if result.gpus:
             free = result.cuda_visible_devices
-            notes.append(f"{result.host}: CUDA_VISIBLE_DEVICES={free}" if free else f"{result.host}: no GPU looks free")
+            # nvidia-smi counts GPUs in PCI bus order, CUDA fastest first unless told otherwise.
+            notes.append(f"{result.host}: CUDA_DEVICE_ORDER=PCI_BUS_ID CUDA_VISIBLE_DEVICES={free}" if free
+                         else f"{result.host}: no GPU looks free")
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     table = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     return "\n".join(table + ([""] + notes if notes else []))

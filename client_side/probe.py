@@ -26,7 +26,8 @@ _FAILURES: list[tuple[str, str]] = [
     ("Could not resolve hostname",
      "Cannot reach {name}: its host name does not resolve. Check the name, your VPN or tailnet, then try again."),
     ("Connection refused",
-     "Cannot reach {name}: nothing listens there. Check that the server is still running and the ticket is current."),
+     "Cannot reach {name}: nothing listens there. Check that the server is still running (for a notebook, "
+     "that the ticket is current)."),
     ("timed out",
      "Cannot reach {name}: the connection timed out. Check your network, VPN or tailnet and that the server runs."),
     ("No route to host", "Cannot reach {name}: no route to the host. Check your network, VPN or tailnet."),
