@@ -6,9 +6,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from bootstrap import binaries
+from bootstrap import binaries, validate
 from bootstrap import ticket as tickets
-from bootstrap import validate
 from client_side import editor, keys, known_hosts, probe, registry, sshconfig
 from client_side.errors import BadInput, RdevError
 from client_side.locking import changing_files

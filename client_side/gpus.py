@@ -7,6 +7,7 @@ shared connections all apply), so the whole report takes about as long as the sl
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -73,7 +74,8 @@ def report(names: list[str], as_json: bool) -> str:
 
 
 def ask(name: str) -> HostGpus:
-    argv = probe.ssh_argv(name, "-o", "BatchMode=yes", "-o", "ConnectTimeout=10") + [QUERY]
+    # Through sh: the login shell may be csh, which reads `2>&1` and `command -v` otherwise.
+    argv = probe.ssh_argv(name, "-o", "BatchMode=yes", "-o", "ConnectTimeout=10") + [f"sh -c {shlex.quote(QUERY)}"]
     try:
         result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=ASK_TIMEOUT)
     except subprocess.TimeoutExpired:

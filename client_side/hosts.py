@@ -33,8 +33,8 @@ def remove(name: str) -> str:
         entries = registry.load()
         sshconfig.remove_entry(name)
         known_hosts.unpin(name)
-        entries.pop(name, None)
+        removed = entries.pop(name, None)
         registry.save(entries)
-    forgot = passwords.delete(name)
+    forgot = removed is not None and removed.login and passwords.forget(name)
     return (f"Removed {name}: its SSH config block, pinned host key{', kept password' if forgot else ''} "
             "and registry entry are gone.")

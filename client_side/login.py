@@ -12,12 +12,20 @@ import sys
 from typing import Callable
 
 from bootstrap import validate
-from client_side import editor, keys, known_hosts, passwords, presets, probe, registry, remote, sshconfig
+from client_side import (
+    editor,
+    keys,
+    known_hosts,
+    passwords,
+    presets,
+    probe,
+    registry,
+    remote,
+    sshconfig,
+)
 from client_side.errors import BadInput, RdevError
 from client_side.locking import changing_files
 from client_side.registry import HostEntry
-
-DEFAULT_HINT = "Check your network and VPN."
 
 
 def add(name: str, host: str, user: str | None, port: int, jump: str | None, preset_name: str | None,
@@ -38,16 +46,22 @@ def add(name: str, host: str, user: str | None, port: int, jump: str | None, pre
         raise BadInput(f"{name} cannot be its own jump host: give another --jump.")
     with changing_files():
         entries = registry.load()
+        before = entries.get(name)
+        moved = before is not None and (before.host, before.port, before.user) != (entry.host, entry.port, entry.user)
+        if moved:
+            known_hosts.unpin(name)  # another machine or account: its key and password are not these
         sshconfig.write_entry(entry)
         registry.save({**entries, name: entry})
+    if moved:
+        passwords.forget(name)
     return f"Added {name} ({entry.user}@{entry.host}:{entry.port}). Next: rdev connect {name}"
 
 
 def connect(entry: HostEntry, password_stdin: bool, accept_new_host_key: bool, open_editor: bool,
             path: str | None, editor_name: str | None, say: Callable[[str], None]) -> None:
     preset = presets.get(entry.preset) if entry.preset else None
-    hint = preset.unreachable if preset else DEFAULT_HINT
-    folder = path or entry.workdir
+    hint = presets.hint(preset)
+    folder = _folder(path or entry.workdir)
     chosen_editor = editor.find(editor_name) if open_editor else None
     for reminder in preset.reminders if preset else ():
         say(reminder.replace("{name}", entry.name))
@@ -61,11 +75,17 @@ def connect(entry: HostEntry, password_stdin: bool, accept_new_host_key: bool, o
         try:
             remote.install_key(entry, password, public_key, pinned, hint)
         except remote.PasswordRefused:
-            if not typed:
-                passwords.delete(entry.name)  # a stale password would be tried again next time
-            raise
-        if typed and not passwords.store(entry.name, password):
-            say(f"The password was not stored. {passwords.NO_BACKEND}")
+            if typed:
+                raise
+            # The kept password is stale (a new reservation has a new one): forget it, ask once.
+            passwords.forget(entry.name)
+            if not sys.stdin.isatty():
+                raise
+            say(f"The kept password for {entry.name} was refused.")
+            password, typed = _read_password(entry, False), True
+            remote.install_key(entry, password, public_key, pinned, hint)
+        if typed:
+            _keep(entry.name, password, say)
         say(f"{entry.name}: rdev's key is installed; the password is not needed from now on.")
     probe.check(entry.name)
     say(f"{entry.name}: ssh works ({entry.user}@{entry.host}:{entry.port}). Try: rdev ssh {entry.name}")
@@ -82,14 +102,31 @@ def set_password(name: str, from_stdin: bool, delete: bool, say: Callable[[str],
     if not passwords.usable():
         raise RdevError(passwords.NO_BACKEND)
     password = _read_password(entry, from_stdin)
-    preset = presets.get(entry.preset) if entry.preset else None
-    hint = preset.unreachable if preset else DEFAULT_HINT
+    hint = presets.hint(presets.get(entry.preset) if entry.preset else None)
     pinned = known_hosts.pinned(name)
     if not pinned:
         raise RdevError(f"{name}'s host key is not pinned yet: run 'rdev connect {name}' first.")
     remote.check_password(entry, password, pinned[0], hint)
     passwords.store(name, password)
     say(f"The password of {name} works and is kept in the system keyring.")
+
+
+def _keep(name: str, password: str, say: Callable[[str], None]) -> None:
+    """Store a password that worked; the key is installed either way, so a keyring problem is a note."""
+    try:
+        kept = passwords.store(name, password)
+    except RdevError as err:
+        say(f"The password was not stored: {err}")
+        return
+    if not kept:
+        say(f"The password was not stored. {passwords.NO_BACKEND}")
+
+
+def _folder(path: str) -> str:
+    try:
+        return validate.remote_path(path)
+    except validate.InvalidValue as err:
+        raise BadInput(str(err)) from None
 
 
 def _login_entry(name: str) -> HostEntry:
@@ -144,9 +181,9 @@ def _password(entry: HostEntry, from_stdin: bool) -> tuple[str, bool]:
 
 
 def _read_password(entry: HostEntry, from_stdin: bool) -> str:
-    if from_stdin:
+    if from_stdin and not sys.stdin.isatty():
         password = sys.stdin.readline().rstrip("\r\n")
-    elif sys.stdin.isatty():
+    elif sys.stdin.isatty():  # also for --password-stdin typed at a terminal: never echo it
         password = getpass.getpass(f"Password for {entry.user}@{entry.name} (used once, to install rdev's key): ")
     else:
         raise BadInput(f"{entry.name} needs its password once: run in a terminal, or pass it with --password-stdin.")

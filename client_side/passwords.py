@@ -6,6 +6,8 @@ an encrypted file backend, and goes on without storing.
 
 from __future__ import annotations
 
+import os
+
 from client_side.errors import RdevError
 
 SERVICE = "rdev"
@@ -16,11 +18,24 @@ NO_BACKEND = ("No system keyring is available to keep the password: install and 
 
 def _backend():
     import keyring
-    from keyring.backends import fail, null
+    from keyring.backends import chainer, fail, null
 
-    backend = keyring.get_keyring()
+    try:
+        backend = keyring.get_keyring()
+    except Exception as err:  # noqa: BLE001 - a backend named in PYTHON_KEYRING_BACKEND that does not load
+        raise RdevError(f"The keyring backend could not be loaded ({type(err).__name__}: {err}). {NO_BACKEND}") from None
     # The null backend forgets everything and the fail backend refuses everything: neither keeps a password.
-    return None if isinstance(backend, (fail.Keyring, null.Keyring)) else backend
+    if isinstance(backend, (fail.Keyring, null.Keyring)):
+        return None
+    parts = backend.backends if isinstance(backend, chainer.ChainerBackend) else [backend]
+    # keyrings.alt's plaintext file is taken only when the user named it; never by default.
+    if any(_plaintext(part) for part in parts) and "Plaintext" not in os.environ.get("PYTHON_KEYRING_BACKEND", ""):
+        return None
+    return backend
+
+
+def _plaintext(backend: object) -> bool:
+    return type(backend).__name__ == "PlaintextKeyring"
 
 
 def usable() -> bool:
@@ -55,6 +70,14 @@ def delete(name: str) -> bool:
     except PasswordDeleteError:
         return False
     return True
+
+
+def forget(name: str) -> bool:
+    """`delete` for clean-ups: a locked or missing keyring holds nothing rdev could remove now."""
+    try:
+        return delete(name)
+    except RdevError:
+        return False
 
 
 def _call(action):

@@ -38,6 +38,8 @@ def _parse(text: str, where: str) -> dict[str, Preset]:
             unknown = set(table) - known
             if unknown:
                 raise TypeError(f"unknown key {sorted(unknown)[0]!r}")
+            if not isinstance(table.get("reminders", []), list):
+                raise TypeError(f"reminders in [{name}] is not a list")
             preset = Preset(**{**table, "name": name, "reminders": tuple(table.get("reminders", ()))})
             if not isinstance(preset.ephemeral_host_keys, bool) or not all(
                     isinstance(v, str) for v in (preset.workdir, preset.unreachable, *preset.reminders)):
@@ -53,8 +55,17 @@ def load() -> dict[str, Preset]:
     found = _parse(shipped, "rdev's own presets.toml")
     user_file: Path = paths.user_presets()
     if user_file.exists():
-        found.update(_parse(user_file.read_text(encoding="utf-8"), str(user_file)))
+        try:
+            text = user_file.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise RdevError(f"The presets in {user_file} are not UTF-8 text: fix that file.") from None
+        found.update(_parse(text, str(user_file)))
     return found
+
+
+def hint(preset: Preset | None) -> str:
+    """What to check when a host does not answer."""
+    return (preset or Preset("")).unreachable
 
 
 def get(name: str) -> Preset:

@@ -74,6 +74,8 @@ def _entry(name: str, table: dict, path: Path) -> HostEntry:
         validate.port(entry.port)
         validate.user(entry.user)
         validate.remote_path(entry.workdir)
+        if entry.jump is not None:
+            validate.jump(entry.jump)
         if not all(isinstance(v, (str, type(None))) for v in (entry.started, entry.ticket_file, entry.cloudflared,
                                                               entry.jump, entry.preset)) or not isinstance(entry.login, bool):
             raise validate.InvalidValue("not as rdev writes it")

@@ -52,17 +52,20 @@ def install_key(entry: HostEntry, password: str, public_key: str, pinned: str, h
     import paramiko
 
     with _logged_in(entry, password, pinned, hint) as transport:
-        channel = transport.open_session(timeout=CONNECT_TIMEOUT)
         try:
+            channel = transport.open_session(timeout=CONNECT_TIMEOUT)
             channel.exec_command(f"sh -c {shlex.quote(INSTALL_KEY)}")
             channel.sendall((public_key.strip() + "\n").encode())
             channel.shutdown_write()
+            # A login script that waits for input would otherwise hold rdev forever.
+            if not channel.status_event.wait(CONNECT_TIMEOUT):
+                raise RdevError(f"Installing rdev's key on {entry.name} did not finish within {CONNECT_TIMEOUT:.0f} s: "
+                                "check that your login scripts there do not wait for input.")
             status = channel.recv_exit_status()
             errors = channel.makefile_stderr("r").read().decode(errors="replace").strip()
+            channel.close()
         except (paramiko.SSHException, OSError) as err:
             raise RdevError(f"Installing rdev's key on {entry.name} failed ({err}): try again.") from None
-        finally:
-            channel.close()
     if status != 0:
         last = errors.splitlines()[-1] if errors else f"exit status {status}"
         raise RdevError(f"Installing rdev's key on {entry.name} failed ({last}): check that your home folder there "
@@ -89,6 +92,13 @@ def _log_in(transport: paramiko.Transport, entry: HostEntry, password: str) -> N
     """Password authentication, or keyboard-interactive answered with the password (PAM servers)."""
     import paramiko
 
+    other_prompts: list[str] = []
+
+    def answer(_title: str, _text: str, prompts: list[tuple[str, bool]]) -> list[str]:
+        # Only a hidden password prompt gets the password; a one-time code prompt gets nothing.
+        other_prompts.extend(text for text, echo in prompts if "assword" not in text or echo)
+        return [password if "assword" in text and not echo else "" for text, echo in prompts]
+
     try:
         try:
             transport.auth_password(entry.user, password)
@@ -96,8 +106,14 @@ def _log_in(transport: paramiko.Transport, entry: HostEntry, password: str) -> N
             if "keyboard-interactive" not in err.allowed_types:
                 raise RdevError(f"{entry.name} does not take passwords (it allows {', '.join(err.allowed_types)}): "
                                 "install rdev's key there another way ('rdev key' prints it).") from None
-            transport.auth_interactive(entry.user, lambda _title, _text, prompts: [password] * len(prompts))
-    except paramiko.AuthenticationException:
+            transport.auth_interactive(entry.user, answer)
+    except paramiko.AuthenticationException as err:
+        if other_prompts:
+            raise RdevError(f"{entry.name} asks for more than a password ({other_prompts[0].strip()!r}): log in "
+                            f"once with 'ssh {entry.name}' and add the line 'rdev key' prints to ~/.ssh/authorized_keys "
+                            "there.") from None
+        if "EOF" in str(err) or "shut down" in str(err):
+            raise RdevError(f"{entry.name} closed the connection while logging in: try again.") from None
         raise PasswordRefused(f"The password for {entry.user}@{entry.name} was refused: check it (a new reservation "
                               f"has a new one) and run 'rdev connect {entry.name}' again.") from None
     except paramiko.SSHException as err:
@@ -121,14 +137,20 @@ def _transport(entry: HostEntry, hint: str) -> Iterator[paramiko.Transport]:
     via = f" via {entry.jump}" if entry.jump else ""
     try:
         if entry.jump:
+            # `ssh user@host:port` would read host:port as a name; the ssh:// form takes a port.
+            hop = f"ssh://{entry.jump}" if ":" in entry.jump else entry.jump
             sock = paramiko.ProxyCommand(shlex.join(probe.ssh_argv(
-                entry.jump, "-o", "BatchMode=yes", "-o", f"ConnectTimeout={int(CONNECT_TIMEOUT)}",
+                hop, "-o", "BatchMode=yes", "-o", f"ConnectTimeout={int(CONNECT_TIMEOUT)}",
                 "-W", f"{entry.host}:{entry.port}")))
         else:
             sock = socket.create_connection((entry.host, entry.port), timeout=CONNECT_TIMEOUT)
         transport = paramiko.Transport(sock)
         transport.banner_timeout = CONNECT_TIMEOUT
-        transport.start_client(timeout=CONNECT_TIMEOUT)
+        try:
+            transport.start_client(timeout=CONNECT_TIMEOUT)
+        except BaseException:
+            transport.close()
+            raise
     except (OSError, paramiko.SSHException, EOFError) as err:
         reason = "it did not answer in time" if isinstance(err, socket.timeout) else str(err) or type(err).__name__
         raise RdevError(f"Cannot reach {entry.name} ({entry.host}:{entry.port}{via}: {reason}). {hint}") from None

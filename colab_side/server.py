@@ -6,8 +6,8 @@ import os
 import pwd
 import subprocess
 import time
-from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,8 +19,8 @@ from bootstrap.ticket import Ticket, utc_timestamp
 from colab_side import runtime, status
 from colab_side.environment import session_environment
 from colab_side.errors import ServeError
-from colab_side.supervisor import Supervisor
 from colab_side.sshd import Sshd, ensure_sshd, free_port, stop_sshd
+from colab_side.supervisor import Supervisor
 from colab_side.tunnels import Endpoint, Tunnel, make_tunnel
 from colab_side.tunnels.process import stop_tunnel
 

@@ -51,7 +51,7 @@ def ensure_sshd() -> str:
 
 
 def _run_apt(argv: list[str]) -> int:
-    env = {**os.environ, **_APT_ENV}
+    env = {**without_secrets(dict(os.environ)), **_APT_ENV}
     return subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL).returncode
 

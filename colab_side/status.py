@@ -3,12 +3,14 @@ a notebook and as log lines in a terminal."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Callable
 
 from colab_side import runtime
+from colab_side.environment import without_secrets
 
 if TYPE_CHECKING:
     from colab_side.server import Server
@@ -23,7 +25,8 @@ def gpu_summary() -> str:
         return "no GPU"
     try:
         out = subprocess.run([smi, "--query-gpu=name,utilization.gpu,memory.used,memory.total",
-                              "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=10).stdout
+                              "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=10,
+                             env=without_secrets(dict(os.environ))).stdout
     except (OSError, subprocess.TimeoutExpired):
         return "GPU not answering"
     rows = [[cell.strip() for cell in line.split(",")] for line in out.strip().splitlines() if line.count(",") == 3]
