@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass, field
 
 from client_side import probe, registry
 from client_side.connect import checked_name
-from client_side.errors import BadInput
 
 ASK_TIMEOUT = 45
 NO_SMI = 127
@@ -63,7 +62,7 @@ def report(names: list[str], as_json: bool) -> str:
     chosen = list(dict.fromkeys(checked_name(n) for n in names)) or sorted(entries)
     unknown = [n for n in chosen if n not in entries]
     if unknown:
-        raise BadInput(f"There is no host named {unknown[0]!r}: 'rdev list' shows the hosts rdev knows.")
+        raise registry.unknown_host(unknown[0])
     if not chosen:
         return "[]" if as_json else "No hosts yet: 'rdev add NAME --host H' or 'rdev connect NAME' adds one."
     with ThreadPoolExecutor(max_workers=min(32, len(chosen))) as pool:

@@ -7,7 +7,6 @@ from dataclasses import asdict
 
 from client_side import known_hosts, passwords, probe, registry, sshconfig
 from client_side.connect import checked_name
-from client_side.errors import BadInput
 from client_side.locking import changing_files
 
 
@@ -26,7 +25,7 @@ def listing(as_json: bool) -> str:
 def remove(name: str) -> str:
     name = checked_name(name)
     if name not in registry.load() and not sshconfig.has_entry(name):
-        raise BadInput(f"There is no host named {name!r}: 'rdev list' shows the hosts rdev knows.")
+        raise registry.unknown_host(name)
     # Close the shared connection while the config still says where its socket is.
     probe.close_master(name)
     with changing_files():

@@ -84,10 +84,14 @@ def _entry(name: str, table: dict, path: Path) -> HostEntry:
     return entry
 
 
+def unknown_host(name: str) -> BadInput:
+    return BadInput(f"There is no host named {name!r}: 'rdev list' shows the hosts rdev knows.")
+
+
 def get(name: str) -> HostEntry:
     entry = load().get(name)
     if entry is None:
-        raise BadInput(f"There is no host named {name!r}: 'rdev list' shows the hosts rdev knows.")
+        raise unknown_host(name)
     return entry
 
 

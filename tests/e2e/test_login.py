@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.conftest import read_or_empty, snapshot, ssh_through
+from tests.conftest import snapshot, ssh_through
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creating a test user needs root")
 
@@ -54,7 +55,7 @@ class PasswordHost:
                 if sock.connect_ex(("127.0.0.1", self.port)) == 0:
                     return
             self.process.poll()
-            __import__("time").sleep(0.05)
+            time.sleep(0.05)
         raise AssertionError((self.root / "sshd.log").read_text())
 
     def stop(self) -> None:
