@@ -7,7 +7,6 @@ logs in with the key. It lives only in the system keyring, and only after it wor
 from __future__ import annotations
 
 import getpass
-import subprocess
 import sys
 from typing import Callable
 
@@ -159,11 +158,7 @@ def _checked_host_key(entry: HostEntry, preset: presets.Preset | None, accept_ne
 
 def _key_works(name: str, hint: str) -> bool:
     """True if the real ssh gets in with rdev's key; False if the server refuses the key."""
-    argv = probe.ssh_argv(name, "-o", "BatchMode=yes", "-o", "ConnectTimeout=15") + ["true"]
-    try:
-        result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=probe.PROBE_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        raise RdevError(f"Cannot reach {name}: ssh did not finish within {probe.PROBE_TIMEOUT} s. {hint}") from None
+    result = probe.try_true(name, hint)
     if result.returncode == 0:
         return True
     if "Permission denied" in result.stderr:

@@ -57,13 +57,18 @@ def explain(name: str, stderr: str) -> str:
     return f"ssh to {name} failed ({last}): run 'ssh -v {name}' to see more."
 
 
-def check(name: str) -> None:
-    """Run `true` on `name` in batch mode; raise RdevError with one sentence if it fails."""
+def try_true(name: str, hint: str = "Check the network and the server.") -> subprocess.CompletedProcess:
+    """Run `true` on `name` in batch mode (never a prompt); a hang becomes one sentence ending in `hint`."""
     argv = ssh_argv(name, "-o", "BatchMode=yes", "-o", "ConnectTimeout=20") + ["true"]
     try:
-        result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=PROBE_TIMEOUT)
+        return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=PROBE_TIMEOUT)
     except subprocess.TimeoutExpired:
-        raise RdevError(f"Cannot reach {name}: ssh did not finish within {PROBE_TIMEOUT} s. Check the network and the server.") from None
+        raise RdevError(f"Cannot reach {name}: ssh did not finish within {PROBE_TIMEOUT} s. {hint}") from None
+
+
+def check(name: str) -> None:
+    """Run `true` on `name` in batch mode; raise RdevError with one sentence if it fails."""
+    result = try_true(name)
     if result.returncode != 0:
         raise RdevError(explain(name, result.stderr))
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from bootstrap import binaries
 from colab_side.environment import without_secrets
-from colab_side.errors import ServeError
 from colab_side.tunnels import Endpoint
 from colab_side.tunnels.process import ProcessTunnel
 
@@ -21,22 +20,14 @@ _CONNECTED = "Registered tunnel connection"
 
 class CloudflaredTunnel(ProcessTunnel):
     name = "cloudflared"
+    find_binary = staticmethod(binaries.cloudflared)
 
     def __init__(self, state: Path, binary: str | None = None, hostname: str | None = None,
                  token: str | None = None) -> None:
-        super().__init__(state)
-        self.explicit_binary = binary
+        super().__init__(state, binary)
         self.hostname = hostname
         self.token = token
-        self.binary = ""
         self.found_host = hostname
-
-    def prepare(self) -> None:
-        """Find (or download) the binary; `serve` runs this while sshd is being set up."""
-        try:
-            self.binary = binaries.cloudflared(self.explicit_binary)
-        except binaries.BinaryUnavailable as err:
-            raise ServeError(str(err)) from None
 
     def start(self, local_port: int) -> Endpoint:
         argv = [self.binary, "tunnel", "--no-autoupdate", "--pidfile", str(self.pid_file)]

@@ -61,21 +61,14 @@ def _colab_secret() -> str | None:
 
 class NgrokTunnel(ProcessTunnel):
     name = "ngrok"
+    find_binary = staticmethod(binaries.ngrok)
 
     def __init__(self, state: Path, binary: str | None = None, token: str | None = None) -> None:
-        super().__init__(state)
-        self.explicit_binary = binary
+        super().__init__(state, binary)
         self.token = auth_token(token)
-        self.binary = ""
         self.api_url: str | None = None
         self.session = False
         self.error: str | None = None
-
-    def prepare(self) -> None:
-        try:
-            self.binary = binaries.ngrok(self.explicit_binary)
-        except binaries.BinaryUnavailable as err:
-            raise ServeError(str(err)) from None
 
     def start(self, local_port: int) -> Endpoint:
         config = self.state / "ngrok.yml"

@@ -13,7 +13,9 @@ import threading
 import time
 from abc import abstractmethod
 from pathlib import Path
+from typing import Callable
 
+from bootstrap.binaries import BinaryUnavailable
 from colab_side import processes
 from colab_side.errors import ServeError
 from colab_side.tunnels import Tunnel
@@ -22,8 +24,12 @@ START_TIMEOUT = 60.0
 
 
 class ProcessTunnel(Tunnel):
-    def __init__(self, state: Path) -> None:
+    find_binary: Callable[[str | None], str]  # bootstrap.binaries' finder for this provider
+
+    def __init__(self, state: Path, binary: str | None) -> None:
         self.state = state
+        self.explicit_binary = binary
+        self.binary = ""
         self.process: subprocess.Popen | None = None
         self.lines: collections.deque[str] = collections.deque(maxlen=20)
 
@@ -34,6 +40,13 @@ class ProcessTunnel(Tunnel):
     @property
     def log_file(self) -> Path:
         return self.state / "tunnel.log"
+
+    def prepare(self) -> None:
+        """Find (or download) the binary; `serve` runs this while sshd is being set up."""
+        try:
+            self.binary = self.find_binary(self.explicit_binary)
+        except BinaryUnavailable as err:
+            raise ServeError(str(err)) from None
 
     @abstractmethod
     def _ready(self, line: str) -> bool:
