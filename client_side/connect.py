@@ -8,7 +8,7 @@ from typing import Callable
 
 from bootstrap import binaries, validate
 from bootstrap import ticket as tickets
-from client_side import editor, keys, known_hosts, probe, registry, sshconfig
+from client_side import editor, editor_settings, keys, known_hosts, probe, registry, sshconfig
 from client_side.errors import BadInput, RdevError
 from client_side.locking import changing_files
 from client_side.registry import HostEntry
@@ -88,19 +88,20 @@ def connect(name: str, ticket_text: str | None, open_editor: bool, path: str | N
         return
     ticket = read_ticket(ticket_text, ticket_file, remembered, say)
     folder = _folder(path or ticket.workdir)
-    chosen_editor = editor.find(editor_name) if open_editor else None
+    chosen_editor = editor.choose(editor_name, remembered and remembered.editor) if open_editor else None
     if ticket_file and ticket_text is None:  # remembered only when it was the one read
         ticket_file = str(Path(ticket_file).expanduser().absolute())
     else:
         ticket_file = remembered.ticket_file if remembered else None
     entry = registry.from_ticket(name, ticket, _cloudflared(cloudflared) if ticket.tunnel == "cloudflared" else None,
-                                 ticket_file)
+                                 ticket_file, editor.remembered_value(editor_name) or (remembered and remembered.editor))
     keys.public_key()
     with changing_files():
         entries = registry.load()
         sshconfig.write_entry(entry)
         known_hosts.pin(name, ticket.host_keys)
         registry.save({**entries, name: entry})
+        editor_settings.add(name, entry.tunnel, editor.settings_kinds(chosen_editor), say)
     # A shared connection to the previous server of this name would answer for the new one.
     probe.close_master(name)
     probe.check(name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
-from client_side import known_hosts, passwords, probe, registry, sshconfig
+from client_side import editor_settings, known_hosts, passwords, probe, registry, sshconfig
 from client_side.connect import checked_name
 from client_side.locking import changing_files
 
@@ -34,6 +34,9 @@ def remove(name: str) -> str:
         known_hosts.unpin(name)
         removed = entries.pop(name, None)
         registry.save(entries)
+        notes: list[str] = []
+        tunnels_left = any(e.tunnel in editor_settings.TUNNELS for e in entries.values())
+        settings = editor_settings.forget(name, tunnels_left, notes.append)
     forgot = removed is not None and removed.login and passwords.forget(name)
-    return (f"Removed {name}: its SSH config block, pinned host key{', kept password' if forgot else ''} "
-            "and registry entry are gone.")
+    gone = ["its SSH config block", "pinned host key"] + ["kept password"] * forgot + ["editor settings"] * settings
+    return "\n".join([f"Removed {name}: {', '.join(gone)} and registry entry are gone.", *notes])

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import getpass
 import sys
+from dataclasses import replace
 from typing import Callable
 
 from bootstrap import validate
 from client_side import (
     editor,
+    editor_settings,
     keys,
     known_hosts,
     passwords,
@@ -61,12 +63,16 @@ def connect(entry: HostEntry, password_stdin: bool, accept_new_host_key: bool, o
     preset = presets.get(entry.preset) if entry.preset else None
     hint = presets.hint(preset)
     folder = _folder(path or entry.workdir)
-    chosen_editor = editor.find(editor_name) if open_editor else None
+    chosen_editor = editor.choose(editor_name, entry.editor) if open_editor else None
+    if editor_name:
+        entry = replace(entry, editor=editor.remembered_value(editor_name))
     for reminder in preset.reminders if preset else ():
         say(reminder.replace("{name}", entry.name))
     public_key = keys.public_key()
     with changing_files():
         sshconfig.write_entry(entry)
+        registry.save({**registry.load(), entry.name: entry})
+        editor_settings.add(entry.name, entry.tunnel, editor.settings_kinds(chosen_editor), say)
     pinned = _checked_host_key(entry, preset, accept_new_host_key, hint, say)
     probe.close_master(entry.name)
     if not _key_works(entry.name, hint):

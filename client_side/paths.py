@@ -6,6 +6,8 @@ Paths are computed on each call from the current HOME (and XDG folders), so test
 
 from __future__ import annotations
 
+import os
+import platform
 from pathlib import Path
 
 import platformdirs
@@ -66,3 +68,20 @@ def registry() -> Path:
 
 def user_presets() -> Path:
     return config_dir() / "presets.toml"
+
+
+def editor_settings(config_folder: str, system: str | None = None) -> Path:
+    """An editor's user settings.json, e.g. ~/.config/Code/User/settings.json on Linux."""
+    system = system or platform.system()
+    if system == "Darwin":
+        root = home() / "Library" / "Application Support"
+    elif system == "Windows":
+        root = Path(os.environ.get("APPDATA") or home() / "AppData" / "Roaming")
+    else:
+        root = Path(os.environ.get("XDG_CONFIG_HOME") or home() / ".config")
+    return root / config_folder / "User" / "settings.json"
+
+
+def editor_settings_record() -> Path:
+    """What rdev changed in editors' settings that is not plainly its own (a raised connect timeout)."""
+    return config_dir() / "editor-settings.toml"

@@ -41,12 +41,14 @@ class HostEntry:
     login: bool = False  # added with `rdev add`: a password host, reached without a ticket
     jump: str | None = None  # ProxyJump: a registered name or [user@]host[:port]
     preset: str | None = None
+    editor: str | None = None  # the editor the user chose for this host with --editor (a name or a path)
 
 
-def from_ticket(name: str, ticket: Ticket, cloudflared: str | None = None, ticket_file: str | None = None) -> HostEntry:
+def from_ticket(name: str, ticket: Ticket, cloudflared: str | None = None, ticket_file: str | None = None,
+                editor: str | None = None) -> HostEntry:
     return HostEntry(name=name, host=ticket.host, port=ticket.port, user=ticket.user, tunnel=ticket.tunnel,
                      workdir=ticket.workdir, runtime=ticket.runtime, expires=ticket.expires, cloudflared=cloudflared,
-                     started=ticket.started, ticket_file=ticket_file)
+                     started=ticket.started, ticket_file=ticket_file, editor=editor)
 
 
 def load() -> dict[str, HostEntry]:
@@ -77,7 +79,7 @@ def _entry(name: str, table: dict, path: Path) -> HostEntry:
         if entry.jump is not None:
             validate.jump(entry.jump)
         if not all(isinstance(v, (str, type(None))) for v in (entry.started, entry.ticket_file, entry.cloudflared,
-                                                              entry.jump, entry.preset)) or not isinstance(entry.login, bool):
+                                                              entry.jump, entry.preset, entry.editor)) or not isinstance(entry.login, bool):
             raise validate.InvalidValue("not as rdev writes it")
     except (TypeError, AttributeError, validate.InvalidValue):
         raise RdevError(f"The entry for {name!r} in {path} is damaged: fix that table in the file or delete it.") from None

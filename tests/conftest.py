@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -86,6 +87,26 @@ def standin(home: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> Path:
     script.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{REPO / "tests" / "stand_ins" / f"{name}.py"}" "$@"\n')
     script.chmod(0o755)
     return script
+
+
+def editor_standin(home: Path, monkeypatch: pytest.MonkeyPatch, name: str = "code",
+                   extensions: tuple[str, ...] = ("ms-vscode-remote.remote-ssh",)) -> tuple[Path, Path]:
+    """An editor launcher called `name` (in HOME's sibling bin/, not yet on PATH) with `extensions`
+    installed; returns it and the file its calls are recorded in (one JSON line each)."""
+    script = home.parent / "bin" / name
+    script.parent.mkdir(exist_ok=True)
+    script.write_text(f'#!/bin/sh\nRDEV_STANDIN_AS={name} exec "{sys.executable}" '
+                      f'"{REPO / "tests" / "stand_ins" / "editor.py"}" "$@"\n')
+    script.chmod(0o755)
+    records = home.parent / "edge"
+    records.mkdir(exist_ok=True)
+    monkeypatch.setenv("RDEV_STANDIN_DIR", str(records))
+    monkeypatch.setenv("RDEV_STANDIN_EXTENSIONS", ",".join(extensions))
+    return script, records / "editor-calls.jsonl"
+
+
+def editor_calls(record: Path) -> list[dict]:
+    return [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
 
 
 @pytest.fixture

@@ -12,16 +12,7 @@ from pathlib import Path
 import pytest
 
 from bootstrap import ticket as tickets
-from tests.conftest import read_or_empty, run_module, ssh_through
-
-
-def recording_editor(home: Path) -> tuple[Path, Path]:
-    """A stand-in for `code` that records its arguments, one per line."""
-    record = home.parent / "editor-args"
-    script = home.parent / "code"
-    script.write_text(f'#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done > "{record}"\n')
-    script.chmod(0o755)
-    return script, record
+from tests.conftest import editor_calls, editor_standin, read_or_empty, run_module, ssh_through
 
 
 def test_connect_runs_commands_through_written_config(home: Path, rdev, server) -> None:
@@ -43,12 +34,12 @@ def test_connect_runs_commands_through_written_config(home: Path, rdev, server) 
     assert [(h["name"], h["workdir"]) for h in listed] == [("box", "/tmp")]
 
 
-def test_connect_opens_editor_with_remote_folder(home: Path, rdev, server) -> None:
-    editor, record = recording_editor(home)
+def test_connect_opens_editor_with_remote_folder(home: Path, rdev, server, monkeypatch: pytest.MonkeyPatch) -> None:
+    editor, record = editor_standin(home, monkeypatch)
     ticket = server("--workdir", "/srv/my project")
     result = rdev("connect", "box", "--ticket", ticket, env={**os.environ, "RDEV_EDITOR": str(editor)})
     assert result.returncode == 0, result.stderr
-    assert record.read_text().splitlines() == ["--remote", "ssh-remote+box", "/srv/my project"]
+    assert editor_calls(record)[-1]["argv"] == ["--remote", "ssh-remote+box", "/srv/my project"]
 
 
 def test_connect_without_editor_prints_command(home: Path, rdev, server) -> None:

@@ -1,0 +1,140 @@
+"""The Remote-SSH settings rdev keeps in editors' user settings.json, so a window opens without asking.
+
+`remote.SSH.remotePlatform` maps each host rdev writes to `linux`, so the editor does not ask which
+platform it runs. `remote.SSH.connectTimeout` (one value for all hosts, 15 s by default) is raised
+for tunnel hosts, whose first connection waits on the tunnel. Both are taken out again by
+`rdev remove`; a raised timeout goes back to what it was once no tunnel host is left.
+Call these under `locking.changing_files()`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Callable, Iterable
+
+import tomli_w
+
+from bootstrap.files import atomic_write, ensure_private_dir
+from client_side import jsonc, paths
+from client_side.editor import KINDS, Kind
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
+PLATFORM = "remote.SSH.remotePlatform"
+TIMEOUT = "remote.SSH.connectTimeout"
+TUNNEL_TIMEOUT = 60
+TUNNELS = ("cloudflared", "ngrok")
+
+
+def files(kinds: Iterable[Kind]) -> list[Path]:
+    """The settings files of these editors on this OS, each once."""
+    return list(dict.fromkeys(paths.editor_settings(kind.config_folder) for kind in kinds))
+
+
+def wanted(name: str, tunnel: str) -> str:
+    """The settings for `name` as a user would type them, for a file rdev must not edit."""
+    lines = [f'"{PLATFORM}": {{"{name}": "linux"}}']
+    if tunnel in TUNNELS:
+        lines.append(f'"{TIMEOUT}": {TUNNEL_TIMEOUT}')
+    return ", ".join(lines)
+
+
+def add(name: str, tunnel: str, kinds: Iterable[Kind], say: Callable[[str], None]) -> None:
+    """Set `name`'s platform (and, for a tunnel host, a long enough connect timeout) in each editor's file."""
+    record = _load_record()
+    for path in files(kinds):
+        try:
+            text = _read(path)
+            new = text
+            if jsonc.get(new, (PLATFORM, name)) != "linux":
+                new = jsonc.set_value(new, (PLATFORM, name), "linux")
+            timeout = jsonc.get(new, (TIMEOUT,))
+            if tunnel in TUNNELS and not (isinstance(timeout, (int, float)) and timeout >= TUNNEL_TIMEOUT):
+                # Remember what it was (the first time only), so `rdev remove` can put it back.
+                record.setdefault(str(path), {} if timeout is None else {"previous": json.dumps(timeout)})
+                new = jsonc.set_value(new, (TIMEOUT,), TUNNEL_TIMEOUT)
+        except jsonc.Unreadable as err:
+            say(f"{path} is not JSON rdev can edit ({err}), so rdev left it alone: add {wanted(name, tunnel)} to it "
+                "yourself, or the editor will ask which platform the host runs.")
+            continue
+        _write(path, text, new)
+    _save_record(record)
+
+
+def forget(name: str, tunnel_hosts_left: bool, say: Callable[[str], None]) -> bool:
+    """Take `name` out of every editor's file (and a timeout rdev raised, when no tunnel host is left);
+    True if a file changed."""
+    record = _load_record()
+    changed = False
+    for path in files(KINDS):
+        if not path.exists():
+            continue
+        try:
+            text = _read(path)
+            new = jsonc.remove(text, (PLATFORM, name))
+            if not tunnel_hosts_left and str(path) in record:
+                previous = record.pop(str(path)).get("previous")
+                # A timeout the user changed since is theirs now.
+                if jsonc.get(new, (TIMEOUT,)) == TUNNEL_TIMEOUT:
+                    new = (jsonc.set_value(new, (TIMEOUT,), json.loads(previous)) if previous
+                           else jsonc.remove(new, (TIMEOUT,)))
+        except jsonc.Unreadable as err:
+            say(f"{path} is not JSON rdev can edit ({err}), so rdev left it alone: "
+                f'take "{name}" out of "{PLATFORM}" yourself.')
+            continue
+        changed |= _write(path, text, new)
+    _save_record(record)
+    return changed
+
+
+def _read(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return ""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise jsonc.Unreadable("it is not UTF-8 text") from None
+
+
+def _write(path: Path, old: str, new: str) -> bool:
+    """Write `new` over `path` if it differs; the first time, keep the original beside it."""
+    if new == old:
+        return False
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = 0o600
+    if path.exists():
+        mode = path.stat().st_mode & 0o777
+        backup = path.with_name(path.name + ".rdev-backup")
+        if not backup.exists():
+            shutil.copy2(path, backup)
+            os.chmod(backup, 0o600)
+    atomic_write(path, new.encode("utf-8"), mode)
+    return True
+
+
+def _load_record() -> dict[str, dict[str, str]]:
+    try:
+        data = tomllib.loads(paths.editor_settings_record().read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return {}  # only a convenience for undoing: a damaged one means nothing is put back
+    raised = data.get("raised_timeout", {})
+    return {k: v for k, v in raised.items() if isinstance(v, dict)} if isinstance(raised, dict) else {}
+
+
+def _save_record(record: dict[str, dict[str, str]]) -> None:
+    path = paths.editor_settings_record()
+    if not record and not path.exists():
+        return
+    ensure_private_dir(path.parent)
+    atomic_write(path, tomli_w.dumps({"raised_timeout": record}).encode())
