@@ -15,14 +15,14 @@ class BinaryUnavailable(Exception):
 
 
 def cloudflared(explicit: str | None = None) -> str:
-    return _given_or_on_path("cloudflared", explicit, "RDEV_CLOUDFLARED") or _pycloudflared()
+    return given_or_on_path("cloudflared", explicit, "RDEV_CLOUDFLARED") or _pycloudflared()
 
 
 def ngrok(explicit: str | None = None) -> str:
-    return _given_or_on_path("ngrok", explicit, "RDEV_NGROK") or _pyngrok()
+    return given_or_on_path("ngrok", explicit, "RDEV_NGROK") or _pyngrok()
 
 
-def _given_or_on_path(name: str, explicit: str | None, variable: str) -> str | None:
+def given_or_on_path(name: str, explicit: str | None, variable: str) -> str | None:
     chosen = explicit or os.environ.get(variable)
     if chosen:
         found = shutil.which(chosen)

@@ -127,6 +127,20 @@ def has_entry(name: str) -> bool:
     return name in _load().hosts()
 
 
+def include_state() -> str:
+    """"first" when ~/.ssh/config starts with rdev's Include (after its comment), "missing" when it has
+    none, else "elsewhere"."""
+    try:
+        lines = paths.user_ssh_config().read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return "missing"
+    include = include_line()
+    meaningful = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+    if meaningful[:1] == [include]:
+        return "first"
+    return "elsewhere" if include in meaningful else "missing"
+
+
 def ensure_include() -> None:
     """Put the Include line first in `~/.ssh/config`, leaving every other byte as it was."""
     target = paths.user_ssh_config()
