@@ -16,7 +16,7 @@ from client_side.errors import RdevError
 app = typer.Typer(
     help="Open VS Code on a remote GPU machine (Colab, Kaggle, lab clusters, school servers) over SSH.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -24,6 +24,20 @@ app = typer.Typer(
 
 def _say(line: str) -> None:
     typer.echo(line)
+
+
+def _host_names(incomplete: str) -> list[str]:
+    """Shell completion for NAME: the hosts rdev knows (none when its list cannot be read)."""
+    from client_side import registry
+
+    try:
+        return [name for name in registry.load() if name.startswith(incomplete)]
+    except RdevError:
+        return []
+
+
+colab = typer.Typer(help="The notebook side: what to paste into Colab or Kaggle.", no_args_is_help=True)
+app.add_typer(colab, name="colab")
 
 
 @app.command()
@@ -36,13 +50,15 @@ def key() -> None:
 
 @app.command()
 def connect(
-    name: str = typer.Argument(..., metavar="NAME", help="the name to use for this host, e.g. colab"),
+    name: str = typer.Argument(..., metavar="NAME", help="the name to use for this host, e.g. colab",
+                               autocompletion=_host_names),
     ticket: Optional[str] = typer.Option(None, "--ticket", help="the ticket line, or - to read it from stdin"),
     ticket_file: Optional[str] = typer.Option(None, "--ticket-file", help="read the ticket from this file (e.g. in a "
                                               "synced Drive folder) and remember it for the next connect"),
     no_open: bool = typer.Option(False, "--no-open", help="set up and check SSH, but do not open the editor"),
     path: Optional[str] = typer.Option(None, "--path", help="remote folder to open (default: the ticket's)"),
-    editor: Optional[str] = typer.Option(None, "--editor", help="editor executable (default: RDEV_EDITOR, else code)"),
+    editor: Optional[str] = typer.Option(None, "--editor", help="code, code-insiders, cursor, codium, windsurf or a path; "
+                                         "remembered for this host (default: RDEV_EDITOR, else the first installed)"),
     cloudflared: Optional[str] = typer.Option(None, "--cloudflared", help="cloudflared binary for cloudflared tickets "
                                               "(default: RDEV_CLOUDFLARED, PATH, else downloaded)"),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="read a password host's password from stdin"),
@@ -75,7 +91,7 @@ def add(
 
 @app.command()
 def password(
-    name: str = typer.Argument(..., metavar="NAME"),
+    name: str = typer.Argument(..., metavar="NAME", autocompletion=_host_names),
     stdin: bool = typer.Option(False, "--stdin", help="read the password from stdin instead of a prompt"),
     delete: bool = typer.Option(False, "--delete", help="forget the kept password"),
 ) -> None:
@@ -87,7 +103,7 @@ def password(
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def ssh(
-    name: str = typer.Argument(..., metavar="NAME"),
+    name: str = typer.Argument(..., metavar="NAME", autocompletion=_host_names),
     command: Optional[list[str]] = typer.Argument(None, metavar="[-- CMD...]", help="a command to run instead of a shell"),
 ) -> None:
     """A terminal on NAME (or one command) through the SSH config rdev wrote."""
@@ -98,7 +114,8 @@ def ssh(
 
 @app.command()
 def gpus(
-    names: Optional[list[str]] = typer.Argument(None, metavar="[NAME...]", help="hosts to ask (default: all)"),
+    names: Optional[list[str]] = typer.Argument(None, metavar="[NAME...]", help="hosts to ask (default: all)",
+                                                autocompletion=_host_names),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Which GPUs on each host look free, and the CUDA_VISIBLE_DEVICES to use; all hosts at once."""
@@ -116,11 +133,46 @@ def list_hosts(as_json: bool = typer.Option(False, "--json", help="print JSON"))
 
 
 @app.command()
-def remove(name: str = typer.Argument(..., metavar="NAME", help="the host to forget")) -> None:
-    """Remove NAME's SSH config block, pinned host key and registry entry."""
+def remove(name: str = typer.Argument(..., metavar="NAME", help="the host to forget", autocompletion=_host_names)) -> None:
+    """Remove NAME's SSH config block, pinned host key, editor settings and registry entry."""
     from client_side import hosts
 
     _say(hosts.remove(name))
+
+
+@app.command()
+def doctor(
+    check: bool = typer.Option(False, "--check", help="also try ssh to every registered host"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """What on this laptop is missing or wrong for rdev, one line each with its fix; exit 1 if anything is."""
+    from client_side import doctor as checkup
+
+    text, problems = checkup.report(check, as_json)
+    _say(text)
+    if problems:
+        sys.exit(1)
+
+
+@colab.command()
+def cell(
+    tunnel: str = typer.Option("cloudflared", "--tunnel", help="cloudflared (no account) or ngrok (a token, "
+                               "read from the notebook's secrets)"),
+    runtime: str = typer.Option("colab", "--runtime", help="colab or kaggle"),
+    source: Optional[str] = typer.Option(None, "--source", help="what the cell installs: a git URL, an https URL, or "
+                                         "a path on the runtime (default: this rdev's own version)"),
+) -> None:
+    """Print the one cell to paste into the notebook, with your key in it (and copy it where a clipboard is)."""
+    from client_side import colab_cell
+
+    text = colab_cell.cell(tunnel, runtime, source)
+    typer.echo(text, nl=False)
+    # Notes go to stderr, so that `rdev colab cell > cell.py` holds the cell alone.
+    if tunnel == "ngrok":
+        typer.echo("The cell reads your ngrok auth token from a notebook secret named NGROK_AUTHTOKEN (Colab: the key "
+                   "icon; Kaggle: Add-ons > Secrets), else asks for it.", err=True)
+    if colab_cell.copy(text):
+        typer.echo("Also copied to the clipboard: paste it into a notebook cell and run it.", err=True)
 
 
 @app.command()

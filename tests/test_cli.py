@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from bootstrap.ticket import Ticket
 from tests.conftest import snapshot
 
-COMMANDS = ["key", "connect", "list", "remove", "demo"]
+COMMANDS = ["key", "connect", "add", "password", "ssh", "gpus", "list", "remove", "doctor", "demo"]
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBE+xhRFLLxxd3SfP8sMd79hDgoYCVaMFDCAV8EmNVOL"
 GOOD = Ticket(tunnel="direct", host="127.0.0.1", port=2222, user="root", host_keys=(HOST_KEY,), workdir="/content",
               runtime="colab", started="2026-11-22T01:00:00Z", expires="2026-11-22T13:00:00Z")
@@ -115,3 +116,23 @@ def test_key_is_stable_and_private(home: Path, rdev) -> None:
 def test_list_empty(rdev) -> None:
     assert rdev("list").stdout.startswith("No hosts yet")
     assert json.loads(rdev("list", "--json").stdout) == []
+
+
+def test_colab_cell_help(rdev) -> None:
+    result = rdev("colab", "cell", "--help")
+    assert result.returncode == 0 and "--tunnel" in result.stdout and "--source" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["connect", "ssh", "remove", "password", "gpus"])
+def test_shell_completion_offers_the_known_host_names(home: Path, rdev, command: str) -> None:
+    for name in ("gpu1", "gpu2", "lab"):
+        assert rdev("add", name, "--host", "127.0.0.1").returncode == 0
+    env = {**os.environ, "_RDEV_COMPLETE": "complete_bash", "COMP_WORDS": f"rdev {command} gp", "COMP_CWORD": "2"}
+    result = rdev(env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["gpu1", "gpu2"]
+
+
+def test_shell_completion_script_is_offered(rdev) -> None:
+    result = rdev("--show-completion", "bash")
+    assert result.returncode == 0 and "_RDEV_COMPLETE" in result.stdout

@@ -21,7 +21,7 @@ sys.meta_path.insert(0, Block())
 
 
 def test_runtime_side_imports_with_standard_library_only() -> None:
-    code = BLOCKER + "import colab_side, colab_side.__main__, colab_side.tunnels.direct, bootstrap.ticket\nprint('ok')"
+    code = BLOCKER + "import colab_side, colab_side.__main__, colab_side.tunnels.direct, bootstrap.ticket, bootstrap.cell\nprint('ok')"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert result.stdout.strip() == "ok", result.stderr
 

@@ -1,0 +1,51 @@
+"""The one notebook cell: pip install rdev, then `colab_side.serve(...)` with the user's key and tunnel in it.
+
+The text lives in notebook_cell.tmpl beside this module, so the runtime side and the laptop side
+read the same cell. Every value goes in as a Python literal (repr), never as raw text, so a quote in
+a key's comment cannot change the code. The ngrok token is read where the cell runs, never written in.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from string import Template
+
+from bootstrap import pubkeys
+from bootstrap.validate import InvalidValue
+
+TEMPLATE = "notebook_cell.tmpl"
+TUNNELS = ("cloudflared", "ngrok", "direct")
+RUNTIMES = ("colab", "kaggle")
+_SECTION = re.compile(r"^#: (.+)\n", re.MULTILINE)
+
+
+def render(public_key: str, tunnel: str, runtime: str, requirement: str) -> str:
+    """The cell's text for `tunnel` on `runtime`, letting in `public_key`, installing pip's `requirement`."""
+    if tunnel not in TUNNELS:
+        raise InvalidValue(f"The tunnel {tunnel!r} is not one the cell can start: use {', '.join(TUNNELS)}.")
+    if runtime not in RUNTIMES:
+        raise InvalidValue(f"The runtime {runtime!r} has no cell: use {' or '.join(RUNTIMES)}.")
+    try:
+        pubkeys.parse(public_key, pubkeys.USER_KEY_TYPES)
+    except pubkeys.NotAKey as err:
+        # Never echoed: it may be a private key pasted by mistake.
+        raise InvalidValue(f"The key for the cell {err}: use the one line 'rdev key' prints.") from None
+    sections = _sections()
+    ngrok = tunnel == "ngrok"
+    return Template(sections["cell"]).substitute(
+        tunnel_name=tunnel,
+        runtime_name=runtime,
+        requirement=repr(requirement),
+        tunnel=repr(tunnel),
+        key=repr(public_key.strip()),
+        token_lines=sections[f"ngrok {runtime}"] if ngrok else "",
+        token_argument=", token=token" if ngrok else "",
+    )
+
+
+def _sections() -> dict[str, str]:
+    """The template's sections by name; each keeps its final newline."""
+    text = resources.files("bootstrap").joinpath(TEMPLATE).read_text(encoding="utf-8")
+    parts = _SECTION.split(text)[1:]
+    return dict(zip(parts[::2], parts[1::2]))
