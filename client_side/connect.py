@@ -88,7 +88,8 @@ def connect(name: str, ticket_text: str | None, open_editor: bool, path: str | N
         return
     ticket = read_ticket(ticket_text, ticket_file, remembered, say)
     folder = _folder(path or ticket.workdir)
-    chosen_editor = editor.choose(editor_name, remembered and remembered.editor) if open_editor else None
+    # A named editor is checked even with --no-open: it is remembered for the next connect.
+    chosen_editor = editor.choose(editor_name, remembered and remembered.editor) if open_editor or editor_name else None
     if ticket_file and ticket_text is None:  # remembered only when it was the one read
         ticket_file = str(Path(ticket_file).expanduser().absolute())
     else:

@@ -40,6 +40,8 @@ def get(text: str, path: tuple[str, ...]) -> Any:
     """The value at `path` (keys from the top-level object down), or None when it is not there."""
     from json5.loader import DefaultLoader
 
+    if not text.strip():
+        return None
     member = _find(_Document(text), path)
     return None if member is None else DefaultLoader().load(member.value)
 
@@ -64,7 +66,10 @@ def set_value(text: str, path: tuple[str, ...], value: Any) -> str:
 
 def remove(text: str, path: tuple[str, ...]) -> str:
     """`text` without the member at `path` (and its comma). An object left empty by that (with no
-    comment in it) goes too, so adding then removing a member gives the original bytes back."""
+    comment in it) goes too, so adding then removing a member gives the original bytes back. An empty
+    object written on one line (`{}`) stays: `set_value` fills those in place, so it was there before."""
+    if not text.strip():
+        return text
     doc = _Document(text)
     if _find(doc, path) is None:
         return text
@@ -93,7 +98,8 @@ def _find(doc: _Document, path: tuple[str, ...]) -> _Member | None:
 
 
 def _is_empty(doc: _Document, member: _Member) -> bool:
-    return doc.body[member.value_start + 1:member.value_end - 1].strip() == ""
+    inner = doc.body[member.value_start + 1:member.value_end - 1]
+    return inner.strip() == "" and "\n" in inner
 
 
 class _Document:
@@ -130,6 +136,8 @@ class _Document:
     def insert(self, obj: _Object, key: str, value: Any, depth: int) -> str:
         inner = self.body[obj.start + 1:obj.end - 1]
         rest_of_line = inner.split("\n", 1)[0]
+        if not obj.members and depth > 1 and "\n" not in inner:
+            return self.body[:obj.start + 1] + f"{json.dumps(key)}: {json.dumps(value)}" + self.body[obj.start + 1:]
         if not obj.members:
             close = obj.end - 1
             line_start = self._line_start(close)

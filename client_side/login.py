@@ -63,7 +63,7 @@ def connect(entry: HostEntry, password_stdin: bool, accept_new_host_key: bool, o
     preset = presets.get(entry.preset) if entry.preset else None
     hint = presets.hint(preset)
     folder = _folder(path or entry.workdir)
-    chosen_editor = editor.choose(editor_name, entry.editor) if open_editor else None
+    chosen_editor = editor.choose(editor_name, entry.editor) if open_editor or editor_name else None
     if editor_name:
         entry = replace(entry, editor=editor.remembered_value(editor_name))
     for reminder in preset.reminders if preset else ():
