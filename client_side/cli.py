@@ -168,6 +168,9 @@ def cell(
     text = colab_cell.cell(tunnel, runtime, source)
     typer.echo(text, nl=False)
     # Notes go to stderr, so that `rdev colab cell > cell.py` holds the cell alone.
+    if source is None and colab_cell.installed_from_folder():
+        typer.echo("This rdev was installed from a local folder, so the cell installs its version from the package "
+                   "index; if that is not published there, pass --source (a git URL, or a wheel on the runtime).", err=True)
     if tunnel == "ngrok":
         typer.echo("The cell reads your ngrok auth token from a notebook secret named NGROK_AUTHTOKEN (Colab: the key "
                    "icon; Kaggle: Add-ons > Secrets), else asks for it.", err=True)

@@ -56,6 +56,17 @@ def copy(text: str) -> bool:
     return True
 
 
+def installed_from_folder() -> bool:
+    """True when this rdev came from a local folder (a checkout), so the index may not have its version."""
+    from importlib import metadata
+
+    try:
+        origin = json.loads(metadata.distribution(DISTRIBUTION).read_text("direct_url.json") or "{}")
+    except metadata.PackageNotFoundError:
+        return False
+    return "dir_info" in origin
+
+
 def _from_url(url: str) -> str:
     # The URL is not echoed until it is known to hold no login or query: that part may be a token.
     try:

@@ -91,6 +91,8 @@ def test_otherwise_the_installed_version_is_pinned(tmp_path: Path, monkeypatch: 
                                                    origin: dict | None) -> None:
     installed(monkeypatch, tmp_path, origin)
     assert colab_cell.requirement(None) == "rdev==9.9.9"
+    # Only a checkout gets the note that the index may not have this version.
+    assert colab_cell.installed_from_folder() == (origin is not None and "dir_info" in origin)
 
 
 def test_cell_has_this_laptops_key_and_the_requirement(home: Path) -> None:
