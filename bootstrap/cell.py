@@ -11,11 +11,11 @@ import re
 from importlib import resources
 from string import Template
 
-from bootstrap import pubkeys
+from bootstrap import pubkeys, ticket
 from bootstrap.validate import InvalidValue
 
 TEMPLATE = "notebook_cell.tmpl"
-TUNNELS = ("cloudflared", "ngrok", "direct")
+TUNNELS = ticket.TUNNELS
 RUNTIMES = ("colab", "kaggle")
 _SECTION = re.compile(r"^#: (.+)\n", re.MULTILINE)
 

@@ -16,7 +16,8 @@ from datetime import datetime, timedelta, timezone
 from bootstrap import pubkeys, validate
 
 PREFIX = "rdev1."
-TUNNELS = ("cloudflared", "ngrok", "direct")
+PUBLIC_TUNNELS = ("cloudflared", "ngrok")  # the ones that reach a notebook runtime from outside
+TUNNELS = (*PUBLIC_TUNNELS, "direct")
 RUNTIMES = ("colab", "kaggle", "generic")
 
 

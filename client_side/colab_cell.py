@@ -12,6 +12,7 @@ from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
 from bootstrap import cell as notebook_cell
+from bootstrap.ticket import PUBLIC_TUNNELS
 from bootstrap.validate import InvalidValue
 from client_side import keys
 from client_side.errors import BadInput
@@ -25,7 +26,7 @@ _KINDS = ("a git+https:// URL (optionally ending in @REF), an https:// URL of a 
 def cell(tunnel: str, runtime: str, source: str | None) -> str:
     """The cell's text for `tunnel` on `runtime`, with rdev's public key (made if missing) in it."""
     # A notebook runtime is reachable only through a tunnel; "direct" is for tests and LAN boxes.
-    if tunnel not in ("cloudflared", "ngrok"):
+    if tunnel not in PUBLIC_TUNNELS:
         raise BadInput(f"The tunnel {tunnel!r} cannot reach a notebook: use cloudflared or ngrok.")
     try:
         return notebook_cell.render(keys.public_key(), tunnel, runtime, requirement(source))

@@ -82,7 +82,7 @@ def _ssh_modes() -> list[Finding]:
             info = path.stat()
         except FileNotFoundError:
             continue
-        if info.st_uid != os.getuid():
+        if info.st_uid not in (os.getuid(), 0):  # OpenSSH accepts files owned by root
             findings.append(Finding(str(path), PROBLEM, "belongs to another user, so ssh refuses it.",
                                     f"chown {os.getuid()} {path}"))
         elif stat.S_IMODE(info.st_mode) & forbidden:
@@ -95,6 +95,9 @@ def _include(hosts: dict) -> Finding:
     state = sshconfig.include_state()
     if state == "first":
         return Finding("Include line", OK, f"first in {paths.user_ssh_config()}")
+    if state == "unreadable":
+        return Finding("Include line", PROBLEM, f"{paths.user_ssh_config()} cannot be read.",
+                       "make it a file you can read (ssh reads it too).")
     if state == "missing" and not hosts:
         return Finding("Include line", NOTE, "not written yet; the first 'rdev connect' adds it.")
     if state == "missing":
@@ -155,7 +158,7 @@ def _editors() -> list[Finding]:
         chosen = editor.choose(None)
     except RdevError as err:
         return [Finding("editor", PROBLEM, str(err).split(": ", 1)[0] + ".", "fix or unset RDEV_EDITOR.")]
-    found = list(dict.fromkeys(editor.installed() + ([chosen] if chosen else [])))
+    found = list(dict.fromkeys(([chosen] if chosen else []) + editor.installed()))
     if not found:
         return [Finding("editor", PROBLEM, f"none found ({editor.NAMES}, on PATH or where they install).",
                         "install VS Code (https://code.visualstudio.com), or set RDEV_EDITOR to your editor's command.")]

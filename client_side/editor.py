@@ -100,11 +100,17 @@ def settings_kinds(chosen: Editor | None) -> list[Kind]:
 
 def choose(given: str | None, remembered: str | None = None) -> Editor | None:
     """`--editor`, else the host's remembered choice, else RDEV_EDITOR, else the first editor installed.
-    Each may be an editor's name (code, code-insiders, cursor, codium, windsurf) or a path."""
-    for value, source in ((given, "--editor"), (remembered, "the editor remembered for this host"),
-                          (os.environ.get("RDEV_EDITOR"), "RDEV_EDITOR")):
-        if value:
-            return _named(value, source)
+    Each may be an editor's name (code, code-insiders, cursor, codium, windsurf) or a path. A
+    remembered editor that has since gone is passed over: the user named nothing wrong this time."""
+    if given:
+        return _named(given, "--editor")
+    if remembered:
+        try:
+            return _named(remembered, "the editor remembered for this host")
+        except BadInput:
+            pass
+    if os.environ.get("RDEV_EDITOR"):
+        return _named(os.environ["RDEV_EDITOR"], "RDEV_EDITOR")
     found = installed()
     return found[0] if found else None
 

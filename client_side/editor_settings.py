@@ -19,6 +19,7 @@ from typing import Callable, Iterable
 import tomli_w
 
 from bootstrap.files import atomic_write, ensure_private_dir
+from bootstrap.ticket import PUBLIC_TUNNELS
 from client_side import jsonc, paths
 from client_side.editor import KINDS, Kind
 
@@ -30,7 +31,6 @@ else:
 PLATFORM = "remote.SSH.remotePlatform"
 TIMEOUT = "remote.SSH.connectTimeout"
 TUNNEL_TIMEOUT = 60
-TUNNELS = ("cloudflared", "ngrok")
 
 
 def files(kinds: Iterable[Kind]) -> list[Path]:
@@ -41,31 +41,38 @@ def files(kinds: Iterable[Kind]) -> list[Path]:
 def wanted(name: str, tunnel: str) -> str:
     """The settings for `name` as a user would type them, for a file rdev must not edit."""
     lines = [f'"{PLATFORM}": {{"{name}": "linux"}}']
-    if tunnel in TUNNELS:
+    if tunnel in PUBLIC_TUNNELS:
         lines.append(f'"{TIMEOUT}": {TUNNEL_TIMEOUT}')
     return ", ".join(lines)
 
 
 def add(name: str, tunnel: str, kinds: Iterable[Kind], say: Callable[[str], None]) -> None:
-    """Set `name`'s platform (and, for a tunnel host, a long enough connect timeout) in each editor's file."""
+    """Set `name`'s platform (and, for a tunnel host, a long enough connect timeout) in each editor's file.
+    A file rdev cannot edit is left alone with a line saying what to add by hand: these settings only
+    spare a question, so they never stop a connect."""
     record = _load_record()
-    for path in files(kinds):
-        try:
-            text = _read(path)
-            new = text
-            if jsonc.get(new, (PLATFORM, name)) != "linux":
-                new = jsonc.set_value(new, (PLATFORM, name), "linux")
-            timeout = jsonc.get(new, (TIMEOUT,))
-            if tunnel in TUNNELS and not (isinstance(timeout, (int, float)) and timeout >= TUNNEL_TIMEOUT):
-                # Remember what it was (the first time only), so `rdev remove` can put it back.
-                record.setdefault(str(path), {} if timeout is None else {"previous": json.dumps(timeout)})
-                new = jsonc.set_value(new, (TIMEOUT,), TUNNEL_TIMEOUT)
-        except jsonc.Unreadable as err:
-            say(f"{path} is not JSON rdev can edit ({err}), so rdev left it alone: add {wanted(name, tunnel)} to it "
-                "yourself, or the editor will ask which platform the host runs.")
-            continue
-        _write(path, text, new)
-    _save_record(record)
+    try:
+        for path in files(kinds):
+            try:
+                text = _read(path)
+                _write(path, text, _added(text, str(path), name, tunnel, record))
+            except (jsonc.Unreadable, OSError) as err:
+                say(f"{path} is not a file rdev can edit ({_why(err)}), so rdev left it alone: add "
+                    f"{wanted(name, tunnel)} to it yourself, or the editor will ask which platform the host runs.")
+    finally:
+        _save_record(record)
+
+
+def _added(text: str, key: str, name: str, tunnel: str, record: dict[str, dict[str, str]]) -> str:
+    new = text
+    if jsonc.get(new, (PLATFORM, name)) != "linux":
+        new = jsonc.set_value(new, (PLATFORM, name), "linux")
+    timeout = jsonc.get(new, (TIMEOUT,))
+    if tunnel in PUBLIC_TUNNELS and not (isinstance(timeout, (int, float)) and timeout >= TUNNEL_TIMEOUT):
+        # Remember what it was (the first time only), so `rdev remove` can put it back.
+        record.setdefault(key, {} if timeout is None else {"previous": json.dumps(timeout)})
+        new = jsonc.set_value(new, (TIMEOUT,), TUNNEL_TIMEOUT)
+    return new
 
 
 def forget(name: str, tunnel_hosts_left: bool, say: Callable[[str], None]) -> bool:
@@ -73,25 +80,31 @@ def forget(name: str, tunnel_hosts_left: bool, say: Callable[[str], None]) -> bo
     True if a file changed."""
     record = _load_record()
     changed = False
-    for path in files(KINDS):
-        if not path.exists():
-            continue
-        try:
-            text = _read(path)
-            new = jsonc.remove(text, (PLATFORM, name))
-            if not tunnel_hosts_left and str(path) in record:
-                previous = record.pop(str(path)).get("previous")
-                # A timeout the user changed since is theirs now.
-                if jsonc.get(new, (TIMEOUT,)) == TUNNEL_TIMEOUT:
-                    new = (jsonc.set_value(new, (TIMEOUT,), json.loads(previous)) if previous
-                           else jsonc.remove(new, (TIMEOUT,)))
-        except jsonc.Unreadable as err:
-            say(f"{path} is not JSON rdev can edit ({err}), so rdev left it alone: "
-                f'take "{name}" out of "{PLATFORM}" yourself.')
-            continue
-        changed |= _write(path, text, new)
-    _save_record(record)
+    try:
+        for path in [p for p in files(KINDS) if p.exists()]:
+            try:
+                text = _read(path)
+                changed |= _write(path, text, _removed(text, str(path), name, tunnel_hosts_left, record))
+            except (jsonc.Unreadable, OSError) as err:
+                say(f"{path} is not a file rdev can edit ({_why(err)}), so rdev left it alone: "
+                    f'take "{name}" out of "{PLATFORM}" yourself.')
+    finally:
+        _save_record(record)
     return changed
+
+
+def _removed(text: str, key: str, name: str, tunnel_hosts_left: bool, record: dict[str, dict[str, str]]) -> str:
+    new = jsonc.remove(text, (PLATFORM, name))
+    if not tunnel_hosts_left and key in record:
+        previous = record.pop(key).get("previous")
+        # A timeout the user changed since is theirs now.
+        if jsonc.get(new, (TIMEOUT,)) == TUNNEL_TIMEOUT:
+            new = jsonc.set_value(new, (TIMEOUT,), json.loads(previous)) if previous else jsonc.remove(new, (TIMEOUT,))
+    return new
+
+
+def _why(err: Exception) -> str:
+    return err.strerror or str(err) if isinstance(err, OSError) else str(err)
 
 
 def _read(path: Path) -> str:
@@ -129,7 +142,21 @@ def _load_record() -> dict[str, dict[str, str]]:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return {}  # only a convenience for undoing: a damaged one means nothing is put back
     raised = data.get("raised_timeout", {})
-    return {k: v for k, v in raised.items() if isinstance(v, dict)} if isinstance(raised, dict) else {}
+    return {k: v for k, v in raised.items() if _well_formed(v)} if isinstance(raised, dict) else {}
+
+
+def _well_formed(entry: object) -> bool:
+    """A record entry as rdev writes it: {} or {"previous": <a JSON text>}; an edited one is dropped."""
+    if not isinstance(entry, dict) or set(entry) - {"previous"}:
+        return False
+    previous = entry.get("previous", "null")
+    if not isinstance(previous, str):
+        return False
+    try:
+        json.loads(previous)
+    except ValueError:
+        return False
+    return True
 
 
 def _save_record(record: dict[str, dict[str, str]]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
+from bootstrap.ticket import PUBLIC_TUNNELS
 from client_side import editor_settings, known_hosts, passwords, probe, registry, sshconfig
 from client_side.connect import checked_name
 from client_side.locking import changing_files
@@ -35,7 +36,7 @@ def remove(name: str) -> str:
         removed = entries.pop(name, None)
         registry.save(entries)
         notes: list[str] = []
-        tunnels_left = any(e.tunnel in editor_settings.TUNNELS for e in entries.values())
+        tunnels_left = any(e.tunnel in PUBLIC_TUNNELS for e in entries.values())
         settings = editor_settings.forget(name, tunnels_left, notes.append)
     forgot = removed is not None and removed.login and passwords.forget(name)
     gone = ["its SSH config block", "pinned host key"] + ["kept password"] * forgot + ["editor settings"] * settings

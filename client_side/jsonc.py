@@ -33,7 +33,6 @@ class _Object:
     start: int  # the offset of "{"
     end: int  # the offset just after "}"
     members: dict[str, _Member]  # by key; for a repeated key the last one, which is the one editors use
-    node: Any
 
 
 def get(text: str, path: tuple[str, ...]) -> Any:
@@ -49,6 +48,22 @@ def get(text: str, path: tuple[str, ...]) -> Any:
 def set_value(text: str, path: tuple[str, ...], value: Any) -> str:
     """`text` with `value` at `path`: an existing value is replaced where it stands; a missing member
     is added first in its object, on a line of its own when the object spans lines."""
+    result = _set(text, path, value)
+    _verify(result, path, value)
+    return result
+
+
+def _verify(result: str, path: tuple[str, ...], value: Any) -> None:
+    """The edited text parses and holds what was asked at `path`, else nothing may be written."""
+    try:
+        ok = get(result, path) == value
+    except Unreadable:
+        ok = False
+    if not ok:
+        raise Unreadable("rdev's edit would not come out right in this layout")
+
+
+def _set(text: str, path: tuple[str, ...], value: Any) -> str:
     doc = _Document(text if text.strip() else "{}\n")
     obj, depth = doc.root, 1
     for i, key in enumerate(path):
@@ -73,14 +88,21 @@ def remove(text: str, path: tuple[str, ...]) -> str:
     doc = _Document(text)
     if _find(doc, path) is None:
         return text
+    result = _remove(doc, path)
+    _verify(result, path, None)
+    return result
+
+
+def _remove(doc: _Document, path: tuple[str, ...]) -> str:
     parent = doc.root
     for key in path[:-1]:
         parent = doc.object_at(parent.members[key], key)
     text = doc.bom + doc.cut(parent, parent.members[path[-1]])
     if len(path) > 1:
-        emptied = _find(_Document(text), path[:-1])
-        if emptied is not None and _is_empty(_Document(text), emptied):
-            return remove(text, path[:-1])
+        after = _Document(text)
+        emptied = _find(after, path[:-1])
+        if emptied is not None and _is_empty(after, emptied):
+            return _remove(after, path[:-1])
     return text
 
 
@@ -160,9 +182,7 @@ class _Document:
 
     def cut(self, parent: _Object, member: _Member) -> str:
         body, start, end = self.body, member.key_start, member.value_end
-        after = end
-        while after < len(body) and body[after] in " \t":
-            after += 1
+        after = self._past_blanks(end)
         if after < len(body) and body[after] == ",":
             end = after + 1
         line_start = self._line_start(start)
@@ -181,6 +201,20 @@ class _Document:
             end += 1
         return body[:start] + body[end:]
 
+    def _past_blanks(self, at: int) -> int:
+        """The offset of the next character after `at` that is not white space or a comment."""
+        body = self.body
+        while at < len(body):
+            if body[at] in " \t\r\n":
+                at += 1
+            elif body.startswith("//", at):
+                at = body.find("\n", at) if "\n" in body[at:] else len(body)
+            elif body.startswith("/*", at):
+                at = body.index("*/", at) + 2
+            else:
+                break
+        return at
+
     def render(self, value: Any, depth: int) -> str:
         """`value` as JSON, its inner lines indented for `depth`, in the file's newline style."""
         text = json.dumps(value, indent=self.unit, ensure_ascii=False)
@@ -194,7 +228,7 @@ class _Document:
             value_start, value_end = self._span(value)
             members[name] = _Member(self._span(key)[0], value_start, value_end, value)
         start, end = self._span(node)
-        return _Object(start, end, members, node)
+        return _Object(start, end, members)
 
     def _span(self, node: Any) -> tuple[int, int]:
         return (self._line_starts[node.lineno - 1] + node.col_offset,

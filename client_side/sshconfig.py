@@ -129,11 +129,13 @@ def has_entry(name: str) -> bool:
 
 def include_state() -> str:
     """"first" when ~/.ssh/config starts with rdev's Include (after its comment), "missing" when it has
-    none, else "elsewhere"."""
+    none, "unreadable", else "elsewhere"."""
     try:
         lines = paths.user_ssh_config().read_text(encoding="utf-8", errors="replace").splitlines()
     except FileNotFoundError:
         return "missing"
+    except OSError:
+        return "unreadable"
     include = include_line()
     meaningful = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
     if meaningful[:1] == [include]:

@@ -105,18 +105,18 @@ def test_choose_nothing_installed(home: Path, monkeypatch: pytest.MonkeyPatch) -
     assert editor.installed() == []
 
 
-@pytest.mark.parametrize("source", ["given", "remembered", "env"])
+@pytest.mark.parametrize("source", ["given", "env"])
 def test_choose_name_not_installed_is_bad_input(home: Path, monkeypatch: pytest.MonkeyPatch, source: str) -> None:
     """A known name that is not installed: exit 2, saying where the choice came from and how to fix it."""
     on_path(home, monkeypatch, "code")
     if source == "env":
         monkeypatch.setenv("RDEV_EDITOR", "cursor")
     with pytest.raises(BadInput) as caught:
-        editor.choose("cursor" if source == "given" else None, "cursor" if source == "remembered" else None)
+        editor.choose("cursor" if source == "given" else None, None)
     message = str(caught.value)
     assert caught.value.exit_code == 2
     assert "Cursor" in message and "install it" in message and "--editor" in message
-    assert {"given": "(--editor)", "remembered": "remembered", "env": "RDEV_EDITOR"}[source] in message
+    assert {"given": "(--editor)", "env": "RDEV_EDITOR"}[source] in message
 
 
 def test_choose_path_not_executable_is_bad_input(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -238,3 +238,11 @@ def test_open_folder_without_editor_prints_command() -> None:
     line = editor.open_folder("box", "/srv/x y", None)
     assert line.endswith("code --remote ssh-remote+box '/srv/x y'")
     assert editor.NAMES in line
+
+
+def test_a_remembered_editor_that_is_gone_is_passed_over(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cursor, _ = editor_standin(home, monkeypatch, "cursor")
+    monkeypatch.setenv("PATH", f"{cursor.parent}:/usr/bin:/bin")
+    for gone in ("/gone/code", "windsurf"):  # a path removed, an editor uninstalled
+        chosen = editor.choose(None, gone)
+        assert chosen is not None and chosen.kind.name == "cursor"

@@ -254,3 +254,23 @@ def test_settings_path_per_os(home: Path, monkeypatch: pytest.MonkeyPatch, folde
     assert paths.editor_settings(folder, "Linux") == home / ".config" / tail
     monkeypatch.delenv("APPDATA")
     assert paths.editor_settings(folder, "Windows") == home / "AppData" / "Roaming" / tail
+
+
+def test_a_settings_path_that_is_a_folder_is_passed_over_with_a_message(home: Path) -> None:
+    """One editor's broken settings place never stops a connect; the others are still written."""
+    broken = paths.editor_settings("VSCodium")
+    broken.mkdir(parents=True)
+    said: list[str] = []
+    editor_settings.add("box", "direct", [BY_NAME["codium"], BY_NAME["code"]], said.append)
+    assert len(said) == 1 and str(broken) in said[0] and '"remote.SSH.remotePlatform"' in said[0]
+    assert jsonc.get(paths.editor_settings("Code").read_text(), ("remote.SSH.remotePlatform", "box")) == "linux"
+
+
+def test_a_hand_edited_record_puts_nothing_back_and_does_not_fail(home: Path) -> None:
+    settings = paths.editor_settings("Code")
+    settings.parent.mkdir(parents=True)
+    settings.write_text('{\n    "remote.SSH.connectTimeout": 20\n}\n')
+    editor_settings.add("box", "cloudflared", [BY_NAME["code"]], lambda line: None)
+    paths.editor_settings_record().write_text(f'[raised_timeout]\n"{settings}" = {{ previous = "thirty" }}\n')
+    assert editor_settings.forget("box", False, lambda line: None)
+    assert jsonc.get(settings.read_text(), ("remote.SSH.connectTimeout",)) == 60

@@ -279,3 +279,14 @@ def test_get_and_remove_on_empty_file(text: str) -> None:
     """An empty file holds nothing to get or remove (set_value takes it as `{}`)."""
     assert jsonc.get(text, PLATFORM) is None
     assert jsonc.remove(text, PLATFORM) == text
+
+
+@pytest.mark.parametrize("original, path, expected", [
+    ('{\n    "remote.SSH.connectTimeout": 60 /* for colab */,\n    "editor.fontSize": 14\n}',
+     TIMEOUT, '{\n    "editor.fontSize": 14\n}'),
+    ('{\n    "remote.SSH.remotePlatform": {\n        "box": "linux" /* T4 */,\n        "x": "linux"\n    }\n}',
+     PLATFORM, '{\n    "remote.SSH.remotePlatform": {\n        "x": "linux"\n    }\n}'),
+])
+def test_a_comment_before_the_comma_goes_with_the_member(original: str, path: tuple[str, ...], expected: str) -> None:
+    """The user annotated rdev's line: the member, its comment and its comma go; the file still parses."""
+    assert jsonc.remove(original, path) == expected
