@@ -34,9 +34,12 @@ class Finding:
 
 def report(check_hosts: bool, as_json: bool) -> tuple[str, bool]:
     """The report's text and whether it found a problem."""
-    hosts = _hosts()
+    try:
+        hosts, damaged = registry.load(), None
+    except RdevError as err:
+        hosts, damaged = {}, err
     findings = [_ssh_client(), *_ssh_modes(), _include(hosts), _key(hosts), _cloudflared(hosts), _keyring(hosts),
-                *_editors(), *_registered(hosts, check_hosts)]
+                *_editors(), *_registered(hosts, damaged, check_hosts)]
     problems = sum(f.status == PROBLEM for f in findings)
     if as_json:
         return json.dumps([asdict(f) for f in findings], indent=2), problems > 0
@@ -46,21 +49,21 @@ def report(check_hosts: bool, as_json: bool) -> tuple[str, bool]:
     return "\n".join(lines), problems > 0
 
 
-def _hosts() -> dict[str, registry.HostEntry]:
-    try:
-        return registry.load()
-    except RdevError:
-        return {}  # reported by _registered, which loads it again to say why
+def _problem_and_fix(err: Exception) -> tuple[str, str]:
+    """rdev's messages read "problem: fix"; a finding shows the two apart."""
+    problem, _, fix = str(err).partition(": ")
+    return problem, fix or problem
 
 
 def _ssh_client() -> Finding:
     try:
         result = subprocess.run([probe.ssh_binary(), "-V"], capture_output=True, text=True, timeout=10)
     except RdevError as err:
-        return Finding("OpenSSH client", PROBLEM, "ssh is not installed.", str(err).split(": ", 1)[-1])
+        return Finding("OpenSSH client", PROBLEM, "ssh is not installed.", _problem_and_fix(err)[1])
     except (OSError, subprocess.TimeoutExpired) as err:
         return Finding("OpenSSH client", PROBLEM, f"ssh -V failed ({err}).", "reinstall the OpenSSH client.")
-    version = (result.stderr or result.stdout).strip().splitlines()[0] if (result.stderr or result.stdout).strip() else ""
+    output = (result.stderr or result.stdout).strip()
+    version = output.splitlines()[0] if output else ""
     found = re.search(r"OpenSSH_(?:for_Windows_)?(\d+)\.(\d+)", version)
     if not found:
         return Finding("OpenSSH client", PROBLEM, f"ssh is not OpenSSH ({version or 'no version'}).",
@@ -120,7 +123,7 @@ def _cloudflared(hosts: dict) -> Finding:
     try:
         found = binaries.given_or_on_path("cloudflared", None, "RDEV_CLOUDFLARED")
     except binaries.BinaryUnavailable as err:
-        return Finding("cloudflared", PROBLEM, str(err).split(": ", 1)[0] + ".", "fix RDEV_CLOUDFLARED.")
+        return Finding("cloudflared", PROBLEM, _problem_and_fix(err)[0] + ".", "fix RDEV_CLOUDFLARED.")
     if found:
         return Finding("cloudflared", OK, found)
     try:
@@ -148,7 +151,7 @@ def _keyring(hosts: dict) -> Finding:
             return Finding("keyring", OK, "usable")
         reason, fix = "no usable system keyring", passwords.NO_BACKEND.split(": ", 1)[1]
     except RdevError as err:
-        reason, fix = str(err).split(": ", 1)[0], "unlock or repair the system keyring."
+        reason, fix = _problem_and_fix(err)[0], "unlock or repair the system keyring."
     return Finding("keyring", PROBLEM if needed else NOTE,
                    reason + ("." if needed else " (needed only for password hosts)."), fix)
 
@@ -157,7 +160,7 @@ def _editors() -> list[Finding]:
     try:
         chosen = editor.choose(None)
     except RdevError as err:
-        return [Finding("editor", PROBLEM, str(err).split(": ", 1)[0] + ".", "fix or unset RDEV_EDITOR.")]
+        return [Finding("editor", PROBLEM, _problem_and_fix(err)[0] + ".", "fix or unset RDEV_EDITOR.")]
     found = list(dict.fromkeys(([chosen] if chosen else []) + editor.installed()))
     if not found:
         return [Finding("editor", PROBLEM, f"none found ({editor.NAMES}, on PATH or where they install).",
@@ -173,11 +176,10 @@ def _editors() -> list[Finding]:
     return findings
 
 
-def _registered(hosts: dict[str, registry.HostEntry], check_hosts: bool) -> list[Finding]:
-    try:
-        registry.load()
-    except RdevError as err:
-        return [Finding("hosts", PROBLEM, str(err).split(": ", 1)[0] + ".", str(err).split(": ", 1)[-1])]
+def _registered(hosts: dict[str, registry.HostEntry], damaged: RdevError | None, check_hosts: bool) -> list[Finding]:
+    if damaged:
+        problem, fix = _problem_and_fix(damaged)
+        return [Finding("hosts", PROBLEM, problem + ".", fix)]
     if not hosts:
         return [Finding("hosts", NOTE, "none yet.", "'rdev connect NAME --ticket ...' or 'rdev add NAME --host H'.")]
     answers = {}

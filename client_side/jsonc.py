@@ -94,9 +94,8 @@ def remove(text: str, path: tuple[str, ...]) -> str:
 
 
 def _remove(doc: _Document, path: tuple[str, ...]) -> str:
-    parent = doc.root
-    for key in path[:-1]:
-        parent = doc.object_at(parent.members[key], key)
+    parent = _parent(doc, path)
+    assert parent is not None  # the caller found the member
     text = doc.bom + doc.cut(parent, parent.members[path[-1]])
     if len(path) > 1:
         after = _Document(text)
@@ -107,6 +106,12 @@ def _remove(doc: _Document, path: tuple[str, ...]) -> str:
 
 
 def _find(doc: _Document, path: tuple[str, ...]) -> _Member | None:
+    parent = _parent(doc, path)
+    return None if parent is None else parent.members.get(path[-1])
+
+
+def _parent(doc: _Document, path: tuple[str, ...]) -> _Object | None:
+    """The object that holds (or would hold) the member at `path`; None when the way there is missing."""
     obj = doc.root
     for key in path[:-1]:
         member = obj.members.get(key)
@@ -116,7 +121,7 @@ def _find(doc: _Document, path: tuple[str, ...]) -> _Member | None:
             obj = doc.object_at(member, key)
         except Unreadable:
             return None
-    return obj.members.get(path[-1])
+    return obj
 
 
 def _is_empty(doc: _Document, member: _Member) -> bool:
