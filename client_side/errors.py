@@ -1,4 +1,8 @@
-"""The one error type the CLI turns into a sentence and an exit code (no traceback)."""
+"""The one error type the CLI turns into a sentence and an exit code (no traceback).
+
+Every error carries the problem and its fix apart, so that the CLI can print them as one line and
+`rdev doctor` as the two columns of a row.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,25 @@ FAILED = 1
 
 
 class RdevError(Exception):
-    """A failure with a message that names the problem and the fix."""
+    """A failure: what went wrong (`problem`) and what the user can do about it (`fix`)."""
 
-    def __init__(self, message: str, exit_code: int = FAILED) -> None:
-        super().__init__(message)
+    def __init__(self, problem: str, fix: str = "", exit_code: int = FAILED) -> None:
+        self.problem = problem.rstrip()
+        self.fix = fix.strip()
         self.exit_code = exit_code
+        super().__init__(self.sentence())
+
+    def sentence(self) -> str:
+        """Problem and fix as one line: "problem: fix." (or "Problem. Fix." when the problem is a sentence)."""
+        if not self.fix:
+            return self.problem
+        if self.problem.endswith((".", "?", "!")):
+            return f"{self.problem} {self.fix[0].upper()}{self.fix[1:]}"
+        return f"{self.problem}: {self.fix}"
 
 
 class BadInput(RdevError):
     """The user gave something rdev will not use; nothing was written."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, USAGE)
+    def __init__(self, problem: str, fix: str = "") -> None:
+        super().__init__(problem, fix, USAGE)
