@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -19,6 +20,13 @@ PREFIX = "rdev1."
 PUBLIC_TUNNELS = ("cloudflared", "ngrok")  # the ones that reach a notebook runtime from outside
 TUNNELS = (*PUBLIC_TUNNELS, "direct")
 RUNTIMES = ("colab", "kaggle", "generic")
+# A ticket with three large host keys (RSA 4096 among them) is under 3000 characters; a longer
+# text is not a ticket, and refusing it early keeps the decoder's work small.
+MAX_TICKET_CHARS = 8192
+# How much of a ticket file or a paste a reader takes in: enough for a whole cell output, while
+# `--ticket-file /dev/zero` cannot fill the memory.
+MAX_TEXT_BYTES = 1 << 20
+_NOT_BASE64URL = re.compile(r"[^A-Za-z0-9_-]")
 
 
 class TicketError(ValueError):
@@ -59,6 +67,11 @@ def parse(text: str) -> Ticket:
         raise TicketError(
             "This ticket is from another version of rdev: run the same rdev version on both sides."
         )
+    if len(text) > MAX_TICKET_CHARS:
+        raise TicketError(
+            f"The ticket is {len(text)} characters long, more than a ticket can be ({MAX_TICKET_CHARS}): "
+            "copy only the line that starts with 'rdev1.'."
+        )
     fields = _decode(text[len(PREFIX):])
     if "v" not in fields:
         raise TicketError("The ticket has no 'v' (version) field: copy the whole ticket line again.")
@@ -88,12 +101,45 @@ def parse(text: str) -> Ticket:
     )
 
 
+def newest(text: str) -> Ticket:
+    """The ticket in `text` whose server started last, for a paste of a whole cell output.
+
+    Each line that starts with 'rdev' (surrounding spaces aside) is a candidate: a tunnel that
+    restarted prints a new ticket below the old one, and only the newest one works. A later line
+    wins a tie. Without such a line the whole text is parsed, so the user gets parse's sentence;
+    if no candidate parses, the first one's error is raised.
+    """
+    lines = [line.strip() for line in text.splitlines() if line.strip().startswith("rdev")]
+    if not lines:
+        return parse(text)
+    found: list[Ticket] = []
+    first_error: TicketError | None = None
+    for line in lines:
+        try:
+            found.append(parse(line))
+        except TicketError as err:
+            first_error = first_error or err
+    if not found:
+        raise first_error  # type: ignore[misc]  # set, since every line failed
+    _, _, ticket = max((moment(t.started), index, t) for index, t in enumerate(found))
+    return ticket
+
+
 def _decode(body: str) -> dict:
+    # urlsafe_b64decode drops characters outside its alphabet, so a NUL or junk spliced into a
+    # ticket would pass unnoticed: check the alphabet first.
+    odd = _NOT_BASE64URL.search(body)
+    if odd:
+        raise TicketError(
+            f"The ticket holds the character {odd.group()!r}, which no ticket has: copy the ticket line again, exactly as printed."
+        )
     try:
         raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
         fields = json.loads(raw.decode("utf-8"))
     except (binascii.Error, ValueError):
         raise TicketError("The ticket is damaged or cut short: copy the whole line again.") from None
+    except RecursionError:
+        raise TicketError("The ticket is damaged (its fields nest far deeper than a ticket's): copy the whole line again.") from None
     if not isinstance(fields, dict):
         raise TicketError("The ticket is damaged: it does not hold a set of fields.")
     return fields

@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 _HOST_LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})")
 _USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}")
+# ASCII digits only: str.isdigit() and int() also take '²' or Arabic-Indic digits.
+_PORT = re.compile(r"[0-9]{1,5}")
+# Control characters (C0, DEL, C1), invisible format characters (bidi overrides, zero widths),
+# lone surrogates (no file can store them) and the line and paragraph separators.
+_UNSAFE_IN_PATH = ("Cc", "Cf", "Cs", "Zl", "Zp")
 
 
 class InvalidValue(ValueError):
@@ -21,7 +27,8 @@ class InvalidValue(ValueError):
 
 def name(value: str) -> str:
     """A host alias rdev writes: lower case (VS Code lower-cases it), letters, digits, `.`, `_`, `-`."""
-    lowered = value.lower()
+    # Lower-case only ASCII: 'K' (KELVIN SIGN) lower-cases to 'k', so a look-alike would pass.
+    lowered = value.lower() if value.isascii() else ""
     if not _NAME.fullmatch(lowered):
         raise InvalidValue(
             f"The name {value!r} cannot be used: use 1 to 63 letters, digits, '.', '_' or '-', "
@@ -60,23 +67,27 @@ def user(value: str) -> str:
 
 def port(value: int | str) -> int:
     """A TCP port, 1 to 65535."""
-    text = str(value)
-    number = int(text) if text.isdigit() and not isinstance(value, bool) else 0
+    if isinstance(value, str):
+        number = int(value) if _PORT.fullmatch(value) else 0
+    else:  # booleans are ints to Python, but `true` in a ticket or flag is no port
+        number = value if isinstance(value, int) and not isinstance(value, bool) else 0
     if not 1 <= number <= 65535:
         raise InvalidValue(f"The port {value!r} is not a number from 1 to 65535.")
     return number
 
 
 def remote_path(value: str) -> str:
-    """A folder on the remote machine: absolute (or under `~`), no control characters.
+    """A folder on the remote machine: absolute (or under `~`), no control or invisible characters.
 
     It is only ever passed as one argument (to the editor), never written into a config line,
     so spaces are allowed.
     """
     if not value or not (value.startswith("/") or value == "~" or value.startswith("~/")):
         raise InvalidValue(f"The remote folder {value!r} must be an absolute path such as /content.")
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise InvalidValue(f"The remote folder {value!r} contains a control character.")
+    unsafe = next((c for c in value if unicodedata.category(c) in _UNSAFE_IN_PATH), None)
+    if unsafe is not None:
+        raise InvalidValue(f"The remote folder {value!r} contains the control or invisible character "
+                           f"U+{ord(unsafe):04X}: give the folder without it.")
     return value
 
 

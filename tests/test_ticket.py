@@ -10,13 +10,14 @@ import base64
 import json
 import re
 import subprocess
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
-from bootstrap.ticket import PREFIX, Ticket, TicketError, parse, utc_timestamp
+from bootstrap.ticket import MAX_TICKET_CHARS, PREFIX, Ticket, TicketError, newest, parse, utc_timestamp
 
 FIELDS = ("v", "tunnel", "host", "port", "user", "host_keys", "workdir", "runtime", "started", "expires")
 
@@ -198,6 +199,12 @@ def _relabel(keys: dict[str, str], name: str, label: str) -> str:
     return f"{label} {bare(keys[name]).split()[1]}"
 
 
+def _standard_alphabet(text: str) -> str:
+    """`text` in standard base64's alphabet; five '?' in a row always encode to a group holding '_'."""
+    assert "_" in text
+    return text.replace("-", "+").replace("_", "/")
+
+
 def _without(key: str) -> TextCase:
     def make(good: str, keys: dict[str, str]) -> str:
         return tampered(good, lambda fields: fields.pop(key))
@@ -275,6 +282,21 @@ REJECTIONS: list[tuple[str, TextCase, str | None, bool]] = [
      "host key", False),
     ("host-key-cut-unpadded", _with_key(lambda k: _cut_blob(k, 34)), "host key", False),
     ("host-key-cut-to-type", _with_key(lambda k: _cut_blob(k, 20)), "host key", False),
+    ("workdir-c1-control", _with("workdir", "/content\x85x"), "'workdir'", True),
+    ("workdir-line-separator", _with("workdir", "/content\u2028x"), "'workdir'", True),
+    ("workdir-lone-surrogate", _with("workdir", "/content\ud800"), "'workdir'", True),
+    # The decoder skips characters outside the base64url alphabet (four keep the length's padding right),
+    # and reads '+' and '/' as '-' and '_', so each of these decoded to a good ticket.
+    ("nul-inside", lambda g, k: g[:20] + "\x00" * 4 + g[20:], "'\\x00'", False),
+    ("nul-at-end", lambda g, k: g + "\x00" * 4, "'\\x00'", False),
+    ("space-inside", lambda g, k: g[:20] + " " * 4 + g[20:], "' '", False),
+    ("junk-inside", lambda g, k: g[:20] + "!!!!" + g[20:], "'!'", False),
+    ("standard-alphabet", lambda g, k: _standard_alphabet(tampered(g, setting("workdir", "/?????"))), "character",
+     False),
+    # Nested past Python's recursion limit (1000), yet short enough to be decoded.
+    ("deep-list", lambda g, k: encode_raw(b"[" * 3000 + b"]" * 3000), "nest", False),
+    ("deep-object", lambda g, k: encode_raw(b'{"":' * 1050 + b"1" + b"}" * 1050), "nest", False),
+    ("too-long", _with("workdir", "/" + "a" * MAX_TICKET_CHARS), "characters", False),
 ]
 
 
@@ -317,3 +339,93 @@ def test_host_key_cut_short_on_base64_boundary(good: str, keys: dict[str, str], 
 
 def test_host_scope_id_cannot_smuggle_config_lines(good: str) -> None:
     rejection(tampered(good, setting("host", "fe80::1%x\nProxyCommand sh -c id")))
+
+
+# ------------------------------------------------------------------------------------------ alphabet, size
+
+
+def test_padding_is_refused(ticket: Ticket) -> None:
+    """Tickets are unpadded base64url; a '=' means something other than rdev wrote or changed the line."""
+    padded = []
+    for workdir in ("/a", "/ab", "/abc"):  # one JSON length in three needs no padding
+        raw = json.dumps(fields_of(replace(ticket, workdir=workdir).encode())).encode()
+        padded.append(PREFIX + base64.urlsafe_b64encode(raw).decode("ascii"))
+    padded = [text for text in padded if text.endswith("=")]
+    assert padded
+    for text in padded:
+        assert "'='" in rejection(text)
+
+
+def test_length_bound_fits_large_keys_and_is_exact(ticket: Ticket, tmp_path: Path) -> None:
+    """A ticket with large host keys is well inside the bound; a ticket one byte over it is refused."""
+    large = tuple(bare(public_key(tmp_path, kind, bits)) for kind, bits in (("rsa", 4096), ("ecdsa", 521)))
+    roomy = replace(ticket, host_keys=(*ticket.host_keys, *large))
+    assert len(roomy.encode()) < MAX_TICKET_CHARS // 2
+    assert parse(roomy.encode()) == roomy
+    # Grow the workdir until the ticket is exactly at the bound (some JSON lengths skip a character).
+    workdir = "/"
+    while len(replace(ticket, workdir=workdir).encode()) < MAX_TICKET_CHARS:
+        workdir += "a"
+    at_bound = replace(ticket, workdir=workdir)
+    if len(at_bound.encode()) > MAX_TICKET_CHARS:
+        at_bound = replace(ticket, workdir=workdir[:-1])
+    assert len(at_bound.encode()) == MAX_TICKET_CHARS
+    assert parse(at_bound.encode()) == at_bound
+    over = replace(at_bound, workdir=at_bound.workdir + "a")
+    assert str(len(over.encode())) in rejection(over.encode())
+
+
+# ------------------------------------------------------------------------------------------------ newest
+
+
+def started_at(ticket: Ticket, hour: int, host: str | None = None) -> Ticket:
+    return replace(ticket, started=f"2024-05-01T{hour:02d}:00:00Z", host=host or f"h{hour}.trycloudflare.com")
+
+
+def test_newest_picks_the_latest_start_whatever_the_order(ticket: Ticket) -> None:
+    """A restarted tunnel prints a new ticket; the paste holds old and new ones in the order printed."""
+    early, middle, late = (started_at(ticket, hour) for hour in (8, 10, 12))
+    output = "\n".join([
+        "Starting sshd...",
+        middle.encode(),
+        "tunnel restarted, new ticket:",
+        "   " + late.encode() + "  ",
+        "\t" + early.encode(),
+        "keep-alive: ok",
+    ])
+    assert newest(output) == late
+    assert newest(output.replace("\n", "\r\n")) == late
+
+
+def test_newest_later_line_wins_a_tie(ticket: Ticket) -> None:
+    first, second = started_at(ticket, 9, "first.example.org"), started_at(ticket, 9, "second.example.org")
+    assert newest(f"{first.encode()}\n{second.encode()}\n") == second
+    assert newest(f"{second.encode()}\n{first.encode()}\n") == first
+
+
+def test_newest_compares_times_not_text(ticket: Ticket) -> None:
+    """Half a second after 09:00:00Z sorts before it as text ('.' < 'Z'), but it is the later start."""
+    earlier = replace(ticket, started="2024-05-01T09:00:00Z", host="earlier.example.org")
+    later = replace(ticket, started="2024-05-01T09:00:00.5+00:00", host="later.example.org")
+    assert newest(f"{earlier.encode()}\n{later.encode()}") == later
+
+
+def test_newest_skips_damaged_lines(ticket: Ticket) -> None:
+    good = started_at(ticket, 8)
+    damaged = started_at(ticket, 23).encode()[:-7]
+    assert newest(f"{damaged}\nrdev2.AAAA\n{good.encode()}\n") == good
+
+
+def test_newest_without_a_ticket_line_gives_parse_sentence() -> None:
+    text = "sshd started\nwaiting for the tunnel"
+    with pytest.raises(TicketError) as caught:
+        newest(text)
+    assert str(caught.value) == rejection(text)
+
+
+def test_newest_raises_the_first_damaged_line_error(good: str) -> None:
+    first, second = good[:-7], "rdev2." + good[len(PREFIX):]
+    with pytest.raises(TicketError) as caught:
+        newest(f"log line\n  {first}\n{second}\n")
+    assert str(caught.value) == rejection(first)
+    assert str(caught.value) != rejection(second)

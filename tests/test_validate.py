@@ -62,6 +62,13 @@ def test_name_refused(value: str) -> None:
     refusal(validate.name, value)
 
 
+@pytest.mark.parametrize("value", ["\u212aaggle", "gpu\u212a", "\u212a"])
+def test_name_non_ascii_refused_before_lowering(value: str) -> None:
+    """KELVIN SIGN lower-cases to ASCII 'k': the look-alike must not become the alias 'kaggle'."""
+    assert value.lower().isascii()
+    refusal(validate.name, value)
+
+
 # ------------------------------------------------------------------------------------------------ hosts
 
 
@@ -124,11 +131,20 @@ def test_port_refused(value: Any) -> None:
     refusal(validate.port, value)
 
 
+@pytest.mark.parametrize("value", ["\u00b2", "\u0662\u0662", "\uff12\uff12", "\u0968\u0968",
+                                   pytest.param("0" * 5000 + "22", id="5002-digits")])
+def test_port_takes_ascii_digits_only(value: str) -> None:
+    """str.isdigit() takes '²' (which int() then refuses with a traceback) and other scripts' digits (which int()
+    reads), and int() refuses more than 4300 digits: each must be a sentence, not a port or a traceback."""
+    refusal(validate.port, value)
+
+
 # ------------------------------------------------------------------------------------------- remote paths
 
 
 @pytest.mark.parametrize(
-    "value", ["/", "/content", "/kaggle/working", "~", "~/x", "~/my project", "/content/my project", "/a#b%c"]
+    "value", ["/", "/content", "/kaggle/working", "~", "~/x", "~/my project", "/content/my project", "/a#b%c",
+              "/content/donn\u00e9es", "~/\u6570\u636e"]
 )
 def test_remote_path_accepted(value: str) -> None:
     """The path is only ever passed as one argument, so spaces and config characters are fine."""
@@ -144,6 +160,15 @@ def test_remote_path_refused(value: str) -> None:
     refusal(validate.remote_path, value)
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["/a\x85b", "/a\x9bb", "/a\u2028b", "/a\u2029b", "/a\u202eb", "/a\u200bb", "/a\ufeffb", "/content\ud800"],
+)
+def test_remote_path_refuses_non_ascii_controls(value: str) -> None:
+    """C1 controls, line separators, bidi overrides, zero widths and lone surrogates (which no file can store)."""
+    assert "U+" in refusal(validate.remote_path, value)
+
+
 @pytest.mark.parametrize("value", ["gate", "me@gate.example.edu", "gate.example.edu:2222", "me@10.0.0.1:22"])
 def test_jump_accepts_one_hop(value: str) -> None:
     assert validate.jump(value) == value
@@ -152,5 +177,11 @@ def test_jump_accepts_one_hop(value: str) -> None:
 @pytest.mark.parametrize("value", ["", "a b", "gate,other", "-oProxyCommand=x", "me@", "gate:0", "gate:ssh",
                                    "%h", "gate\nHost *"])
 def test_jump_refuses_what_is_not_one_hop(value: str) -> None:
+    with pytest.raises(validate.InvalidValue):
+        validate.jump(value)
+
+
+@pytest.mark.parametrize("value", ["gate:\u0662\u0662", "gate:\u00b2", "me@gate:\uff12\uff12"])
+def test_jump_refuses_non_ascii_port(value: str) -> None:
     with pytest.raises(validate.InvalidValue):
         validate.jump(value)
