@@ -22,20 +22,66 @@ def ensure_private_dir(path: Path) -> Path:
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Replace `path` with `data` in one step; a symlink is followed so a dotfile link survives."""
-    target = Path(os.path.realpath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    write_together({path: data}, mode)
+
+
+def write_together(changes: dict[Path, bytes], mode: int = 0o600) -> None:
+    """Replace several files so that either all change or none does.
+
+    Every new file is written and synced beside its target before the first rename; a rename
+    that fails puts back the files already replaced. An OSError names the target, never a
+    temporary file.
+    """
+    staged: list[tuple[Path, Path]] = []
+    replaced: list[tuple[Path, bytes | None]] = []
+    try:
+        for path, data in changes.items():
+            target = Path(os.path.realpath(path))
+            staged.append((_staged(target, data, mode), target))
+        for temporary, target in staged:
+            before = target.read_bytes() if target.is_file() else None
+            _named(target, os.replace, temporary, target)
+            replaced.append((target, before))
+    except BaseException:
+        for temporary, _ in staged:
+            temporary.unlink(missing_ok=True)
+        for target, before in reversed(replaced):
+            if before is None:
+                target.unlink(missing_ok=True)
+            else:
+                write_together({target: before}, mode)
+        raise
+    for folder in {target.parent for _, target in staged}:
+        _sync_folder(folder)
+
+
+def _staged(target: Path, data: bytes, mode: int) -> Path:
+    """`data` in a synced temporary file beside `target`, with `mode`."""
+    fd, name = _named(target, tempfile.mkstemp, prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    temporary = Path(name)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
+            _named(target, handle.write, data)
+            _named(target, handle.flush)
+            _named(target, os.fsync, handle.fileno())
+        os.chmod(temporary, mode)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
+    return temporary
+
+
+def _named(target: Path, call, *args, **kwargs):
+    """`call(...)`, with an OSError re-raised under the target's name rather than a temporary file's."""
+    try:
+        return call(*args, **kwargs)
+    except OSError as err:
+        raise OSError(err.errno, err.strerror or str(err), str(target)) from None
+
+
+def _sync_folder(folder: Path) -> None:
     if os.name == "posix":
-        dir_fd = os.open(target.parent, os.O_RDONLY)
+        dir_fd = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:

@@ -11,7 +11,10 @@ from typing import Optional
 
 import typer
 
-from client_side.errors import RdevError
+# typer below 0.28 (pinned for its start time) vendors click; these are the errors of a bad command line.
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
+
+from client_side.errors import USAGE, RdevError
 
 app = typer.Typer(
     help="Open VS Code on a remote GPU machine (Colab, Kaggle, lab clusters, school servers) over SSH.",
@@ -69,8 +72,9 @@ def connect(
     Writes the SSH config, pins the host key, checks ssh, opens the editor."""
     from client_side import connect as connecting
 
-    connecting.connect(name, ticket, not no_open, path, editor, cloudflared, _say, ticket_file, password_stdin,
-                       accept_new_host_key)
+    connecting.connect(name, ticket=ticket, ticket_file=ticket_file, open_editor=not no_open, path=path,
+                       editor_name=editor, cloudflared=cloudflared, password_stdin=password_stdin,
+                       accept_new_host_key=accept_new_host_key, say=_say)
 
 
 @app.command()
@@ -84,9 +88,9 @@ def add(
     path: Optional[str] = typer.Option(None, "--path", help="remote folder the editor opens (default: the preset's, else ~)"),
 ) -> None:
     """Register a password host (lab cluster, school server); 'rdev connect NAME' then logs in once."""
-    from client_side import login
+    from client_side import password_host
 
-    _say(login.add(name, host, user, port, jump, preset, path))
+    _say(password_host.add(name=name, host=host, user=user, port=port, jump=jump, preset_name=preset, path=path))
 
 
 @app.command()
@@ -96,9 +100,9 @@ def password(
     delete: bool = typer.Option(False, "--delete", help="forget the kept password"),
 ) -> None:
     """Keep NAME's password in the system keyring (after checking it works), or forget it."""
-    from client_side import login
+    from client_side import password_host
 
-    login.set_password(name, stdin, delete, _say)
+    password_host.set_password(name, from_stdin=stdin, delete=delete, say=_say)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -188,7 +192,19 @@ def demo() -> None:
 
 def main(argv: Optional[list[str]] = None) -> None:
     try:
-        app(args=argv, prog_name="rdev")
+        sys.exit(app(args=argv, prog_name="rdev", standalone_mode=False))
+    except NoArgsIsHelpError as err:
+        err.show()
+        sys.exit(USAGE)
+    except UsageError as err:
+        # One line, not click's usage block: what was wrong, and where the right form is.
+        where = err.ctx.command_path if err.ctx else "rdev"
+        problem = err.format_message().strip()
+        typer.echo(f"rdev: {problem}{'' if problem.endswith(('.', '?')) else '.'} See '{where} --help'.", err=True)
+        sys.exit(USAGE)
+    except typer.Abort:
+        typer.echo("rdev: interrupted.", err=True)
+        sys.exit(130)
     except RdevError as err:
         typer.echo(f"rdev: {err}", err=True)
         sys.exit(err.exit_code)

@@ -15,7 +15,7 @@ from bootstrap import cell as notebook_cell
 from bootstrap.ticket import PUBLIC_TUNNELS
 from bootstrap.validate import InvalidValue
 from client_side import keys
-from client_side.errors import BadInput
+from client_side.errors import BadInput, split
 
 DISTRIBUTION = "rdev"
 ARCHIVES = (".whl", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
@@ -27,11 +27,15 @@ def cell(tunnel: str, runtime: str, source: str | None) -> str:
     """The cell's text for `tunnel` on `runtime`, with rdev's public key (made if missing) in it."""
     # A notebook runtime is reachable only through a tunnel; "direct" is for tests and LAN boxes.
     if tunnel not in PUBLIC_TUNNELS:
-        raise BadInput(f"The tunnel {tunnel!r} cannot reach a notebook: use cloudflared or ngrok.")
+        raise BadInput(f"The tunnel {tunnel!r} cannot reach a notebook", "use cloudflared or ngrok.")
+    if runtime not in notebook_cell.RUNTIMES:
+        raise BadInput(f"The runtime {runtime!r} has no cell", f"use {' or '.join(notebook_cell.RUNTIMES)}.")
+    # Every option is checked before the key pair is made: bad input writes nothing.
+    installs = requirement(source)
     try:
-        return notebook_cell.render(keys.public_key(), tunnel, runtime, requirement(source))
+        return notebook_cell.render(keys.public_key(), tunnel, runtime, installs)
     except InvalidValue as err:
-        raise BadInput(str(err)) from None
+        raise BadInput(*split(str(err))) from None
 
 
 def requirement(source: str | None) -> str:
@@ -43,7 +47,7 @@ def requirement(source: str | None) -> str:
     # The path is one on the runtime (Linux), whatever this laptop's OS is.
     if source.isprintable() and PurePosixPath(source).is_absolute():
         return source
-    raise BadInput(f"The source {source!r} is not {_KINDS}: pass one of those.")
+    raise BadInput(f"The source {source!r} is not {_KINDS}", "pass one of those.")
 
 
 def copy(text: str) -> bool:
@@ -75,15 +79,15 @@ def _from_url(url: str) -> str:
     except ValueError:
         parts = None
     if parts is None or not url.isprintable():
-        raise BadInput(f"The source URL does not parse: pass {_KINDS}.")
+        raise BadInput("The source URL does not parse", f"pass {_KINDS}.")
     if "@" in parts.netloc or parts.query:
         raise BadInput("The source URL carries a login or a query (where tokens go), and the cell is printed and "
-                       "copied: make the repository or file public, or put a wheel on the runtime (Drive, a Kaggle "
+                       "copied", "make the repository or file public, or put a wheel on the runtime (Drive, a Kaggle "
                        "dataset) and pass its path.")
     vcs = parts.scheme == "git+https" and bool(parts.path.strip("/"))
     archive = parts.scheme == "https" and parts.path.lower().endswith(ARCHIVES)
     if not parts.hostname or not (vcs or archive):
-        raise BadInput(f"The source {url!r} is not {_KINDS}: pass one of those.")
+        raise BadInput(f"The source {url!r} is not {_KINDS}", "pass one of those.")
     return f"{DISTRIBUTION} @ {url}"
 
 
@@ -94,8 +98,8 @@ def _installed() -> str:
     try:
         dist = metadata.distribution(DISTRIBUTION)
     except metadata.PackageNotFoundError:
-        raise BadInput(f"{DISTRIBUTION} is not installed as a package here, so its version is unknown: install it "
-                       f"with pip, or pass --source.") from None
+        raise BadInput(f"{DISTRIBUTION} is not installed as a package here, so its version is unknown",
+                       "install it with pip, or pass --source.") from None
     origin = json.loads(dist.read_text("direct_url.json") or "{}")
     vcs = origin.get("vcs_info")
     if not vcs:
@@ -105,4 +109,4 @@ def _installed() -> str:
         return _from_url(f"{vcs['vcs']}+{origin['url']}@{vcs['commit_id']}")
     except BadInput:
         raise BadInput(f"This {DISTRIBUTION} was installed from a {vcs['vcs']} URL that a runtime cannot fetch "
-                       f"as is (not https, or with a login): pass --source.") from None
+                       "as is (not https, or with a login)", "pass --source.") from None

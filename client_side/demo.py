@@ -34,7 +34,7 @@ def run(say: Callable[[str], None]) -> None:
     from colab_side.sshd import find_sshd
 
     if find_sshd() is None and os.geteuid() != 0:
-        raise RdevError("The demo needs OpenSSH's server: install it (e.g. 'sudo apt-get install openssh-server') "
+        raise RdevError("The demo needs OpenSSH's server", "install it (e.g. 'sudo apt-get install openssh-server') "
                         "or run 'rdev demo' as root so it can install it.")
     # A short folder keeps the ControlPath socket under the length limit.
     root = Path(tempfile.mkdtemp(prefix="rdev-demo-", dir="/tmp" if os.name == "posix" else None))
@@ -50,7 +50,9 @@ def run(say: Callable[[str], None]) -> None:
             "--workdir", str(root / "home"), "--no-keep-alive"], env)
         ticket = next(line for line in output.splitlines() if line.startswith("rdev1."))
         say(f"    ticket: {ticket[:48]}...")
-        _step(say, f"rdev connect {NAME} --no-open", python + ["client_side", "connect", NAME, "--ticket", ticket, "--no-open"], env)
+        # Its "Try: ssh demo" is about the throwaway HOME, gone once the demo ends: the next step tries it.
+        _step(say, f"rdev connect {NAME} --no-open", python + ["client_side", "connect", NAME, "--ticket", ticket,
+                                                               "--no-open"], env, show_output=False)
         config = str(root / "home" / ".ssh" / "config")
         _step(say, f"ssh {NAME} (through the written config)",
               ["ssh", "-F", config, NAME, 'echo "hello from $(whoami)@$(hostname) in $PWD: $DEMO_GREETING"'], env)
@@ -62,14 +64,15 @@ def run(say: Callable[[str], None]) -> None:
     say("Done: server stopped, throwaway HOME removed.")
 
 
-def _step(say: Callable[[str], None], title: str, argv: list[str], env: dict[str, str]) -> str:
+def _step(say: Callable[[str], None], title: str, argv: list[str], env: dict[str, str], show_output: bool = True) -> str:
     start = time.monotonic()
     result = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
     took = time.monotonic() - start
     if result.returncode != 0:
-        raise RdevError(f"The demo's step '{title}' failed: {result.stderr.strip() or result.stdout.strip()}")
+        raise RdevError(f"The demo's step '{title}' failed: {result.stderr.strip() or result.stdout.strip()}",
+                        "run 'rdev doctor' to see what is missing on this machine.")
     say(f"  {took:6.2f} s  {title}")
-    for line in result.stdout.strip().splitlines():
+    for line in result.stdout.strip().splitlines() if show_output else ():
         if not line.startswith("rdev1."):
             say(f"            {line}")
     return result.stdout.strip()

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from bootstrap import binaries
 from bootstrap import ticket as tickets
 from client_side import editor, paths, probe, registry, sshconfig
-from client_side.errors import RdevError
+from client_side.errors import RdevError, split
 
 OK, NOTE, PROBLEM = "ok", "note", "problem"
 OLDEST_SSH = (7, 3)  # Include and ProxyJump
@@ -49,17 +49,11 @@ def report(check_hosts: bool, as_json: bool) -> tuple[str, bool]:
     return "\n".join(lines), problems > 0
 
 
-def _problem_and_fix(err: Exception) -> tuple[str, str]:
-    """rdev's messages read "problem: fix"; a finding shows the two apart."""
-    problem, _, fix = str(err).partition(": ")
-    return problem, fix or problem
-
-
 def _ssh_client() -> Finding:
     try:
         result = subprocess.run([probe.ssh_binary(), "-V"], capture_output=True, text=True, timeout=10)
     except RdevError as err:
-        return Finding("OpenSSH client", PROBLEM, "ssh is not installed.", _problem_and_fix(err)[1])
+        return Finding("OpenSSH client", PROBLEM, "ssh is not installed.", err.fix)
     except (OSError, subprocess.TimeoutExpired) as err:
         return Finding("OpenSSH client", PROBLEM, f"ssh -V failed ({err}).", "reinstall the OpenSSH client.")
     output = (result.stderr or result.stdout).strip()
@@ -123,7 +117,7 @@ def _cloudflared(hosts: dict) -> Finding:
     try:
         found = binaries.given_or_on_path("cloudflared", None, "RDEV_CLOUDFLARED")
     except binaries.BinaryUnavailable as err:
-        return Finding("cloudflared", PROBLEM, _problem_and_fix(err)[0] + ".", "fix RDEV_CLOUDFLARED.")
+        return Finding("cloudflared", PROBLEM, split(str(err))[0] + ".", "fix RDEV_CLOUDFLARED.")
     if found:
         return Finding("cloudflared", OK, found)
     try:
@@ -149,9 +143,9 @@ def _keyring(hosts: dict) -> Finding:
         if passwords.usable():
             passwords.get("rdev-doctor")  # a locked or absent Secret Service fails here
             return Finding("keyring", OK, "usable")
-        reason, fix = "no usable system keyring", passwords.NO_BACKEND.split(": ", 1)[1]
+        reason, fix = "no usable system keyring", passwords.NO_BACKEND_FIX
     except RdevError as err:
-        reason, fix = _problem_and_fix(err)[0], "unlock or repair the system keyring."
+        reason, fix = err.problem, "unlock or repair the system keyring."
     return Finding("keyring", PROBLEM if needed else NOTE,
                    reason + ("." if needed else " (needed only for password hosts)."), fix)
 
@@ -160,7 +154,7 @@ def _editors() -> list[Finding]:
     try:
         chosen = editor.choose(None)
     except RdevError as err:
-        return [Finding("editor", PROBLEM, _problem_and_fix(err)[0] + ".", "fix or unset RDEV_EDITOR.")]
+        return [Finding("editor", PROBLEM, err.problem + ".", "fix or unset RDEV_EDITOR.")]
     found = list(dict.fromkeys(([chosen] if chosen else []) + editor.installed()))
     if not found:
         return [Finding("editor", PROBLEM, f"none found ({editor.NAMES}, on PATH or where they install).",
@@ -178,8 +172,7 @@ def _editors() -> list[Finding]:
 
 def _registered(hosts: dict[str, registry.HostEntry], damaged: RdevError | None, check_hosts: bool) -> list[Finding]:
     if damaged:
-        problem, fix = _problem_and_fix(damaged)
-        return [Finding("hosts", PROBLEM, problem + ".", fix)]
+        return [Finding("hosts", PROBLEM, damaged.problem + ".", damaged.fix)]
     if not hosts:
         return [Finding("hosts", NOTE, "none yet.", "'rdev connect NAME --ticket ...' or 'rdev add NAME --host H'.")]
     answers = {}
@@ -202,7 +195,7 @@ def _registered(hosts: dict[str, registry.HostEntry], damaged: RdevError | None,
 def _answer(name: str) -> str:
     """'' when `name` answers ssh; else the sentence saying why not."""
     try:
-        result = probe.try_true(name)
+        result = probe.try_login(name)
     except RdevError as err:
         return str(err)
     return "" if result.returncode == 0 else probe.explain(name, result.stderr)

@@ -120,13 +120,13 @@ def _named(value: str, source: str) -> Editor:
     if kind:
         editor = locate(kind)
         if not editor:
-            raise BadInput(f"{kind.title} ({source}) is not on PATH or in its usual install places: install it, "
-                           "or give the full path of its command with --editor.")
+            raise BadInput(f"{kind.title} ({source}) is not on PATH or in its usual install places",
+                           "install it, or give the full path of its command with --editor.")
         return editor
     found = shutil.which(os.path.expanduser(value))
     if not found:
-        raise BadInput(f"The editor {value!r} ({source}) is not an executable: give one of {NAMES}, "
-                       "a command on PATH, or a full path.")
+        raise BadInput(f"The editor {value!r} ({source}) is not an executable",
+                       f"give one of {NAMES}, a command on PATH, or a full path.")
     # A path is taken for the fork its file is named after; anything else is driven like VS Code.
     stem = Path(found).name.lower().removesuffix(".cmd").removesuffix(".exe")
     return Editor(BY_NAME.get(stem, BY_NAME["code"]), str(Path(found).absolute()))
@@ -169,15 +169,16 @@ def open_folder(name: str, folder: str, editor: Editor | None) -> str:
     argv = command(editor, name, folder)
     extension = missing_extension(editor)
     if extension:
-        raise RdevError(f"{editor.kind.title} has no Remote-SSH extension, so its window could not reach {name}: "
+        raise RdevError(f"{editor.kind.title} has no Remote-SSH extension, so its window could not reach {name}",
                         f"install it with '{shlex.join([editor.path, '--install-extension', extension])}', "
                         f"then run: {shlex.join(argv)}")
     try:
         result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
     except (OSError, subprocess.TimeoutExpired) as err:
-        raise RdevError(f"Starting the editor failed ({err}): run it yourself: {shlex.join(argv)}") from None
+        raise RdevError(f"Starting the editor failed ({err})", f"run it yourself: {shlex.join(argv)}") from None
     if result.returncode != 0:
-        raise RdevError(f"The editor exited with code {result.returncode}: run it yourself to see why: {shlex.join(argv)}")
+        raise RdevError(f"The editor exited with code {result.returncode}",
+                        f"run it yourself to see why: {shlex.join(argv)}")
     return f"Opened: {shlex.join(argv)}"
 
 

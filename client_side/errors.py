@@ -33,3 +33,9 @@ class BadInput(RdevError):
 
     def __init__(self, problem: str, fix: str = "") -> None:
         super().__init__(problem, fix, USAGE)
+
+
+def split(sentence: str) -> tuple[str, str]:
+    """(problem, fix) of a sentence that reads "problem: fix", as bootstrap's messages do."""
+    problem, _, fix = sentence.partition(": ")
+    return problem, fix

@@ -6,9 +6,8 @@ import json
 from dataclasses import asdict
 
 from bootstrap.ticket import PUBLIC_TUNNELS
-from client_side import editor_settings, known_hosts, passwords, probe, registry, sshconfig
-from client_side.connect import checked_name
-from client_side.locking import changing_files
+from client_side import editor_settings, inputs, passwords, probe, registry, sshconfig, store
+from client_side.locking import changing_files, setting_up
 
 
 def listing(as_json: bool) -> str:
@@ -24,19 +23,16 @@ def listing(as_json: bool) -> str:
 
 
 def remove(name: str) -> str:
-    name = checked_name(name)
+    name = inputs.name(name)
     if name not in registry.load() and not sshconfig.has_entry(name):
         raise registry.unknown_host(name)
-    # Close the shared connection while the config still says where its socket is.
-    probe.close_master(name)
+    with setting_up(name):
+        # Close the shared connection while the config still says where its socket is.
+        probe.close_master(name)
+        removed = store.drop(name)
+    notes: list[str] = []
     with changing_files():
-        entries = registry.load()
-        sshconfig.remove_entry(name)
-        known_hosts.unpin(name)
-        removed = entries.pop(name, None)
-        registry.save(entries)
-        notes: list[str] = []
-        tunnels_left = any(e.tunnel in PUBLIC_TUNNELS for e in entries.values())
+        tunnels_left = any(e.tunnel in PUBLIC_TUNNELS for e in registry.load().values())
         settings = editor_settings.forget(name, tunnels_left, notes.append)
     forgot = removed is not None and removed.login and passwords.forget(name)
     gone = ["its SSH config block", "pinned host key"] + ["kept password"] * forgot + ["editor settings"] * settings

@@ -1,12 +1,12 @@
 """rdev's own known_hosts file: host keys pinned under `rdev-<name>`, never the user's known_hosts.
 
 Tunnel hostnames and ports change on every start, so keys are stored under the alias that
-the config's `HostKeyAlias` names, not under an address.
+the config's `HostKeyAlias` names, not under an address. This module reads and renders the
+file; `store` writes it, together with the config and the registry.
 """
 
 from __future__ import annotations
 
-from bootstrap.files import atomic_write
 from client_side import paths
 
 
@@ -14,29 +14,20 @@ def alias(name: str) -> str:
     return f"rdev-{name}"
 
 
-def _other_lines(name: str) -> list[str]:
+def _lines() -> list[str]:
     try:
-        lines = paths.known_hosts().read_text().splitlines()
+        return paths.known_hosts().read_text().splitlines()
     except FileNotFoundError:
         return []
-    return [line for line in lines if line.split(" ", 1)[0] != alias(name)]
 
 
 def pinned(name: str) -> list[str]:
     """The keys pinned for `name`, as `type base64`."""
-    try:
-        lines = paths.known_hosts().read_text().splitlines()
-    except FileNotFoundError:
-        return []
-    return [line.split(" ", 1)[1] for line in lines if line.split(" ", 1)[0] == alias(name) and " " in line]
+    return [line.split(" ", 1)[1] for line in _lines() if line.split(" ", 1)[0] == alias(name) and " " in line]
 
 
-def pin(name: str, host_keys: tuple[str, ...]) -> None:
-    """Make `host_keys` the only keys accepted for `name`; call under `locking.changing_files()`."""
-    lines = _other_lines(name) + [f"{alias(name)} {key}" for key in host_keys]
-    atomic_write(paths.known_hosts(), "".join(line + "\n" for line in lines).encode())
-
-
-def unpin(name: str) -> None:
-    if paths.known_hosts().exists():
-        atomic_write(paths.known_hosts(), "".join(line + "\n" for line in _other_lines(name)).encode())
+def with_keys(name: str, host_keys: tuple[str, ...]) -> bytes:
+    """The file with `host_keys` as the only keys accepted for `name` (none: `name` unpinned)."""
+    lines = [line for line in _lines() if line.split(" ", 1)[0] != alias(name)]
+    lines += [f"{alias(name)} {key}" for key in host_keys]
+    return "".join(line + "\n" for line in lines).encode()

@@ -11,9 +11,13 @@ import os
 from client_side.errors import RdevError
 
 SERVICE = "rdev"
-NO_BACKEND = ("No system keyring is available to keep the password: install and unlock a Secret Service "
-              "(e.g. gnome-keyring or KeePassXC), or opt in to an encrypted file with 'pip install keyrings.cryptfile' "
-              "and PYTHON_KEYRING_BACKEND=keyrings.cryptfile.cryptfile.CryptFileKeyring.")
+NO_BACKEND_FIX = ("install and unlock a Secret Service (e.g. gnome-keyring or KeePassXC), or opt in to an encrypted "
+                  "file with 'pip install keyrings.cryptfile' and "
+                  "PYTHON_KEYRING_BACKEND=keyrings.cryptfile.cryptfile.CryptFileKeyring.")
+
+
+def no_backend() -> RdevError:
+    return RdevError("No system keyring is available to keep the password", NO_BACKEND_FIX)
 
 
 def _backend():
@@ -23,7 +27,7 @@ def _backend():
     try:
         backend = keyring.get_keyring()
     except Exception as err:  # noqa: BLE001 - a backend named in PYTHON_KEYRING_BACKEND that does not load
-        raise RdevError(f"The keyring backend could not be loaded ({type(err).__name__}: {err}). {NO_BACKEND}") from None
+        raise RdevError(f"The keyring backend could not be loaded ({type(err).__name__}: {err})", NO_BACKEND_FIX) from None
     # The null backend forgets everything and the fail backend refuses everything: neither keeps a password.
     if isinstance(backend, (fail.Keyring, null.Keyring)):
         return None
@@ -89,5 +93,5 @@ def _call(action):
         raise
     except KeyringError as err:
         # The backend's own words (locked, no D-Bus...) name no secret.
-        raise RdevError(f"The system keyring did not answer ({type(err).__name__}: {err}): unlock it "
-                        "and run again.") from None
+        raise RdevError(f"The system keyring did not answer ({type(err).__name__}: {err})",
+                        "unlock it and run again.") from None

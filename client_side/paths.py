@@ -12,9 +12,16 @@ from pathlib import Path
 
 import platformdirs
 
+from client_side.errors import BadInput
+
 
 def home() -> Path:
-    return Path.home()
+    """The user's home folder, which must exist: rdev never creates a home of its own making."""
+    found = Path.home()
+    if not found.is_dir():
+        raise BadInput(f"The home folder {found} does not exist",
+                       "set HOME to your home folder (or unset it) and run again.")
+    return found
 
 
 def ssh_dir() -> Path:
@@ -58,7 +65,13 @@ def lock_file() -> Path:
     return rdev_ssh_dir() / "lock"
 
 
+def host_lock_file(name: str) -> Path:
+    """Held while one rdev sets up `name`, so two never race on its master connection."""
+    return rdev_ssh_dir() / "locks" / name
+
+
 def config_dir() -> Path:
+    home()  # platformdirs builds on HOME too: a missing one is refused, not created
     return platformdirs.user_config_path("rdev", appauthor=False)
 
 

@@ -47,7 +47,7 @@ def _parse(text: str, where: str) -> dict[str, Preset]:
             found[name] = preset
         return found
     except (tomllib.TOMLDecodeError, TypeError, AttributeError) as err:
-        raise RdevError(f"The presets in {where} cannot be used ({err}): fix that file.") from None
+        raise RdevError(f"The presets in {where} cannot be used ({err})", "fix that file.") from None
 
 
 def load() -> dict[str, Preset]:
@@ -58,7 +58,7 @@ def load() -> dict[str, Preset]:
         try:
             text = user_file.read_text(encoding="utf-8")
         except UnicodeDecodeError:
-            raise RdevError(f"The presets in {user_file} are not UTF-8 text: fix that file.") from None
+            raise RdevError(f"The presets in {user_file} are not UTF-8 text", "fix that file.") from None
         found.update(_parse(text, str(user_file)))
     return found
 

@@ -14,33 +14,35 @@ from client_side.errors import RdevError
 
 PROBE_TIMEOUT = 60
 
-# The first pattern found in ssh's error output decides the sentence the user sees.
-_FAILURES: list[tuple[str, str]] = [
-    ("REMOTE HOST IDENTIFICATION HAS CHANGED",
-     "{name}'s host key does not match the one pinned for it: if the runtime was restarted, "
-     "get its new ticket and run 'rdev connect {name}' again; otherwise someone may be in the way."),
-    ("Host key verification failed",
-     "{name}'s host key does not match the one pinned for it: get a fresh ticket and run 'rdev connect {name}' again."),
-    ("Permission denied",
-     "{name} refused rdev's key: start the server with the key that 'rdev key' prints (--authorized-key) and connect again."),
-    ("Could not resolve hostname",
-     "Cannot reach {name}: its host name does not resolve. Check the name, your VPN or tailnet, then try again."),
-    ("Connection refused",
-     "Cannot reach {name}: nothing listens there. Check that the server is still running (for a notebook, "
-     "that the ticket is current)."),
-    ("timed out",
-     "Cannot reach {name}: the connection timed out. Check your network, VPN or tailnet and that the server runs."),
-    ("No route to host", "Cannot reach {name}: no route to the host. Check your network, VPN or tailnet."),
-    ("Network is unreachable", "Cannot reach {name}: the network is unreachable. Check your connection."),
-    ("Connection closed", "Cannot reach {name}: the server closed the connection. Check that it still runs, then try again."),
-    ("Connection reset", "Cannot reach {name}: the connection was reset. Check that the server still runs, then try again."),
+# The first pattern found in ssh's error output decides what the user sees: (pattern, problem, fix).
+_FAILURES: list[tuple[str, str, str]] = [
+    ("REMOTE HOST IDENTIFICATION HAS CHANGED", "{name}'s host key does not match the one pinned for it",
+     "if the runtime was restarted, get its new ticket and run 'rdev connect {name}' again; otherwise someone may "
+     "be in the way."),
+    ("Host key verification failed", "{name}'s host key does not match the one pinned for it",
+     "get a fresh ticket and run 'rdev connect {name}' again."),
+    ("Permission denied", "{name} refused rdev's key",
+     "start the server with the key that 'rdev key' prints (--authorized-key) and connect again."),
+    ("Could not resolve hostname", "Cannot reach {name}: its host name does not resolve.",
+     "Check the name, your VPN or tailnet, then try again."),
+    ("Connection refused", "Cannot reach {name}: nothing listens there.",
+     "Check that the server is still running (for a notebook, that the ticket is current)."),
+    ("timed out", "Cannot reach {name}: the connection timed out.",
+     "Check your network, VPN or tailnet and that the server runs."),
+    ("No route to host", "Cannot reach {name}: no route to the host.", "Check your network, VPN or tailnet."),
+    ("Network is unreachable", "Cannot reach {name}: the network is unreachable.", "Check your connection."),
+    ("Connection closed", "Cannot reach {name}: the server closed the connection.",
+     "Check that it still runs, then try again."),
+    ("Connection reset", "Cannot reach {name}: the connection was reset.",
+     "Check that the server still runs, then try again."),
 ]
 
 
 def ssh_binary() -> str:
     found = shutil.which("ssh")
     if not found:
-        raise RdevError("The OpenSSH client (ssh) is not installed: install it (e.g. 'apt install openssh-client') and run again.")
+        raise RdevError("The OpenSSH client (ssh) is not installed",
+                        "install it (e.g. 'apt install openssh-client') and run again.")
     return found
 
 
@@ -49,30 +51,41 @@ def ssh_argv(name: str, *options: str) -> list[str]:
     return [ssh_binary(), "-F", str(paths.user_ssh_config()), *options, name]
 
 
-def explain(name: str, stderr: str) -> str:
-    for pattern, message in _FAILURES:
+def failure(name: str, stderr: str) -> RdevError:
+    """The error for an ssh to `name` that failed with `stderr`."""
+    for pattern, problem, fix in _FAILURES:
         if pattern in stderr:
-            return message.format(name=name)
+            return RdevError(problem.format(name=name), fix.format(name=name))
     last = stderr.strip().splitlines()[-1] if stderr.strip() else "no error output"
-    return f"ssh to {name} failed ({last}): run 'ssh -v {name}' to see more."
+    return RdevError(f"ssh to {name} failed ({last})", f"run 'ssh -v {name}' to see more.")
 
 
-def try_true(name: str, hint: str = "Check the network and the server.") -> subprocess.CompletedProcess:
-    """Run `true` on `name` in batch mode (never a prompt); a hang becomes one sentence ending in `hint`."""
-    argv = ssh_argv(name, "-o", "BatchMode=yes", "-o", "ConnectTimeout=20") + ["true"]
+def explain(name: str, stderr: str) -> str:
+    return str(failure(name, stderr))
+
+
+def try_login(name: str, hint: str = "Check the network and the server.") -> subprocess.CompletedProcess:
+    """Log in to `name` in batch mode (never a prompt) and print the remote home folder (`pwd` right
+    after login); a hang becomes one sentence ending in `hint`."""
+    argv = ssh_argv(name, "-o", "BatchMode=yes", "-o", "ConnectTimeout=20") + ["pwd"]
     try:
         return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=PROBE_TIMEOUT)
     except subprocess.TimeoutExpired:
-        raise RdevError(f"Cannot reach {name}: ssh did not finish within {PROBE_TIMEOUT} s. {hint}") from None
+        raise RdevError(f"Cannot reach {name}: ssh did not finish within {PROBE_TIMEOUT} s.", hint) from None
 
 
-def check(name: str) -> None:
-    """Run `true` on `name` in batch mode; raise RdevError with one sentence if it fails."""
-    result = try_true(name)
+def check(name: str) -> str:
+    """Log in to `name` as the editor will; the remote home folder ("" if it printed none), or
+    RdevError with one sentence if ssh fails."""
+    result = try_login(name)
     if result.returncode != 0:
-        raise RdevError(explain(name, result.stderr))
+        raise failure(name, result.stderr)
+    # Login scripts may print before it: the home is the last line, if it is an absolute path.
+    lines = result.stdout.strip().splitlines()
+    return lines[-1] if lines and lines[-1].startswith("/") else ""
 
 
 def close_master(name: str) -> None:
-    """End a shared connection to `name`, so the next ssh uses the config and keys as they are now."""
+    """End `name`'s shared connection (and its ProxyCommand), so the next ssh uses the config and keys
+    as they are now."""
     subprocess.run(ssh_argv(name, "-O", "exit"), stdin=subprocess.DEVNULL, capture_output=True, timeout=PROBE_TIMEOUT)

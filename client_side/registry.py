@@ -1,6 +1,7 @@
 """The hosts rdev knows: `HostEntry` values kept in a TOML file in the user config folder.
 
-Read with tomllib (tomli before 3.11), written with tomli-w, atomically, under rdev's lock.
+Read with tomllib (tomli before 3.11), rendered with tomli-w; `store` writes it, together with the
+SSH config and the pinned keys.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from pathlib import Path
 import tomli_w
 
 from bootstrap import validate
-from bootstrap.files import atomic_write, ensure_private_dir
 from bootstrap.ticket import Ticket
 from client_side import paths
 from client_side.errors import BadInput, RdevError
@@ -58,10 +58,10 @@ def load() -> dict[str, HostEntry]:
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-        raise RdevError(f"The host list {path} cannot be read ({err}): fix or remove that file.") from None
+        raise RdevError(f"The host list {path} cannot be read ({err})", "fix or remove that file.") from None
     hosts = data.get("hosts", {})
     if not isinstance(hosts, dict) or not all(isinstance(t, dict) for t in hosts.values()):
-        raise RdevError(f"The host list {path} is not laid out as rdev writes it: fix or remove that file.")
+        raise RdevError(f"The host list {path} is not laid out as rdev writes it", "fix or remove that file.")
     return {name: _entry(name, table, path) for name, table in hosts.items()}
 
 
@@ -82,12 +82,12 @@ def _entry(name: str, table: dict, path: Path) -> HostEntry:
                                                               entry.jump, entry.preset, entry.editor)) or not isinstance(entry.login, bool):
             raise validate.InvalidValue("not as rdev writes it")
     except (TypeError, AttributeError, validate.InvalidValue):
-        raise RdevError(f"The entry for {name!r} in {path} is damaged: fix that table in the file or delete it.") from None
+        raise RdevError(f"The entry for {name!r} in {path} is damaged", "fix that table in the file or delete it.") from None
     return entry
 
 
 def unknown_host(name: str) -> BadInput:
-    return BadInput(f"There is no host named {name!r}: 'rdev list' shows the hosts rdev knows.")
+    return BadInput(f"There is no host named {name!r}", "'rdev list' shows the hosts rdev knows.")
 
 
 def get(name: str) -> HostEntry:
@@ -97,8 +97,7 @@ def get(name: str) -> HostEntry:
     return entry
 
 
-def save(entries: dict[str, HostEntry]) -> None:
-    """Write the whole registry; call under `locking.changing_files()`."""
+def rendered(entries: dict[str, HostEntry]) -> bytes:
+    """The whole registry file for `entries`; `store` writes it."""
     tables = {name: {k: v for k, v in asdict(e).items() if v is not None and k != "name"} for name, e in sorted(entries.items())}
-    ensure_private_dir(paths.config_dir())
-    atomic_write(paths.registry(), tomli_w.dumps({"hosts": tables}).encode())
+    return tomli_w.dumps({"hosts": tables}).encode()

@@ -3,44 +3,67 @@
 rdev's own file is edited through sshconf. The user's `~/.ssh/config` is only ever given the
 Include line (with its comment) as its very first lines: OpenSSH takes the first value it
 obtains, and scopes an Include after a `Host` line to that host, so anything else there would
-change what rdev's options mean. Every path written is absolute and `%`-escaped, because
-OpenSSH expands `~` from the password database (not $HOME) and `%` as a token.
+change what rdev's options mean. For the same reason every rdev host names its proxy (or `none`)
+and its master connection explicitly: a user's `Host *` must not reach it some other way.
+
+Every path written is absolute and `%`-escaped, because OpenSSH expands `~` from the password
+database (not $HOME) and `%` as a token. OpenSSH for Windows reads forward slashes and a
+double-quoted path with spaces, and has no ControlMaster. This module only renders text;
+`store` writes it, together with the pinned keys and the registry.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
-from pathlib import Path
+import stat
+from pathlib import Path, PurePath
 
 import sshconf
 
-from bootstrap.files import atomic_write
 from client_side import paths
-from client_side.errors import RdevError
+from client_side.errors import BadInput, RdevError
 from client_side.known_hosts import alias
 from client_side.registry import HostEntry
 
 HEADER = "# Managed by rdev: this file is rewritten by 'rdev connect' and 'rdev remove'; edits here are lost."
 INCLUDE_COMMENT = "# Added by rdev: its hosts live in the file below. Keep this line first."
+# Read at call time, so that tests can render what a Windows laptop gets.
+WINDOWS = os.name == "nt"
 # While binding, ssh adds "." and 16 random characters, and the path needs its NUL byte within
-# sun_path (104 bytes on macOS and the BSDs, 108 on Linux); %C is 40 hex digits.
+# sun_path (104 bytes on macOS and the BSDs, 108 on Linux).
 _SOCKET_PATH_MAX = 104 - 18
+_HASHED_SOCKET_LEN = 16
 
 
-def config_path(path: Path, token: str = "", expands: bool = True) -> str:
-    """A path as a config value: `%` escaped where the option `expands` tokens (then an ssh
-    `token` such as `/%C` appended), double-quoted when it holds white space."""
-    text = (str(path).replace("%", "%%") if expands else str(path)) + token
+def config_path(path: PurePath, token: str = "", expands: bool = True) -> str:
+    """A path as a config value: forward slashes on Windows, `%` escaped where the option `expands`
+    tokens (then an ssh `token` such as `/%C` appended), double-quoted when it holds white space."""
+    text = path.as_posix() if WINDOWS else str(path)
+    text = (text.replace("%", "%%") if expands else text) + token
     # Quotes and backslashes are read by OpenSSH's own tokenizer, and Include takes glob patterns.
     if any(c in text for c in '"\'\\') or any(ord(c) < 32 for c in text) or (not expands and any(c in text for c in "*?[")):
-        raise RdevError(f"The path {str(path)!r} contains a quote or control character, which an SSH config cannot hold.")
+        raise RdevError(f"The path {str(path)!r} contains a quote, backslash or control character, which an SSH "
+                        "config cannot hold", "use a home folder without them, or point HOME at one.")
     return f'"{text}"' if re.search(r"\s", text) else text
 
 
 def include_line() -> str:
     # OpenSSH expands no `%` tokens in Include, so a `%` in the home path stays as it is.
     return f"Include {config_path(paths.rdev_ssh_config(), expands=False)}"
+
+
+def control_socket(name: str) -> Path | None:
+    """`name`'s own master socket (one per rdev host, so that two names on one endpoint never share
+    one), or None where there is no multiplexing: on Windows, or where no socket path fits."""
+    if WINDOWS:
+        return None
+    for leaf in (name, hashlib.sha256(name.encode()).hexdigest()[:_HASHED_SOCKET_LEN]):
+        socket = paths.control_dir() / leaf
+        if len(str(socket).encode()) <= _SOCKET_PATH_MAX:
+            return socket
+    return None
 
 
 def host_options(entry: HostEntry) -> dict[str, str]:
@@ -59,39 +82,42 @@ def host_options(entry: HostEntry) -> dict[str, str]:
         "ServerAliveInterval": "15",
         "ServerAliveCountMax": "4",
     }
-    if entry.tunnel == "cloudflared" and entry.cloudflared:
-        options["ProxyCommand"] = proxy_command(entry.cloudflared)
+    # The first of ProxyCommand and ProxyJump obtained wins over the other, so one line says how
+    # the host is reached, and `ProxyCommand none` keeps a user's `Host *` proxy away.
     if entry.jump:
         options["ProxyJump"] = entry.jump
-    if _multiplexing():
+    elif entry.tunnel == "cloudflared" and entry.cloudflared:
+        options["ProxyCommand"] = proxy_command(entry.cloudflared)
+    else:
+        options["ProxyCommand"] = "none"
+    socket = control_socket(entry.name)
+    if socket is None:
+        options.update(ControlMaster="no", ControlPath="none")
+    else:
         # VS Code opens many connections; one master connection makes each later one instant.
-        options.update(ControlMaster="auto", ControlPath=config_path(paths.control_dir(), "/%C"),
-                       ControlPersist="10m")
+        options.update(ControlMaster="auto", ControlPath=config_path(socket), ControlPersist="10m")
     return options
 
 
-def proxy_command(binary: str, windows: bool = os.name == "nt") -> str:
+def proxy_command(binary: str, windows: bool | None = None) -> str:
     """`<cloudflared> access ssh --hostname %h`, with the binary's absolute path quoted only when it
     holds a space. POSIX ssh hands the line to the shell, so only plain path characters are let
-    through; Windows' ssh starts it without a shell, so it must be one plain executable path."""
-    plain = r"[A-Za-z0-9_.:\\/ ()+%-]+" if windows else r"[A-Za-z0-9_./ +%-]+"
+    through; Windows' ssh starts it without a shell, so it must be one absolute executable path,
+    written with forward slashes (which CreateProcess takes, and OpenSSH's tokenizer leaves alone)."""
+    windows = WINDOWS if windows is None else windows
+    plain = r"[A-Za-z]:[A-Za-z0-9_./\\ ()+%-]+" if windows else r"/[A-Za-z0-9_./ +%-]+"
     if not re.fullmatch(plain, binary):
-        raise RdevError(f"The cloudflared path {binary!r} has characters a ProxyCommand cannot hold: "
-                        "move cloudflared to a plain folder and pass --cloudflared.")
-    text = binary.replace("%", "%%")
+        raise RdevError(f"The cloudflared path {binary!r} is not an absolute path of plain characters, which a "
+                        "ProxyCommand needs", "move cloudflared to a plain folder and pass --cloudflared.")
+    text = (binary.replace("\\", "/") if windows else binary).replace("%", "%%")
     if " " in text:
         text = f'"{text}"'
     return f"{text} access ssh --hostname %h"
 
 
-def _multiplexing() -> bool:
-    # Windows' OpenSSH has no ControlMaster; a home so deep that the socket path would not fit goes without.
-    return os.name != "nt" and len(str(paths.control_dir())) + 41 <= _SOCKET_PATH_MAX
-
-
-def render(conf: sshconf.SshConfigFile) -> str:
+def _render(conf: sshconf.SshConfigFile) -> bytes:
     # sshconf leaves a blank line behind for each host it removes; keep one between blocks.
-    return re.sub(r"\n{3,}", "\n\n", conf.config().strip("\n")) + "\n"
+    return (re.sub(r"\n{3,}", "\n\n", conf.config().strip("\n")) + "\n").encode()
 
 
 def _load() -> sshconf.SshConfigFile:
@@ -101,30 +127,65 @@ def _load() -> sshconf.SshConfigFile:
         return sshconf.SshConfigFile([HEADER])
 
 
-def write_entry(entry: HostEntry) -> None:
-    """Add or replace the block of `entry.name`; call under `locking.changing_files()`."""
+def with_entry(entry: HostEntry) -> bytes:
+    """rdev's file with the block of `entry.name` added or replaced."""
     conf = _load()
     if entry.name in conf.hosts():
         conf.remove(entry.name)
     conf.add(entry.name, **host_options(entry))
-    if _multiplexing():
-        paths.control_dir().mkdir(mode=0o700, exist_ok=True)
-    atomic_write(paths.rdev_ssh_config(), render(conf).encode())
-    ensure_include()
+    return _render(conf)
 
 
-def remove_entry(name: str) -> bool:
-    """Take `name`'s block out of rdev's file; False if it had none."""
+def without_entry(name: str) -> bytes | None:
+    """rdev's file without `name`'s block; None if it has none."""
     conf = _load()
     if name not in conf.hosts():
-        return False
+        return None
     conf.remove(name)
-    atomic_write(paths.rdev_ssh_config(), render(conf).encode())
-    return True
+    return _render(conf)
+
+
+def written_options(name: str) -> dict[str, str] | None:
+    """The options of `name`'s block as the file holds them now; None if it has no block."""
+    conf = _load()
+    return {key.lower(): value for key, value in conf.host(name).items()} if name in conf.hosts() else None
 
 
 def has_entry(name: str) -> bool:
     return name in _load().hosts()
+
+
+def check_user_config() -> None:
+    """Refuse a `~/.ssh/config` that rdev could only break by replacing it: a link to a device, a folder."""
+    target = paths.user_ssh_config()
+    try:
+        info = target.stat()
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(info.st_mode):
+        shown = f"{target} (a link to {os.path.realpath(target)})" if target.is_symlink() else str(target)
+        raise BadInput(f"{shown} is not a regular file, so rdev cannot add its Include line there",
+                       "make it a regular file (or remove it) and run again.")
+
+
+def include_changes() -> dict[Path, bytes]:
+    """What putting the Include line first in `~/.ssh/config` writes (nothing when it is there): the
+    file with the two lines prepended, every other byte as it was, and the first time a backup."""
+    check_user_config()
+    target = paths.user_ssh_config()
+    try:
+        original = target.read_bytes()
+    except FileNotFoundError:
+        original = None
+    newline = b"\r\n" if original and b"\r\n" in original else b"\n"
+    head = INCLUDE_COMMENT.encode() + newline + include_line().encode() + newline
+    if original is not None and original.startswith(head):
+        return {}
+    changes = {}
+    if original is not None and not paths.user_ssh_config_backup().exists():
+        changes[paths.user_ssh_config_backup()] = original
+    changes[target] = head + (original or b"")
+    return changes
 
 
 def include_state() -> str:
@@ -141,19 +202,3 @@ def include_state() -> str:
     if meaningful[:1] == [include]:
         return "first"
     return "elsewhere" if include in meaningful else "missing"
-
-
-def ensure_include() -> None:
-    """Put the Include line first in `~/.ssh/config`, leaving every other byte as it was."""
-    target = paths.user_ssh_config()
-    try:
-        original = target.read_bytes()
-    except FileNotFoundError:
-        original = None
-    newline = b"\r\n" if original and b"\r\n" in original else b"\n"
-    head = INCLUDE_COMMENT.encode() + newline + include_line().encode() + newline
-    if original is not None and original.startswith(head):
-        return
-    if original is not None and not paths.user_ssh_config_backup().exists():
-        atomic_write(paths.user_ssh_config_backup(), original)
-    atomic_write(target, head + (original or b""))

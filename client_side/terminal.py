@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import subprocess
 
-from client_side import probe, registry
-from client_side.connect import checked_name
+from client_side import inputs, probe, registry
 
 
 def run(name: str, command: list[str]) -> int:
     """ssh's own exit status, so scripts can use `rdev ssh NAME -- CMD` like `ssh NAME CMD`."""
-    name = checked_name(name)
+    name = inputs.name(name)
     registry.get(name)  # an unknown name gets rdev's sentence, not ssh's "could not resolve"
     argv = probe.ssh_argv(name) + (["--", *command] if command else [])
     return subprocess.run(argv).returncode

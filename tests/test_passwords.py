@@ -57,7 +57,7 @@ def test_backends_that_keep_nothing_are_not_usable(home: Path, backend: type) ->
         assert not passwords.store("gpu1", "pw") and not passwords.delete("gpu1")
     finally:
         keyring.set_keyring(null.Keyring())
-    assert "keyrings.cryptfile" in passwords.NO_BACKEND and "Secret Service" in passwords.NO_BACKEND
+    assert "keyrings.cryptfile" in passwords.no_backend().fix and "Secret Service" in passwords.no_backend().fix
 
 
 def test_a_locked_keyring_is_one_sentence_without_the_secret(memory: MemoryKeyring) -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from client_side import locking, paths, registry
+from bootstrap.files import atomic_write, ensure_private_dir
+from client_side import paths, registry
 from client_side.errors import USAGE, BadInput, RdevError
 from client_side.registry import HostEntry
 
@@ -25,8 +26,8 @@ KAGGLE = HostEntry(name="k.1_x-y", host="2001:db8::1", port=22, user="kaggle@wor
 
 
 def save(entries: dict[str, HostEntry]) -> None:
-    with locking.changing_files():
-        registry.save(entries)
+    ensure_private_dir(paths.config_dir())
+    atomic_write(paths.registry(), registry.rendered(entries))
 
 
 def put(text: str | bytes) -> Path:

@@ -8,11 +8,11 @@ import shutil
 import stat
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 import pytest
 
-from client_side import locking, paths, sshconfig
+from client_side import paths, sshconfig, store
 from client_side.errors import RdevError
 from client_side.registry import HostEntry
 
@@ -21,24 +21,20 @@ pytestmark = pytest.mark.skipif(shutil.which("ssh") is None, reason="needs the O
 GPU = HostEntry(name="gpu", host="203.0.113.7", port=2222, user="alice")
 COLAB = HostEntry(name="colab", host="tunnel.example.com", port=443, user="root", tunnel="ngrok")
 
-# The longest name OpenSSH's %C expands to (a SHA-1 in hex), and what ssh adds to ControlPath while binding
-# ("." and 16 random characters, see muxserver_listen in OpenSSH's mux.c).
-PERCENT_C_LEN = 40
+# What ssh adds to ControlPath while binding ("." and 16 random characters, see muxserver_listen in mux.c).
 BIND_SUFFIX_LEN = 17
 # The smallest sockaddr_un.sun_path among the systems rdev runs on (macOS and the BSDs); it holds the NUL too.
 SMALLEST_SUN_PATH = 104
 
 
 def write(*entries: HostEntry) -> None:
-    """Write entries the way `rdev connect` does: under rdev's lock."""
-    with locking.changing_files():
-        for entry in entries:
-            sshconfig.write_entry(entry)
+    """Write entries the way `rdev connect` does: with their registry entries, under rdev's lock."""
+    for entry in entries:
+        store.put(entry)
 
 
 def remove(name: str) -> bool:
-    with locking.changing_files():
-        return sshconfig.remove_entry(name)
+    return store.drop(name) is not None
 
 
 def ssh_g(name: str, config: Path) -> dict[str, list[str]]:
@@ -74,11 +70,14 @@ def block(entry: HostEntry, home: Path, multiplexing: bool = True) -> str:
             f"  IdentitiesOnly yes\n"
             f"  ForwardAgent no\n"
             f"  ServerAliveInterval 15\n"
-            f"  ServerAliveCountMax 4\n")
+            f"  ServerAliveCountMax 4\n"
+            f"  ProxyCommand none\n")
     if multiplexing:
         text += (f"  ControlMaster auto\n"
-                 f"  ControlPath {rdev}/cm/%C\n"
+                 f"  ControlPath {rdev}/cm/{entry.name}\n"
                  f"  ControlPersist 10m\n")
+    else:
+        text += "  ControlMaster no\n  ControlPath none\n"
     return text
 
 
@@ -175,7 +174,7 @@ def test_ssh_resolves_every_option_rdev_meant(home: Path) -> None:
     assert options["controlmaster"] == ["auto"]
     [control_path] = options["controlpath"]
     assert Path(control_path).parent == rdev / "cm"
-    assert len(Path(control_path).name) == PERCENT_C_LEN
+    assert Path(control_path).name == "gpu"
     assert options["controlpersist"] == ["600"]
     assert options["serveraliveinterval"] == ["15"]
     assert options["serveralivecountmax"] == ["4"]
@@ -419,7 +418,7 @@ def test_no_controlmaster_when_the_socket_path_cannot_fit(home: Path, monkeypatc
     write(GPU)
     text = paths.rdev_ssh_config().read_text()
     assert text == sshconfig.HEADER + "\n\n" + block(GPU, deep, multiplexing=False)
-    assert "Control" not in text
+    assert "ControlPersist" not in text
     assert not paths.control_dir().exists()
     options = ssh_g("gpu", paths.user_ssh_config())
     assert options["controlmaster"] == ["false"]
@@ -441,13 +440,13 @@ def test_controlpath_is_written_only_when_the_bind_path_fits(home: Path, monkeyp
     options = ssh_g("gpu", paths.user_ssh_config())
     if "controlpath" in options:
         [control_path] = options["controlpath"]
-        assert len(control_path) == length + 1 + PERCENT_C_LEN
+        assert Path(control_path).parent == paths.control_dir()
         # ssh binds "<ControlPath>.<16 random characters>" first; with its NUL it must fit in sun_path.
         assert len(control_path.encode()) + BIND_SUFFIX_LEN + 1 <= SMALLEST_SUN_PATH
     else:
         assert options["controlmaster"] == ["false"]
-        # Left out only when it really would not have fitted.
-        assert length + 1 + PERCENT_C_LEN + BIND_SUFFIX_LEN + 1 > SMALLEST_SUN_PATH
+        # Left out only when not even the name ("gpu") would have fitted.
+        assert length + 1 + len("gpu") + BIND_SUFFIX_LEN + 1 > SMALLEST_SUN_PATH
 
 
 def test_fixture_home_is_short_enough_for_controlmaster(home: Path) -> None:
@@ -461,10 +460,10 @@ def test_fixture_home_is_short_enough_for_controlmaster(home: Path) -> None:
     ("/usr/local/bin/cloudflared", False, "/usr/local/bin/cloudflared access ssh --hostname %h"),
     ("/home/a b/bin/cloudflared", False, '"/home/a b/bin/cloudflared" access ssh --hostname %h'),
     ("/opt/100%/cloudflared", False, "/opt/100%%/cloudflared access ssh --hostname %h"),
-    (r"C:\Users\ann\cloudflared.exe", True, r"C:\Users\ann\cloudflared.exe access ssh --hostname %h"),
+    (r"C:\Users\ann\cloudflared.exe", True, "C:/Users/ann/cloudflared.exe access ssh --hostname %h"),
     (r"C:\Program Files\cloudflared\cloudflared.exe", True,
-     r'"C:\Program Files\cloudflared\cloudflared.exe" access ssh --hostname %h'),
-    (r"C:\50%\cloudflared.exe", True, r"C:\50%%\cloudflared.exe access ssh --hostname %h"),
+     '"C:/Program Files/cloudflared/cloudflared.exe" access ssh --hostname %h'),
+    (r"C:\50%\cloudflared.exe", True, "C:/50%%/cloudflared.exe access ssh --hostname %h"),
 ])
 def test_proxy_command_rendering(binary: str, windows: bool, expected: str) -> None:
     assert sshconfig.proxy_command(binary, windows=windows) == expected
@@ -473,6 +472,7 @@ def test_proxy_command_rendering(binary: str, windows: bool, expected: str) -> N
 @pytest.mark.parametrize(("binary", "windows"), [
     ('/opt/"q"/cloudflared', False), ("/opt/$HOME/cloudflared", False), ("/opt/`x`/cloudflared", False),
     ("/opt/a\\b/cloudflared", False), ("/opt/new\nline", False), ('C:\\"q"\\cloudflared.exe', True),
+    ("cloudflared", False), ("bin/cloudflared", False), ("cloudflared.exe", True), (r"bin\cloudflared.exe", True),
 ])
 def test_proxy_command_refuses_shell_specials(binary: str, windows: bool) -> None:
     with pytest.raises(RdevError):
@@ -482,8 +482,7 @@ def test_proxy_command_refuses_shell_specials(binary: str, windows: bool) -> Non
 def test_cloudflared_host_block_has_proxy_command(home: Path) -> None:
     entry = HostEntry(name="colab", host="a-b-c-d.trycloudflare.com", port=22, user="root", tunnel="cloudflared",
                       cloudflared="/usr/bin/cloudflared")
-    with locking.changing_files():
-        sshconfig.write_entry(entry)
+    store.put(entry)
     shown = ssh_g_raw("colab", home / ".ssh" / "config").splitlines()
     assert "proxycommand /usr/bin/cloudflared access ssh --hostname %h" in shown
     assert "hostname a-b-c-d.trycloudflare.com" in shown
@@ -501,8 +500,8 @@ def test_home_that_would_break_the_include_writes_nothing(home: Path, monkeypatc
     odd = home.parent / folder
     odd.mkdir()
     monkeypatch.setenv("HOME", str(odd))
-    with pytest.raises(RdevError), locking.changing_files():
-        sshconfig.write_entry(HostEntry(name="gpu", host="10.0.0.1", port=22, user="u"))
+    with pytest.raises(RdevError):
+        store.put(HostEntry(name="gpu", host="10.0.0.1", port=22, user="u"))
     assert not (odd / ".ssh" / "config").exists()
 
 
@@ -510,7 +509,107 @@ def test_user_wildcard_cannot_forward_agent_to_rdev_hosts(home: Path) -> None:
     ssh_dir = home / ".ssh"
     ssh_dir.mkdir(mode=0o700)
     (ssh_dir / "config").write_text("Host *\n  ForwardAgent yes\n")
-    with locking.changing_files():
-        sshconfig.write_entry(HostEntry(name="gpu", host="10.0.0.1", port=22, user="u"))
+    store.put(HostEntry(name="gpu", host="10.0.0.1", port=22, user="u"))
     assert "forwardagent no" in ssh_g_raw("gpu", ssh_dir / "config").splitlines()
     assert "forwardagent yes" in ssh_g_raw("other", ssh_dir / "config").splitlines()
+
+
+# --- each host reached only the way rdev means -----------------------------------------------------------------
+
+
+def test_two_names_on_one_endpoint_get_their_own_master_socket(home: Path) -> None:
+    write(GPU, HostEntry(name="gpu-b", host=GPU.host, port=GPU.port, user=GPU.user))
+    first = ssh_g("gpu", paths.user_ssh_config())["controlpath"]
+    second = ssh_g("gpu-b", paths.user_ssh_config())["controlpath"]
+    assert first == [str(paths.control_dir() / "gpu")] and second == [str(paths.control_dir() / "gpu-b")]
+
+
+def test_a_long_name_gets_a_short_socket_that_fits(home: Path) -> None:
+    long_name = "n" * 63
+    write(HostEntry(name=long_name, host="10.0.0.1", port=22, user="u"))
+    [control_path] = ssh_g(long_name, paths.user_ssh_config())["controlpath"]
+    assert Path(control_path).parent == paths.control_dir()
+    assert len(control_path.encode()) + BIND_SUFFIX_LEN + 1 <= SMALLEST_SUN_PATH
+
+
+USER_PROXIES = (b"Host * !bastion\n  ProxyJump bastion\n  ControlMaster no\n  ControlPath /tmp/theirs-%C\n"
+                b"Host gpu colab jumped\n  ProxyCommand nc -X connect %h %p\n")
+
+
+@pytest.mark.parametrize(("entry", "proxy"), [
+    (GPU, {}),
+    (HostEntry(name="colab", host="x.trycloudflare.com", port=22, user="root", tunnel="cloudflared",
+               cloudflared="/usr/bin/cloudflared"), {"proxycommand": ["/usr/bin/cloudflared access ssh --hostname %h"]}),
+    (HostEntry(name="jumped", host="10.0.0.2", port=22, user="u", login=True, jump="gate"), {"proxyjump": ["gate"]}),
+], ids=["direct", "cloudflared", "jump"])
+def test_user_proxies_and_masters_do_not_reach_rdev_hosts(home: Path, entry: HostEntry, proxy: dict) -> None:
+    """A user's `Host *` ProxyJump, a `Host NAME` ProxyCommand of their own, their ControlPath: rdev's
+    block names its own (or none), and OpenSSH takes the first value it obtains."""
+    put_user_config(home, UserConfig(USER_PROXIES))
+    write(entry)
+    options = ssh_g(entry.name, paths.user_ssh_config())
+    assert {key: options[key] for key in ("proxycommand", "proxyjump") if key in options} == proxy
+    assert options["controlpath"] == [str(paths.control_dir() / entry.name)]
+    assert options["controlmaster"] == ["auto"]
+    # The user's own hosts keep their proxy.
+    assert ssh_g("elsewhere", paths.user_ssh_config())["proxyjump"] == ["bastion"]
+
+
+# --- a Windows laptop --------------------------------------------------------------------------------------------
+
+WINDOWS_HOME = PureWindowsPath(r"C:\Users\Jane Doe")
+
+
+@pytest.fixture
+def windows(home: Path, monkeypatch: pytest.MonkeyPatch) -> PureWindowsPath:
+    """Render as rdev does on Windows, for a home with a space in it."""
+    monkeypatch.setattr(sshconfig, "WINDOWS", True)
+    monkeypatch.setattr(paths, "home", lambda: WINDOWS_HOME)
+    return WINDOWS_HOME
+
+
+def test_windows_paths_are_forward_slashed_and_quoted(windows: PureWindowsPath) -> None:
+    entry = HostEntry(name="colab", host="x.trycloudflare.com", port=22, user="root", tunnel="cloudflared",
+                      cloudflared=r"C:\Program Files\cloudflared\cloudflared.exe")
+    options = sshconfig.host_options(entry)
+    assert options["IdentityFile"] == '"C:/Users/Jane Doe/.ssh/rdev/id_ed25519"'
+    assert options["UserKnownHostsFile"] == '"C:/Users/Jane Doe/.ssh/rdev/known_hosts"'
+    assert options["ProxyCommand"] == '"C:/Program Files/cloudflared/cloudflared.exe" access ssh --hostname %h'
+    assert (options["ControlMaster"], options["ControlPath"]) == ("no", "none")
+    assert "ControlPersist" not in options
+    assert sshconfig.include_line() == 'Include "C:/Users/Jane Doe/.ssh/rdev/config"'
+
+
+def test_windows_rendering_means_the_intended_paths_to_openssh(windows: PureWindowsPath, tmp_path: Path) -> None:
+    """OpenSSH's own parser (`ssh -G`) reads every path of the Windows rendering as one whole path."""
+    entry = HostEntry(name="colab", host="x.trycloudflare.com", port=22, user="root", tunnel="cloudflared",
+                      cloudflared=r"C:\Program Files\cloudflared\cloudflared.exe")
+    config = tmp_path / "config"
+    config.write_bytes(sshconfig.with_entry(entry))
+    options = ssh_g("colab", config)
+    assert options["identityfile"] == ["C:/Users/Jane Doe/.ssh/rdev/id_ed25519"]
+    assert options["userknownhostsfile"] == ["C:/Users/Jane Doe/.ssh/rdev/known_hosts"]
+    assert options["proxycommand"] == ['"C:/Program Files/cloudflared/cloudflared.exe" access ssh --hostname %h']
+    assert options["controlmaster"] == ["false"] and "controlpath" not in options
+    # Include: a path that does not exist here, so ask ssh's debug log which single path it looked for.
+    config.write_text(sshconfig.include_line() + "\n")
+    debug = subprocess.run(["ssh", "-G", "-vvv", "-F", str(config), "colab"], capture_output=True, text=True,
+                           stdin=subprocess.DEVNULL, timeout=30).stderr
+    assert "C:/Users/Jane Doe/.ssh/rdev/config matched no files" in debug
+
+
+# --- a ~/.ssh/config that is not a file ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", ["/dev/null", "folder"])
+def test_user_config_linked_to_a_non_file_is_refused_and_nothing_written(home: Path, target: str) -> None:
+    paths.ssh_dir().mkdir(mode=0o700)
+    if target == "folder":
+        target = str(home / "somewhere")
+        Path(target).mkdir()
+    paths.user_ssh_config().symlink_to(target)
+    with pytest.raises(RdevError, match="not a regular file") as caught:
+        write(GPU)
+    assert caught.value.exit_code == 2
+    assert paths.user_ssh_config().is_symlink() and os.readlink(paths.user_ssh_config()) == target
+    assert not paths.rdev_ssh_config().exists() and not paths.registry().exists()
