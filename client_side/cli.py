@@ -139,9 +139,9 @@ def list_hosts(as_json: bool = typer.Option(False, "--json", help="print JSON"))
 @app.command()
 def remove(name: str = typer.Argument(..., metavar="NAME", help="the host to forget", autocompletion=_host_names)) -> None:
     """Remove NAME's SSH config block, pinned host key, editor settings and registry entry."""
-    from client_side import hosts
+    from client_side import removal
 
-    _say(hosts.remove(name))
+    _say(removal.remove(name))
 
 
 @app.command()

@@ -1,13 +1,11 @@
-"""`rdev list` and `rdev remove`: what rdev knows, and taking a host out of every place it wrote."""
+"""`rdev list`: the hosts rdev knows."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict
 
-from bootstrap.ticket import PUBLIC_TUNNELS
-from client_side import editor_settings, inputs, passwords, probe, registry, sshconfig, store
-from client_side.locking import changing_files, setting_up
+from client_side import registry
 
 
 def listing(as_json: bool) -> str:
@@ -20,20 +18,3 @@ def listing(as_json: bool) -> str:
     rows += [(e.name, f"{e.host}:{e.port}", e.user, e.tunnel, e.workdir, e.expires or "-") for e in entries.values()]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
-
-
-def remove(name: str) -> str:
-    name = inputs.name(name)
-    if name not in registry.load() and not sshconfig.has_entry(name):
-        raise registry.unknown_host(name)
-    with setting_up(name):
-        # Close the shared connection while the config still says where its socket is.
-        probe.close_master(name)
-        removed = store.drop(name)
-    notes: list[str] = []
-    with changing_files():
-        tunnels_left = any(e.tunnel in PUBLIC_TUNNELS for e in registry.load().values())
-        settings = editor_settings.forget(name, tunnels_left, notes.append)
-    forgot = removed is not None and removed.login and passwords.forget(name)
-    gone = ["its SSH config block", "pinned host key"] + ["kept password"] * forgot + ["editor settings"] * settings
-    return "\n".join([f"Removed {name}: {', '.join(gone)} and registry entry are gone.", *notes])

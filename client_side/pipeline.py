@@ -33,7 +33,8 @@ class Prepared:
 class Opening:
     """What the user asked of the editor, checked before anything is written."""
 
-    editor: editor.Editor | None  # None: do not open
+    open: bool
+    editor: editor.Editor | None  # the one to open (None: none found, the command is printed instead)
     editor_name: str | None  # --editor as given, remembered for the host
     folder: str | None  # --path, else the host's own folder
 
@@ -43,7 +44,7 @@ def opening(*, open_editor: bool, editor_name: str | None, path: str | None, rem
     folder = inputs.folder(path) if path else None
     # A named editor is checked even with --no-open: it is remembered for the next connect.
     chosen = editor.choose(editor_name, remembered.editor if remembered else None) if open_editor or editor_name else None
-    return Opening(editor=chosen if open_editor else None, editor_name=editor_name, folder=folder)
+    return Opening(open=open_editor, editor=chosen, editor_name=editor_name, folder=folder)
 
 
 def establish(prepared: Prepared, how: Opening, say: Callable[[str], None]) -> None:
@@ -64,7 +65,7 @@ def establish(prepared: Prepared, how: Opening, say: Callable[[str], None]) -> N
             prepared.admit()
         home = probe.check(entry.name)
     say(f"{entry.name}: {prepared.done} ({entry.user}@{entry.host}:{entry.port}). Try: ssh {entry.name}")
-    if how.editor:
+    if how.open:
         say(editor.open_folder(entry.name, _folder(how.folder or entry.workdir, home), how.editor))
 
 

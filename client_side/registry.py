@@ -10,8 +10,6 @@ import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-import tomli_w
-
 from bootstrap import validate
 from bootstrap.ticket import Ticket
 from client_side import paths
@@ -44,8 +42,8 @@ class HostEntry:
     editor: str | None = None  # the editor the user chose for this host with --editor (a name or a path)
 
 
-def from_ticket(name: str, ticket: Ticket, cloudflared: str | None = None, ticket_file: str | None = None,
-                editor: str | None = None) -> HostEntry:
+def from_ticket(name: str, ticket: Ticket, *, cloudflared: str | None, ticket_file: str | None,
+                editor: str | None) -> HostEntry:
     return HostEntry(name=name, host=ticket.host, port=ticket.port, user=ticket.user, tunnel=ticket.tunnel,
                      workdir=ticket.workdir, runtime=ticket.runtime, expires=ticket.expires, cloudflared=cloudflared,
                      started=ticket.started, ticket_file=ticket_file, editor=editor)
@@ -99,5 +97,7 @@ def get(name: str) -> HostEntry:
 
 def rendered(entries: dict[str, HostEntry]) -> bytes:
     """The whole registry file for `entries`; `store` writes it."""
+    import tomli_w
+
     tables = {name: {k: v for k, v in asdict(e).items() if v is not None and k != "name"} for name, e in sorted(entries.items())}
     return tomli_w.dumps({"hosts": tables}).encode()

@@ -13,6 +13,7 @@ from typing import Callable, TextIO
 
 from bootstrap import binaries
 from bootstrap import ticket as tickets
+from client_side import registry
 from client_side.errors import BadInput, RdevError, split
 from client_side.pipeline import Prepared
 from client_side.registry import HostEntry
@@ -26,9 +27,8 @@ def prepare(name: str, *, ticket_text: str | None, ticket_file: str | None, reme
     else:
         kept_file = remembered.ticket_file if remembered else None
     binary = _cloudflared(cloudflared, remembered) if ticket.tunnel == "cloudflared" else None
-    entry = HostEntry(name=name, host=ticket.host, port=ticket.port, user=ticket.user, tunnel=ticket.tunnel,
-                      workdir=ticket.workdir, runtime=ticket.runtime, expires=ticket.expires, cloudflared=binary,
-                      started=ticket.started, ticket_file=kept_file, editor=remembered.editor if remembered else None)
+    entry = registry.from_ticket(name, ticket, cloudflared=binary, ticket_file=kept_file,
+                                 editor=remembered.editor if remembered else None)
     return Prepared(entry=entry, host_keys=ticket.host_keys, done="ssh works, host key pinned")
 
 

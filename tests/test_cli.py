@@ -136,3 +136,58 @@ def test_shell_completion_offers_the_known_host_names(home: Path, rdev, command:
 def test_shell_completion_script_is_offered(rdev) -> None:
     result = rdev("--show-completion", "bash")
     assert result.returncode == 0 and "_RDEV_COMPLETE" in result.stdout
+
+
+# --- hostile input: one line, exit 2, nothing written ----------------------------------------------------------
+
+
+def refused_cleanly(result: subprocess.CompletedProcess, root: Path, before: dict[str, bytes]) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("rdev: ")
+    assert snapshot(root) == before
+
+
+def spliced(junk: str) -> str:
+    line = GOOD.encode()
+    return line[:30] + junk + line[30:]
+
+
+@pytest.mark.parametrize("args", [
+    ["connect", "box", "--ticket", spliced("!!")],
+    ["connect", "box", "--ticket", "-", spliced("\x00")],  # NUL cannot be in argv: on stdin
+    ["connect", "box", "--ticket", spliced("%")],
+    ["connect", "box", "--ticket", "rdev1." + base64.urlsafe_b64encode(b"[" * 2000 + b"]" * 2000).decode()],
+    ["connect", "box", "--ticket", "-", "rdev1." + base64.urlsafe_b64encode(b"[" * 100000 + b"]" * 100000).decode()],
+    ["connect", "box", "--ticket-file", "/dev/zero"],
+    ["connect", "\u212aolab", "--ticket", GOOD.encode()],  # KELVIN SIGN lower-cases to an ASCII 'k'
+    ["add", "gpu", "--host", "10.0.0.1", "--port", "22abc"],
+    ["add", "gpu", "--host", "10.0.0.1", "--bogus"],
+    ["colab", "cell", "--tunnel", "direct"],
+    ["colab", "cell", "--runtime", "binder"],
+    ["colab", "cell", "--source", "relative/path"],
+    ["colab", "cell", "--source", "https://user:tok@example.com/rdev.whl"],
+], ids=["junk", "nul", "percent", "nested", "nested-long", "dev-zero", "kelvin", "port", "option", "cell-tunnel", "cell-runtime",
+        "cell-source", "cell-login"])
+def test_hostile_input_is_one_line_exit_2_and_writes_nothing(home: Path, rdev, args: list[str]) -> None:
+    before = snapshot(home.parent)
+    stdin = args.pop() if "-" in args else None
+    refused_cleanly(rdev(*args, input=stdin), home.parent, before)
+
+
+def test_a_missing_home_is_refused_and_not_created(home: Path, rdev) -> None:
+    gone = home.parent / "no-such-home"
+    for args in (["key"], ["connect", "box", "--ticket", GOOD.encode()], ["add", "gpu", "--host", "10.0.0.1"]):
+        result = rdev(*args, env={**os.environ, "HOME": str(gone)})
+        assert result.returncode == 2 and "does not exist" in result.stderr and "HOME" in result.stderr, result.stderr
+        assert not gone.exists()
+
+
+def test_a_paste_with_several_tickets_takes_the_newest(home: Path, rdev) -> None:
+    older = GOOD.encode()
+    newer = Ticket(**{**GOOD.__dict__, "port": 2299, "started": "2026-11-22T02:00:00Z"}).encode()
+    cell_output = f"sshd ... On your laptop run: rdev connect NAME\n{newer}\nThe tunnel's address changed\n{older}\n"
+    # Nothing listens on either port: the connect fails at the probe, after writing the newer endpoint.
+    result = rdev("connect", "box", "--ticket", "-", "--no-open", input=cell_output)
+    assert result.returncode == 1 and "Cannot reach box" in result.stderr
+    assert json.loads(rdev("list", "--json").stdout)[0]["port"] == 2299

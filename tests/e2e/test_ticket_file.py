@@ -21,7 +21,7 @@ from typing import Callable
 import pytest
 
 from bootstrap import ticket as tickets
-from client_side import connect as connecting
+from client_side import ticket_host as connecting
 from client_side.errors import BadInput
 from client_side.registry import HostEntry
 from tests.conftest import REPO, snapshot, ssh_through
@@ -202,8 +202,8 @@ class FakeStdin:
     def isatty(self) -> bool:
         return self.tty
 
-    def read(self) -> str:
-        return self.text
+    def read(self, size: int = -1) -> str:
+        return self.text if size < 0 else self.text[:size]
 
 
 def remembered(path: Path, started: str | None = OLD.started) -> HostEntry:

@@ -1,0 +1,71 @@
+"""How long each `rdev` command takes to start, against a bare `python -c "import typer"`.
+
+Every command is run as a user would (the installed console script, a fresh process each time) in a
+throwaway HOME, interleaved with the baseline so that both see the same machine load; the median
+of each is compared. Target: every ratio <= 1.5.
+
+    .venv/bin/python bench/cli_start.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TARGET = 1.5
+# Commands that do their work without a network or a server; the rest start and print their help.
+COMMANDS: list[list[str]] = [
+    ["--help"], ["key"], ["list"], ["list", "--json"], ["doctor", "--help"], ["connect", "--help"], ["add", "--help"],
+    ["password", "--help"], ["ssh", "--help"], ["gpus", "--help"], ["remove", "--help"], ["colab", "cell", "--help"],
+    ["demo", "--help"],
+]
+
+
+def _timed(argv: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   check=False)
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15)
+    runs = parser.parse_args().runs
+    rdev = shutil.which("rdev", path=str(Path(sys.executable).parent)) or shutil.which("rdev")
+    if not rdev:
+        print("bench: no rdev console script next to this Python or on PATH; run 'bash scripts/setup.sh' first.")
+        return 1
+    root = Path(tempfile.mkdtemp(prefix="rdev-bench-"))
+    (root / "home").mkdir(mode=0o700)
+    env = {**os.environ, "HOME": str(root / "home"), "XDG_CONFIG_HOME": str(root / "config"),
+           "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"}
+    baseline_argv = [sys.executable, "-c", "import typer"]
+    try:
+        subprocess.run([rdev, "key"], env=env, capture_output=True, check=True)  # the key pair exists from here on
+        worst = 0.0
+        print(f"{'command':28} {'rdev ms':>8} {'typer ms':>9} {'ratio':>6}")
+        for command in COMMANDS:
+            ours, baseline = [], []
+            for _ in range(runs):
+                ours.append(_timed([rdev, *command], env))
+                baseline.append(_timed(baseline_argv, env))
+            ratio = statistics.median(ours) / statistics.median(baseline)
+            worst = max(worst, ratio)
+            print(f"{' '.join(['rdev', *command]):28} {statistics.median(ours) * 1000:8.0f} "
+                  f"{statistics.median(baseline) * 1000:9.0f} {ratio:6.2f}")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print(f"worst ratio {worst:.2f} (target <= {TARGET})")
+    return 0 if worst <= TARGET else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,24 @@
+"""`rdev remove NAME`: take a host out of every place rdev wrote it, and end its master connection."""
+
+from __future__ import annotations
+
+from bootstrap.ticket import PUBLIC_TUNNELS
+from client_side import editor_settings, inputs, passwords, probe, registry, sshconfig, store
+from client_side.locking import changing_files, setting_up
+
+
+def remove(name: str) -> str:
+    name = inputs.name(name)
+    if name not in registry.load() and not sshconfig.has_entry(name):
+        raise registry.unknown_host(name)
+    with setting_up(name):
+        # Close the shared connection while the config still says where its socket is.
+        probe.close_master(name)
+        removed = store.drop(name)
+    notes: list[str] = []
+    with changing_files():
+        tunnels_left = any(e.tunnel in PUBLIC_TUNNELS for e in registry.load().values())
+        settings = editor_settings.forget(name, tunnels_left, notes.append)
+    forgot = removed is not None and removed.login and passwords.forget(name)
+    gone = ["its SSH config block", "pinned host key"] + ["kept password"] * forgot + ["editor settings"] * settings
+    return "\n".join([f"Removed {name}: {', '.join(gone)} and registry entry are gone.", *notes])
