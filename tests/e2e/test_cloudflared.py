@@ -67,3 +67,19 @@ def test_missing_binary_is_one_sentence(home: Path, rdev) -> None:
     result = run_module("colab_side", "serve", "--tunnel", "cloudflared", "--cloudflared", "/nonexistent/cloudflared",
                         "--authorized-key", key, "--state-dir", str(home.parent / "server"), "--no-keep-alive")
     assert result.returncode == 1 and result.stderr.count("\n") == 1 and "not an executable" in result.stderr
+
+
+def test_a_remembered_cloudflared_is_used_on_the_next_connect(home: Path, rdev, server, cloudflared_standin: Path) -> None:
+    """--cloudflared is remembered for the host: a later connect (a new ticket, no --cloudflared, none on
+    PATH) uses it instead of trying a download."""
+    laptop = home.parent / "tools" / "cloudflared"
+    laptop.parent.mkdir()
+    shutil.copy(cloudflared_standin, laptop)
+    first = server("--tunnel", "cloudflared", "--cloudflared", str(cloudflared_standin))
+    assert rdev("connect", "colab", "--ticket", first, "--no-open", "--cloudflared", str(laptop)).returncode == 0
+    run_module("colab_side", "stop", "--state-dir", str(home.parent / "server"))
+    second = server("--tunnel", "cloudflared", "--cloudflared", str(cloudflared_standin))
+    bare = {k: v for k, v in os.environ.items() if k != "RDEV_CLOUDFLARED"} | {"PATH": "/usr/bin:/bin"}
+    result = rdev("connect", "colab", "--ticket", second, "--no-open", env=bare)
+    assert result.returncode == 0, result.stderr
+    assert f"proxycommand {laptop} access ssh --hostname %h" in ssh_through(home, "-G", "colab").stdout.splitlines()

@@ -15,7 +15,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.conftest import snapshot, ssh_through
+from tests.conftest import editor_calls, editor_standin, snapshot, ssh_through
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creating a test user needs root")
 
@@ -232,3 +232,16 @@ def test_jump_host_becomes_proxyjump(home: Path, rdev) -> None:
     assert "proxyjump gate" in shown and "hostname gpu3.internal" in shown
     listed = rdev("list", "--json").stdout
     assert '"jump": "gate"' in listed and '"login": true' in listed
+
+
+@pytest.mark.parametrize(("path", "opened"), [(None, ""), ("~/proj", "/proj")], ids=["default", "under-home"])
+def test_the_editor_opens_the_real_home_folder(home: Path, rdev, host: PasswordHost, monkeypatch: pytest.MonkeyPatch,
+                                               path: str | None, opened: str) -> None:
+    """A password host's folder is `~` (or under it): VS Code would open `~` as the folder `/~`, so rdev
+    opens the home folder the server reports."""
+    editor, record = editor_standin(home, monkeypatch)
+    add(rdev, host)
+    result = rdev("connect", "lab", "--password-stdin", *(["--path", path] if path else []), input=PASSWORD + "\n",
+                  env={**os.environ, "RDEV_EDITOR": str(editor)})
+    assert result.returncode == 0, result.stderr
+    assert editor_calls(record)[-1]["argv"] == ["--remote", "ssh-remote+lab", f"{host.home}{opened}"]
