@@ -9,11 +9,14 @@ from __future__ import annotations
 import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bootstrap import validate
-from bootstrap.ticket import Ticket
 from client_side import paths
 from client_side.errors import BadInput, RdevError
+
+if TYPE_CHECKING:
+    from bootstrap.ticket import Ticket
 
 if sys.version_info >= (3, 11):
     import tomllib

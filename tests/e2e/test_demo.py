@@ -17,6 +17,8 @@ def test_demo_runs_end_to_end_and_cleans_up(home: Path) -> None:
     assert "code --remote ssh-remote+demo " in out
     for step in ("rdev key", "serve (private sshd, direct)", "rdev connect demo --no-open", "rdev remove demo"):
         assert re.search(rf"\d+\.\d\d s  {re.escape(step)}", out), step
+    # Nothing it says points at what it removed, or times a step that did not happen.
+    assert "Try: ssh demo" not in out and "direct binary" not in out
     folder = Path(re.search(r"rdev demo in (\S+)", out).group(1))
     assert not folder.exists()
     ps = subprocess.run(["ps", "-eo", "stat=,args="], capture_output=True, text=True).stdout
