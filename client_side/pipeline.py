@@ -60,13 +60,13 @@ def establish(prepared: Prepared, how: Opening, say: Callable[[str], None]) -> N
             probe.close_master(entry.name)
         store.put(entry, prepared.host_keys)
         with changing_files():
-            editor_settings.add(entry.name, entry.tunnel, editor.settings_kinds(how.editor), say)
+            editor_settings.add(entry.name, tunnel=entry.tunnel, kinds=editor.settings_kinds(how.editor), say=say)
         if prepared.admit:
             prepared.admit()
         home = probe.check(entry.name)
     say(f"{entry.name}: {prepared.done} ({entry.user}@{entry.host}:{entry.port}). Try: ssh {entry.name}")
     if how.open:
-        say(editor.open_folder(entry.name, _folder(how.folder or entry.workdir, home), how.editor))
+        say(editor.open_folder(entry.name, folder=_folder(how.folder or entry.workdir, home), editor=how.editor))
 
 
 def _folder(folder: str, home: str) -> str:

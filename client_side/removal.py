@@ -18,7 +18,7 @@ def remove(name: str) -> str:
     notes: list[str] = []
     with changing_files():
         tunnels_left = any(e.tunnel in PUBLIC_TUNNELS for e in registry.load().values())
-        settings = editor_settings.forget(name, tunnels_left, notes.append)
+        settings = editor_settings.forget(name, tunnel_hosts_left=tunnels_left, say=notes.append)
     forgot = removed is not None and removed.login and passwords.forget(name)
     gone = ["its SSH config block", "pinned host key"] + ["kept password"] * forgot + ["editor settings"] * settings
     return "\n".join([f"Removed {name}: {', '.join(gone)} and registry entry are gone.", *notes])

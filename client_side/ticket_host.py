@@ -8,6 +8,7 @@ host's remembered ticket file when that holds a newer ticket, or a paste at the 
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, TextIO
 
@@ -22,6 +23,9 @@ from client_side.registry import HostEntry
 def prepare(name: str, *, ticket_text: str | None, ticket_file: str | None, remembered: HostEntry | None,
             cloudflared: str | None, say: Callable[[str], None]) -> Prepared:
     ticket = read_ticket(ticket_text, ticket_file, remembered, say)
+    if ticket is None:  # nothing newer: the host as it is, its pinned keys kept
+        binary = _cloudflared(cloudflared, remembered) if remembered.tunnel == "cloudflared" else None
+        return Prepared(entry=replace(remembered, cloudflared=binary), host_keys=None)
     if ticket_file and ticket_text is None:  # remembered only when it was the one read
         kept_file: str | None = str(Path(ticket_file).expanduser().absolute())
     else:
@@ -33,10 +37,11 @@ def prepare(name: str, *, ticket_text: str | None, ticket_file: str | None, reme
 
 
 def read_ticket(value: str | None, ticket_file: str | None = None, remembered: HostEntry | None = None,
-                say: Callable[[str], None] = print) -> tickets.Ticket:
+                say: Callable[[str], None] = print) -> tickets.Ticket | None:
     """The ticket from `--ticket T` (`-` for stdin), else `--ticket-file`, else stdin when something is
     piped in, else the host's remembered ticket file when it holds a newer ticket, else a paste at the
-    prompt. Of several tickets in one text (a whole cell's output), the newest."""
+    prompt. Of several tickets in one text (a whole cell's output), the newest. None: no new ticket,
+    reconnect `remembered` as it is (an empty paste, or nothing to ask without a terminal)."""
     if value is not None:
         return _parsed(_bounded(sys.stdin, "standard input") if value == "-" else value)
     if ticket_file:
@@ -51,10 +56,18 @@ def read_ticket(value: str | None, ticket_file: str | None = None, remembered: H
         return newer
     if why_not:
         say(why_not)
-    if not sys.stdin.isatty():
+    if remembered is None and not sys.stdin.isatty():
         raise BadInput("No ticket was given", "pass --ticket (the line the notebook printed), --ticket-file, or pipe "
                        "the ticket in.")
-    return _parsed(input("Paste the ticket line the notebook printed: "))
+    if remembered is None:
+        return _parsed(input("Paste the ticket line the notebook printed: "))
+    if sys.stdin.isatty():
+        pasted = input(f"Paste the ticket line the notebook printed (Enter: reconnect to the server of "
+                       f"{remembered.started}): ")
+        if pasted.strip():
+            return _parsed(pasted)
+    say(f"No new ticket: reconnecting {remembered.name} as it is (server of {remembered.started}).")
+    return None
 
 
 def _parsed(text: str) -> tickets.Ticket:

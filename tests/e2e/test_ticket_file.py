@@ -272,3 +272,25 @@ def test_read_ticket_missing_file_is_bad_input(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="missing.ticket") as caught:
         connecting.read_ticket(None, str(missing))
     assert caught.value.exit_code == 2
+
+
+def test_read_ticket_nothing_newer_without_a_terminal_reconnects_as_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                      prompts: list[str]) -> None:
+    """No terminal, nothing piped, no newer ticket: the host is reconnected as it is (None), never a hang
+    on a prompt; a host rdev does not know yet is bad input."""
+    monkeypatch.setattr(sys, "stdin", FakeStdin("", tty=False))
+    path = tmp_path / "t"
+    path.write_text(OLD.encode())
+    said: list[str] = []
+    assert connecting.read_ticket(None, None, remembered(path), said.append) is None
+    assert prompts == [] and "reconnecting colab as it is" in said[-1]
+    with pytest.raises(BadInput, match="No ticket was given"):
+        connecting.read_ticket(None, None, None, said.append)
+
+
+def test_read_ticket_empty_paste_reconnects_as_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stdin", FakeStdin("", tty=True))
+    monkeypatch.setattr("builtins.input", lambda prompt="": "")
+    path = tmp_path / "t"
+    path.write_text(OLD.encode())
+    assert connecting.read_ticket(None, None, remembered(path), lambda line: None) is None
