@@ -1,21 +1,28 @@
 """`rdev gpus [NAME...]`: which GPUs on each host look free, asked of all hosts at the same time.
 
 Each host is asked through the real `ssh` and the written config (keys, jump hosts, tunnels and
-shared connections all apply), so the whole report takes about as long as the slowest host.
+shared connections all apply), so the whole report takes about as long as the slowest host, and
+never longer than its time limit: a host that has not answered by then is named, not waited for.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shlex
+import signal
 import subprocess
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 from client_side import probe, registry
-from client_side.connect import checked_name
+from client_side.inputs import name as checked_name
 
-ASK_TIMEOUT = 45
+# The whole report waits this long at most: one silent host must not hold up the table.
+REPORT_TIMEOUT = 8.0
+NO_ANSWER = "no-answer"
 NO_SMI = 127
 # One round trip: the GPUs, a separator, then the processes on them.
 QUERY = ("command -v nvidia-smi >/dev/null 2>&1 || exit 127; "
@@ -48,7 +55,7 @@ class Gpu:
 @dataclass
 class HostGpus:
     host: str
-    status: str  # ok | no-nvidia-smi | unreachable | error
+    status: str  # ok | no-nvidia-smi | unreachable | no-answer | error
     message: str = ""
     gpus: list[Gpu] = field(default_factory=list)
 
@@ -57,7 +64,8 @@ class HostGpus:
         return ",".join(str(gpu.index) for gpu in self.gpus if gpu.free)
 
 
-def report(names: list[str], as_json: bool) -> str:
+def report(names: list[str], as_json: bool, timeout: float = REPORT_TIMEOUT) -> str:
+    """The GPUs of the hosts `names` (all hosts if none), as a table or JSON, within `timeout` seconds."""
     entries = registry.load()
     chosen = list(dict.fromkeys(checked_name(n) for n in names)) or sorted(entries)
     unknown = [n for n in chosen if n not in entries]
@@ -65,29 +73,45 @@ def report(names: list[str], as_json: bool) -> str:
         raise registry.unknown_host(unknown[0])
     if not chosen:
         return "[]" if as_json else "No hosts yet: 'rdev add NAME --host H' or 'rdev connect NAME' adds one."
-    with ThreadPoolExecutor(max_workers=min(32, len(chosen))) as pool:
-        results = list(pool.map(ask, chosen))
+    deadline = time.monotonic() + timeout
+    # One thread per host, so that every host gets the whole time, not what a queue leaves it.
+    with ThreadPoolExecutor(max_workers=len(chosen)) as pool:
+        results = list(pool.map(lambda name: ask(name, deadline=deadline, timeout=timeout), chosen))
     if as_json:
         return json.dumps([{**asdict(r), "cuda_visible_devices": r.cuda_visible_devices} for r in results], indent=2)
     return render(results)
 
 
-def ask(name: str) -> HostGpus:
+def ask(name: str, deadline: float, timeout: float) -> HostGpus:
+    """Ask `name` for its GPUs; stop its ssh at `deadline` (`timeout` s after the report began)."""
     # Through sh: the login shell may be csh, which reads `2>&1` and `command -v` otherwise.
     argv = probe.ssh_argv(name, "-o", "BatchMode=yes", "-o", "ConnectTimeout=10") + [f"sh -c {shlex.quote(QUERY)}"]
-    try:
-        result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=ASK_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        return HostGpus(name, "unreachable", f"no answer within {ASK_TIMEOUT} s")
-    if result.returncode == 255:
-        return HostGpus(name, "unreachable", probe.explain(name, result.stderr))
-    if result.returncode == NO_SMI:
+    # A session of its own: at the deadline its whole group goes, a ProxyCommand or a jump's ssh included.
+    with subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _stop(process)
+            return HostGpus(name, NO_ANSWER, f"no answer within {timeout:g} s: 'ssh -v {name}' shows where it waits")
+    if process.returncode == 255:
+        return HostGpus(name, "unreachable", probe.explain(name, stderr))
+    if process.returncode == NO_SMI:
         return HostGpus(name, "no-nvidia-smi", "no nvidia-smi there (no NVIDIA GPU or driver)")
-    if result.returncode != 0:
+    if process.returncode != 0:
         # nvidia-smi prints its own errors ("No devices were found", driver mismatch) on stdout.
-        said = (result.stdout.strip() or result.stderr.strip()).splitlines()
-        return HostGpus(name, "error", f"nvidia-smi failed: {said[-1] if said else f'exit status {result.returncode}'}")
-    return HostGpus(name, "ok", gpus=parse(result.stdout))
+        said = (stdout.strip() or stderr.strip()).splitlines()
+        return HostGpus(name, "error", f"nvidia-smi failed: {said[-1] if said else f'exit status {process.returncode}'}")
+    return HostGpus(name, "ok", gpus=parse(stdout))
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Kill `process` and its process group (Windows has no groups: the process alone)."""
+    if not hasattr(os, "killpg"):
+        process.kill()
+        return
+    with contextlib.suppress(ProcessLookupError):  # all of them ended meanwhile
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def parse(output: str) -> list[Gpu]:

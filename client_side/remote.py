@@ -59,17 +59,17 @@ def install_key(entry: HostEntry, password: str, public_key: str, pinned: str, h
             channel.shutdown_write()
             # A login script that waits for input would otherwise hold rdev forever.
             if not channel.status_event.wait(CONNECT_TIMEOUT):
-                raise RdevError(f"Installing rdev's key on {entry.name} did not finish within {CONNECT_TIMEOUT:.0f} s: "
+                raise RdevError(f"Installing rdev's key on {entry.name} did not finish within {CONNECT_TIMEOUT:.0f} s",
                                 "check that your login scripts there do not wait for input.")
             status = channel.recv_exit_status()
             errors = channel.makefile_stderr("r").read().decode(errors="replace").strip()
             channel.close()
         except (paramiko.SSHException, OSError) as err:
-            raise RdevError(f"Installing rdev's key on {entry.name} failed ({err}): try again.") from None
+            raise RdevError(f"Installing rdev's key on {entry.name} failed ({err})", "try again.") from None
     if status != 0:
         last = errors.splitlines()[-1] if errors else f"exit status {status}"
-        raise RdevError(f"Installing rdev's key on {entry.name} failed ({last}): check that your home folder there "
-                        "is writable.")
+        raise RdevError(f"Installing rdev's key on {entry.name} failed ({last})",
+                        "check that your home folder there is writable.")
 
 
 def check_password(entry: HostEntry, password: str, pinned: str, hint: str) -> None:
@@ -83,7 +83,8 @@ def _logged_in(entry: HostEntry, password: str, pinned: str, hint: str) -> Itera
     """A transport logged in with `password`, opened only to a server that holds the `pinned` key."""
     with _transport(entry, hint) as transport:
         if _key_of(transport).line != pinned:
-            raise RdevError(f"{entry.name}'s host key is not the one pinned for it: run 'rdev connect {entry.name}' again.")
+            raise RdevError(f"{entry.name}'s host key is not the one pinned for it",
+                            f"run 'rdev connect {entry.name}' again.")
         _log_in(transport, entry, password)
         yield transport
 
@@ -101,23 +102,34 @@ def _log_in(transport: paramiko.Transport, entry: HostEntry, password: str) -> N
 
     try:
         try:
-            transport.auth_password(entry.user, password)
+            # No fallback: paramiko's own keyboard-interactive handler would send the password to any
+            # prompt, a one-time code prompt included; only `answer` may reply.
+            remaining = transport.auth_password(entry.user, password, fallback=False)
         except paramiko.BadAuthenticationType as err:
             if "keyboard-interactive" not in err.allowed_types:
-                raise RdevError(f"{entry.name} does not take passwords (it allows {', '.join(err.allowed_types)}): "
+                raise RdevError(f"{entry.name} does not take passwords (it allows {', '.join(err.allowed_types)})",
                                 "install rdev's key there another way ('rdev key' prints it).") from None
-            transport.auth_interactive(entry.user, answer)
+            remaining = transport.auth_interactive(entry.user, answer)
     except paramiko.AuthenticationException as err:
         if other_prompts:
-            raise RdevError(f"{entry.name} asks for more than a password ({other_prompts[0].strip()!r}): log in "
-                            f"once with 'ssh {entry.name}' and add the line 'rdev key' prints to ~/.ssh/authorized_keys "
-                            "there.") from None
+            raise _more_than_a_password(entry, repr(other_prompts[0].strip())) from None
         if "EOF" in str(err) or "shut down" in str(err):
-            raise RdevError(f"{entry.name} closed the connection while logging in: try again.") from None
-        raise PasswordRefused(f"The password for {entry.user}@{entry.name} was refused: check it (a new reservation "
-                              f"has a new one) and run 'rdev connect {entry.name}' again.") from None
+            raise RdevError(f"{entry.name} closed the connection while logging in", "try again.") from None
+        raise PasswordRefused(f"The password for {entry.user}@{entry.name} was refused",
+                              f"check it (a new reservation has a new one) and run 'rdev connect {entry.name}' "
+                              "again.") from None
     except paramiko.SSHException as err:
-        raise RdevError(f"Logging in to {entry.name} failed ({err}): try again.") from None
+        raise RdevError(f"Logging in to {entry.name} failed ({err})", "try again.") from None
+    # The password was right but not enough: the server wants another step (a code, a key) as well.
+    if not transport.is_authenticated():
+        raise _more_than_a_password(entry, f"then {', '.join(remaining)}")
+
+
+def _more_than_a_password(entry: HostEntry, what: str) -> RdevError:
+    """A server that wants a step rdev does not take (a one-time code, a key): the user logs in once."""
+    return RdevError(f"{entry.name} asks for more than a password ({what})",
+                     f"log in once with 'ssh {entry.name}' and add the line 'rdev key' prints to "
+                     "~/.ssh/authorized_keys there.")
 
 
 def _key_of(transport: paramiko.Transport) -> HostKey:
@@ -153,7 +165,7 @@ def _transport(entry: HostEntry, hint: str) -> Iterator[paramiko.Transport]:
             raise
     except (OSError, paramiko.SSHException, EOFError) as err:
         reason = "it did not answer in time" if isinstance(err, socket.timeout) else str(err) or type(err).__name__
-        raise RdevError(f"Cannot reach {entry.name} ({entry.host}:{entry.port}{via}: {reason}). {hint}") from None
+        raise RdevError(f"Cannot reach {entry.name} ({entry.host}:{entry.port}{via}: {reason})", hint) from None
     try:
         yield transport
     finally:

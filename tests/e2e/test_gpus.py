@@ -1,17 +1,21 @@
 """End to end: `rdev gpus` over real sshd servers on loopback, each with its own `nvidia-smi`
-stand-in on the session PATH (or none), plus a registered host where nothing listens."""
+stand-in on the session PATH (or none), plus a registered host where nothing listens, one whose
+port takes connections but never speaks SSH, and one whose nvidia-smi hangs."""
 
 from __future__ import annotations
 
 import json
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
 
 import colab_side
+from client_side import gpus
+from tests.conftest import read_or_empty
 from tests.stand_ins import nvidia_smi
 
 A100 = "NVIDIA A100-SXM4-80GB"
@@ -28,6 +32,8 @@ GPU_BOX = {
     "processes": [{"gpu_uuid": UUIDS[0], "pid": 4242, "used_memory": 40500, "process_name": "/usr/bin/python3"}],
 }
 DRIVER_ERROR = "Failed to initialize NVML: Driver/library version mismatch"
+# A driver that hangs: nvidia-smi answers long after any report gives up.
+HUNG = {**GPU_BOX, "delay": 60}
 
 
 def closed_port() -> int:
@@ -38,37 +44,70 @@ def closed_port() -> int:
 
 
 @pytest.fixture
-def fleet(home: Path, rdev: Callable, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    """Hosts `gpu` (the four GPUs above), `cpu` (no nvidia-smi), `broken` (nvidia-smi fails) and
-    `dead` (nothing listens); yields each host's serve() output, joined."""
+def serving(home: Path, rdev: Callable, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str, dict | None], str]]:
+    """`serving(name, machine)` starts a real sshd whose sessions find `machine`'s nvidia-smi stand-in
+    (none if None), connects it as `name` and returns what serve() printed; all stop after the test."""
     key = rdev("key").stdout.strip()
     plain_path = os.environ["PATH"]
-    machines: dict[str, dict | None] = {"gpu": GPU_BOX, "cpu": None, "broken": {"error": DRIVER_ERROR, "exit": 18}}
     servers: list[colab_side.Server] = []
-    printed: dict[str, str] = {}
-    try:
-        for name, machine in machines.items():
-            path = plain_path
-            if machine is not None:
-                bin_dir = home.parent / f"bin-{name}"
-                nvidia_smi.install(bin_dir, machine)
-                path = f"{bin_dir}{os.pathsep}{plain_path}"
-            # sshd hands the serving process's PATH to every session: this is the host's PATH.
-            monkeypatch.setenv("PATH", path)
-            lines: list[str] = []
+
+    def start(name: str, machine: dict | None) -> str:
+        path = plain_path
+        if machine is not None:
+            bin_dir = home.parent / f"bin-{name}"
+            nvidia_smi.install(bin_dir, machine)
+            path = f"{bin_dir}{os.pathsep}{plain_path}"
+        # sshd hands the serving process's PATH to every session: this is the host's PATH.
+        monkeypatch.setenv("PATH", path)
+        lines: list[str] = []
+        try:
             servers.append(colab_side.serve(tunnel="direct", authorized_keys=[key], state_dir=home.parent / f"srv-{name}",
                                             keep_alive=False, out=lines.append))
+        finally:
             monkeypatch.setenv("PATH", plain_path)
-            printed[name] = "\n".join(lines)
-            result = rdev("connect", name, "--ticket", servers[-1].ticket, "--no-open")
-            assert result.returncode == 0, result.stderr
-        result = rdev("add", "dead", "--host", "127.0.0.1", "--port", str(closed_port()))
+        result = rdev("connect", name, "--ticket", servers[-1].ticket, "--no-open")
         assert result.returncode == 0, result.stderr
-        yield printed
+        return "\n".join(lines)
+
+    try:
+        yield start
     finally:
-        monkeypatch.setenv("PATH", plain_path)
         for server in servers:
             server.stop()
+
+
+@pytest.fixture
+def fleet(serving: Callable[[str, dict | None], str], rdev: Callable) -> dict[str, str]:
+    """Hosts `gpu` (the four GPUs above), `cpu` (no nvidia-smi), `broken` (nvidia-smi fails) and
+    `dead` (nothing listens); returns each host's serve() output, joined."""
+    machines: dict[str, dict | None] = {"gpu": GPU_BOX, "cpu": None, "broken": {"error": DRIVER_ERROR, "exit": 18}}
+    printed = {name: serving(name, machine) for name, machine in machines.items()}
+    result = rdev("add", "dead", "--host", "127.0.0.1", "--port", str(closed_port()))
+    assert result.returncode == 0, result.stderr
+    return printed
+
+
+@pytest.fixture
+def mute(rdev: Callable) -> Iterator[None]:
+    """A host `mute` whose port takes connections and never says a word, as a machine hung in the
+    middle of a reboot does: ssh waits for its greeting until ConnectTimeout (10 s)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)  # the kernel completes the handshakes; nobody ever accepts
+        result = rdev("add", "mute", "--host", "127.0.0.1", "--port", str(listener.getsockname()[1]))
+        assert result.returncode == 0, result.stderr
+        yield
+
+
+def ssh_processes(home: Path, names: tuple[str, ...]) -> list[list[bytes]]:
+    """The argv of every ssh still running with this test's config for one of `names`."""
+    config = str(home / ".ssh" / "config").encode()
+    found = []
+    for path in Path("/proc").glob("[0-9]*/cmdline"):
+        argv = read_or_empty(path).split(b"\0")
+        if config in argv and any(name.encode() in argv for name in names):
+            found.append(argv)
+    return found
 
 
 def rows(stdout: str) -> dict[str, list[str]]:
@@ -144,3 +183,38 @@ def test_unknown_name_is_one_line_exit_2(home: Path, rdev: Callable) -> None:
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.startswith("rdev: There is no host named 'nope'") and result.stderr.count("\n") == 1
+
+
+def test_a_silent_host_is_named_and_does_not_hold_up_the_others(fleet: dict[str, str], mute: None,
+                                                               rdev: Callable) -> None:
+    """ssh would wait 10 s for mute's greeting; the report gives up at its own bound."""
+    start = time.monotonic()
+    result = rdev("gpus")
+    took = time.monotonic() - start
+    assert result.returncode == 0, result.stderr
+    assert took < gpus.REPORT_TIMEOUT + 1.5, took
+    by_host = rows(result.stdout)
+    assert by_host["mute"] == [f"mute    -    {gpus.NO_ANSWER}"]
+    assert [line.split()[-1] for line in by_host["gpu"]] == ["no", "yes", "yes", "no"]
+    notes = dict(line.split(": ", 1) for line in result.stdout.split("\n\n", 1)[1].splitlines())
+    assert notes["mute"].startswith(f"no answer within {gpus.REPORT_TIMEOUT:g} s")
+    assert notes["gpu"] == "CUDA_DEVICE_ORDER=PCI_BUS_ID CUDA_VISIBLE_DEVICES=1,2"
+
+
+def test_the_bound_holds_and_late_ssh_processes_are_ended(home: Path, fleet: dict[str, str], mute: None,
+                                                          serving: Callable[[str, dict | None], str]) -> None:
+    """A silent host and a host whose nvidia-smi hangs: both are named "no-answer" at the bound, the
+    others are reported in full, and no ssh of the late two outlives the report."""
+    serving("hung", HUNG)
+    bound = 4.0
+    start = time.monotonic()
+    found = {entry["host"]: entry for entry in json.loads(gpus.report([], as_json=True, timeout=bound))}
+    took = time.monotonic() - start
+    assert bound <= took < bound + 1.5, took
+    assert {name: entry["status"] for name, entry in found.items()} == {
+        "broken": "error", "cpu": "no-nvidia-smi", "dead": "unreachable", "gpu": "ok", "hung": gpus.NO_ANSWER,
+        "mute": gpus.NO_ANSWER}
+    assert found["gpu"]["cuda_visible_devices"] == "1,2"
+    assert found["hung"]["message"] == "no answer within 4 s: 'ssh -v hung' shows where it waits"
+    assert found["mute"]["gpus"] == [] and found["mute"]["cuda_visible_devices"] == ""
+    assert ssh_processes(home, ("mute", "hung")) == []
