@@ -130,16 +130,16 @@ def _decode(body: str) -> dict:
     # ticket would pass unnoticed: check the alphabet first.
     odd = _NOT_BASE64URL.search(body)
     if odd:
-        raise TicketError(
-            f"The ticket holds the character {odd.group()!r}, which no ticket has: copy the ticket line again, exactly as printed."
-        )
+        raise TicketError(f"The ticket holds the character {odd.group()!r}, which no ticket has: "
+                          "copy the ticket line again, exactly as printed.")
     try:
         raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
         fields = json.loads(raw.decode("utf-8"))
     except (binascii.Error, ValueError):
         raise TicketError("The ticket is damaged or cut short: copy the whole line again.") from None
     except RecursionError:
-        raise TicketError("The ticket is damaged (its fields nest far deeper than a ticket's): copy the whole line again.") from None
+        raise TicketError("The ticket is damaged (its fields nest far deeper than a ticket's): "
+                          "copy the whole line again.") from None
     if not isinstance(fields, dict):
         raise TicketError("The ticket is damaged: it does not hold a set of fields.")
     return fields

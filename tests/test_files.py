@@ -71,7 +71,8 @@ def test_temporary_file_is_renamed_from_beside_the_target(target: Path, monkeypa
 
     monkeypatch.setattr(os, "replace", recording)
     atomic_write(target, NEW)
-    assert [(Path(source).parent, Path(destination)) for source, destination in renames] == [(target.resolve().parent, target.resolve())]
+    expected = [(target.resolve().parent, target.resolve())]
+    assert [(Path(source).parent, Path(destination)) for source, destination in renames] == expected
 
 
 # ------------------------------------------------------------------------------------------------ failures
