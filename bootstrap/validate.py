@@ -72,8 +72,7 @@ def port(value: int | str) -> int:
     else:  # booleans are ints to Python, but `true` in a ticket or flag is no port
         number = value if isinstance(value, int) and not isinstance(value, bool) else 0
     if not 1 <= number <= 65535:
-        shown = repr(value) if len(str(value)) <= 20 else repr(str(value)[:20]) + "..."
-        raise InvalidValue(f"The port {shown} is not a number from 1 to 65535.")
+        raise InvalidValue(f"The port {value!r} is not a number from 1 to 65535.")
     return number
 
 
