@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 
 from bootstrap.validate import InvalidValue
 from colab_side.errors import ServeError
-from colab_side.server import serve, stop
+from colab_side.server import running, serve, stop
 from colab_side.tunnels import PROVIDERS
 
 
@@ -31,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
                      "download); the auth token is read from NGROK_AUTHTOKEN")
     run.add_argument("--hostname", help="a named cloudflared tunnel's public hostname; its token is read from TUNNEL_TOKEN")
     run.add_argument("--no-keep-alive", dest="keep_alive", action="store_false",
-                     help="return once the ticket is printed; the server keeps running")
+                     help="return once the ticket is printed; the server keeps running, supervised by a background process")
     halt = commands.add_parser("stop", help="stop the server and every session under it")
     halt.add_argument("--state-dir", metavar="DIR")
     return parser
@@ -43,26 +44,49 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "stop":
             print("Stopped." if stop(args.state_dir) else "No server was running.")
             return 0
-        serve(tunnel=args.tunnel, authorized_keys=args.authorized_key, user=args.user, listen=args.listen,
-              port=args.port, workdir=args.workdir, ticket_file=args.ticket_file, state_dir=args.state_dir,
-              cloudflared=args.cloudflared, ngrok=args.ngrok, hostname=args.hostname,
-              token=os.environ.get("TUNNEL_TOKEN") if args.tunnel == "cloudflared" else None,
-              keep_alive=args.keep_alive, out=lambda line: print(line, flush=True))
+        return _serve(args)
     except InvalidValue as err:
         print(f"rdev: {err}", file=sys.stderr)
         return 2
     except ServeError as err:
         print(f"rdev: {err}", file=sys.stderr)
         return err.exit_code
-    except KeyboardInterrupt:
-        print("rdev: interrupted.", file=sys.stderr)
-        return 130
     except OSError as err:
         # An address this machine does not have, a state folder that is a file, no permission.
         where = f" ({err.filename})" if err.filename else ""
         print(f"rdev: {err.strerror or err}{where}: check --listen, --state-dir and --ticket-file.", file=sys.stderr)
         return 1
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """Serve, wait in the foreground if asked, and when waiting ends but the server goes on, hand its
+    supervision to a background process: this process, and its supervisor thread, are about to end."""
+    lead = "The server"
+    try:
+        server = serve(tunnel=args.tunnel, authorized_keys=args.authorized_key, user=args.user, listen=args.listen,
+                       port=args.port, workdir=args.workdir, ticket_file=args.ticket_file, state_dir=args.state_dir,
+                       cloudflared=args.cloudflared, ngrok=args.ngrok, hostname=args.hostname,
+                       token=os.environ.get("TUNNEL_TOKEN") if args.tunnel == "cloudflared" else None,
+                       keep_alive=False, out=_say)
+        if args.keep_alive:
+            server.wait()
+    except KeyboardInterrupt:
+        found = running(args.state_dir)
+        if found is None:
+            print("rdev: interrupted; nothing was left running.", file=sys.stderr)
+            return 130
+        server, lead = found, "Stopped waiting; the server"
+    if server.state.stopped():
+        return 0
+    pid = server.detach()
+    stop_command = "python -m colab_side stop" + (f" --state-dir {shlex.quote(str(server.state.root))}" if args.state_dir else "")
+    _say(f"{lead} goes on, supervised by a background process (pid {pid}, log {server.state.supervisor_log}). "
+         f"Stop it with: {stop_command}")
     return 0
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,42 @@ def is_ours(pid: int, marker: str) -> bool:
     return marker in cmdline
 
 
+def _start_time(pid: int) -> str | None:
+    """When `pid` started (field 22 of /proc/PID/stat): with the pid, it names one process for good."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def record(pid_file: Path, pid: int) -> None:
+    """Write `pid` with its start time, for a process whose command line need not name anything of ours."""
+    pid_file.write_text(f"{pid} {_start_time(pid)}\n")
+
+
+def read_recorded(pid_file: Path) -> int | None:
+    """The pid `record` wrote, if that very process still runs (not a later one given the same pid)."""
+    try:
+        pid, started = pid_file.read_text().split()
+    except (OSError, ValueError):
+        return None
+    return int(pid) if pid.isdigit() and _start_time(int(pid)) == started and alive(int(pid)) else None
+
+
+def marked(entry: str) -> list[int]:
+    """Processes whose environment holds `entry` (NAME=VALUE), other than this one."""
+    wanted = entry.encode() + b"\0"
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            # Entries are NUL-separated; a leading NUL makes the match start at an entry's beginning.
+            if b"\0" + wanted in b"\0" + environ.read_bytes() and int(environ.parent.name) != os.getpid():
+                found.append(int(environ.parent.name))
+        except OSError:
+            continue  # ended meanwhile, or another user's
+    return found
+
+
 def _children_map() -> dict[int, list[int]]:
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():

@@ -9,6 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, TypeVar
@@ -16,37 +17,30 @@ from typing import Callable, Iterable, Iterator, TypeVar
 from bootstrap import pubkeys, validate
 from bootstrap.files import atomic_write, ensure_private_dir
 from bootstrap.ticket import Ticket, utc_timestamp
-from colab_side import runtime, status
+from colab_side import background, runtime, status
 from colab_side.environment import session_environment
 from colab_side.errors import ServeError
-from colab_side.sshd import Sshd, ensure_sshd, free_port, stop_sshd
-from colab_side.supervisor import Supervisor
+from colab_side.sshd import Sshd, ensure_sshd, free_port, port_taken
+from colab_side.state import StateFolder, default_state_dir, end_processes, state_folder
+from colab_side.state import stop as stop_folder
+from colab_side.supervisor import Part, Supervisor
 from colab_side.tunnels import Endpoint, Tunnel, make_tunnel
-from colab_side.tunnels.process import stop_tunnel
+
+__all__ = ["Server", "default_state_dir", "running", "serve", "stop"]  # default_state_dir: callers read it from here too
 
 T = TypeVar("T")
 
-
-STOPPED = "stopped"
 KEEP_ALIVE_EVERY = 5.0
 _NOTED: set[str] = set()
-
-
-def stopped(state: Path) -> bool:
-    """True once `stop` was called for this state folder, from this process or another."""
-    return (state / STOPPED).exists()
-
-
-def default_state_dir() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "rdev" / "server"
+# The servers this process runs, by state folder: serving a folder again replaces its server wholly.
+_LIVE: dict[Path, "Server"] = {}
 
 
 @dataclass
 class Server:
     """What `serve()` returns: the current ticket and endpoint, and a way to stop it all."""
 
-    state_dir: Path
+    state: StateFolder
     sshd: Sshd
     tunnel: Tunnel
     workdir: str
@@ -58,14 +52,23 @@ class Server:
     started: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     supervisor: Supervisor | None = None
 
+    @property
+    def state_dir(self) -> Path:
+        return self.state.root
+
     def publish(self, endpoint: Endpoint) -> str:
-        """Make the ticket for `endpoint`, write it to the state folder and ticket file, and print it."""
+        """Make the ticket for `endpoint`, write it to the state folder and ticket file, and print it.
+
+        The ticket's `started` is when it was published, so a restarted tunnel's ticket is the newer
+        one; `expires` still counts from the server's start, as the runtime's lifetime does.
+        """
         ends = runtime.expires(self.runtime, self.started)
         self.endpoint = endpoint
         self.ticket = Ticket(tunnel=endpoint.tunnel, host=endpoint.host, port=endpoint.port, user=self.sshd.user,
                              host_keys=tuple(self.sshd.public_host_keys()), workdir=self.workdir, runtime=self.runtime,
-                             started=utc_timestamp(self.started), expires=utc_timestamp(ends) if ends else None).encode()
-        _write_ticket(self.state_dir / "ticket", self.ticket)
+                             started=utc_timestamp(datetime.now(timezone.utc)),
+                             expires=utc_timestamp(ends) if ends else None).encode()
+        _write_ticket(self.state.ticket, self.ticket)
         if self.ticket_file:
             _write_ticket(self.ticket_file, self.ticket)
         self.out(f"sshd for {self.sshd.user} on {self.sshd.listen}:{self.sshd.port}, reached {endpoint.tunnel} at "
@@ -73,10 +76,51 @@ class Server:
         self.out(self.ticket)
         return self.ticket
 
-    def stop(self) -> None:
+    def wait(self) -> None:
+        """Keep the caller busy with a live status until the server is stopped, from here or elsewhere."""
+        display = status.Display(self.out)
+        while not self.state.stopped():
+            view = self._view()
+            display.show(status.line(view), f"{view.where} {view.sessions}")
+            time.sleep(KEEP_ALIVE_EVERY)
+        self.out("The server was stopped.")
+
+    def stop(self) -> bool:
+        """Stop the supervisor, sshd, the tunnel and every session; False if this server no longer ran."""
+        if _LIVE.get(self.state.root) is not self:
+            return False  # stopped already, or replaced by a later serve of the same folder
+        del _LIVE[self.state.root]
+        # The marker first, so the supervisor restarts nothing more; ending the parts also ends a
+        # restart under way, so the join below is short.
+        ran = stop_folder(self.state.root)
         if self.supervisor:
             self.supervisor.stop()
-        stop(self.state_dir)
+        end_processes(self.state)  # what a restart that was under way may have started
+        return ran
+
+    def detach(self) -> int:
+        """Hand supervision from this process's thread to a background process, for a command line
+        that is about to exit; return that process's pid (`stop` ends it)."""
+        if self.supervisor:
+            self.supervisor.stop()  # joined: fork with this thread only
+        self.supervisor = None
+        return background.detach(self._supervisor().run, pid_file=self.state.supervisor_pid,
+                                 log_file=self.state.supervisor_log)
+
+    def _supervisor(self) -> Supervisor:
+        parts = [Part("sshd", self.sshd.alive, self.sshd.start), Part("tunnel", self.tunnel.alive, self._restart_tunnel)]
+        return Supervisor(parts, stopped=self.state.stopped, finish=partial(end_processes, self.state), say=self.out)
+
+    def _restart_tunnel(self) -> None:
+        endpoint = self.tunnel.start(self.sshd.port)
+        if endpoint != self.endpoint:
+            self.out("The tunnel's address changed: use the new ticket below.")
+            self.publish(endpoint)
+
+    def _view(self) -> status.View:
+        where = f"{self.endpoint.host}:{self.endpoint.port}" if self.endpoint else "-"
+        return status.View(tunnel=self.tunnel.name, where=where, sessions=self.sshd.sessions(), started=self.started,
+                           expires=runtime.expires(self.runtime, self.started))
 
 
 def serve(
@@ -100,6 +144,7 @@ def serve(
 
     `cloudflared` and `ngrok` are the binaries' paths. `token` is the tunnel's secret: a named cloudflared
     tunnel's (with its `hostname`), or ngrok's auth token (default: NGROK_AUTHTOKEN or Colab's secrets).
+    The server is supervised by a thread of this process; serving the same state folder again replaces it.
     """
     timings: list[tuple[str, float]] = []
     keys = [_authorized_key(k) for k in authorized_keys if k.strip()]
@@ -107,70 +152,77 @@ def serve(
         raise ServeError("No key to let in: pass --authorized-key \"$(rdev key)\" (the output of 'rdev key' on your laptop).", 2)
     account = _account(user)
     listen = validate.host(listen)
+    port = validate.port(port) if port else None
     if password is not None and (not password or any(ord(c) < 32 for c in password)):
         raise ServeError("The password must be non-empty and on one line.", 2)
     if password is None and os.geteuid() == 0 and _locked(account.pw_name):
         raise ServeError(f"The account {account.pw_name} is locked, and sshd refuses locked accounts even with a key: "
                          f"unlock it (e.g. usermod -p '*' {account.pw_name}) or serve with a password.", 2)
-    state = (Path(state_dir) if state_dir else default_state_dir()).absolute()
+    folder = state_folder(state_dir)
     if ticket_file and not Path(ticket_file).absolute().parent.is_dir():
         raise ServeError(f"The folder of the ticket file {ticket_file} does not exist: create it or pick another path.", 2)
     kind = runtime.detect()
     _note_policy(kind, out)
     workdir = validate.remote_path(workdir or runtime.default_workdir(kind, Path(account.pw_dir)))
-    provider = make_tunnel(tunnel, listen=listen, state=state, binary=cloudflared if tunnel == "cloudflared" else ngrok,
+    provider = make_tunnel(tunnel, listen=listen, state=folder, binary=cloudflared if tunnel == "cloudflared" else ngrok,
                            hostname=validate.host(hostname) if hostname else None, token=token)
 
     # One server per state folder: a second serve replaces the first instead of adding to it.
-    stop(state)
-    ensure_private_dir(state)
-    (state / STOPPED).unlink(missing_ok=True)
+    stop(folder.root)
+    if port and port_taken(listen, port):
+        raise ServeError(f"Port {port} on {listen} is already in use (another SSH server may answer there): "
+                         "pick another --port, or leave it out to get a free one.")
+    ensure_private_dir(folder.root)
+    folder.clear_stopped()
     # Installing sshd and fetching the tunnel binary are the slow steps: do them at the same time.
     with ThreadPoolExecutor(max_workers=2) as pool:
         sshd_binary = pool.submit(_timed_call, "sshd binary", timings, ensure_sshd)
-        tunnel_binary = pool.submit(_timed_call, f"{tunnel} binary", timings, provider.prepare)
+        if provider.has_binary:
+            pool.submit(_timed_call, f"{tunnel} binary", timings, provider.prepare).result()
         binary = sshd_binary.result()
-        tunnel_binary.result()
-    sshd = Sshd(state=state, binary=binary, listen=listen, port=validate.port(port) if port else free_port(listen),
-                user=account.pw_name, authorized_keys=keys, environment=session_environment(dict(os.environ)),
+    sshd = Sshd(state=folder, binary=binary, listen=listen, port=port or free_port(listen), user=account.pw_name,
+                authorized_keys=keys, environment=session_environment(dict(os.environ)),
                 password_login=password is not None)
     with _timed("host key and config", timings):
         if password is not None:
             _set_password(account.pw_name, password)
         sshd.prepare()
-    with _timed("sshd start", timings):
-        sshd.start()
-    try:
-        with _timed(f"{tunnel} tunnel", timings):
-            endpoint = provider.start(sshd.port)
-    except BaseException:
-        stop(state)  # a server nobody can reach is of no use: leave nothing running
-        raise
-
-    server = Server(state_dir=state, sshd=sshd, tunnel=provider, workdir=workdir, runtime=kind,
+    server = Server(state=folder, sshd=sshd, tunnel=provider, workdir=workdir, runtime=kind,
                     ticket_file=Path(ticket_file) if ticket_file else None, out=out)
-    out(", ".join(f"{step} {seconds:.2f} s" for step, seconds in timings))
-    # The supervisor runs before the ticket is printed, so an interrupt right after it leaves a supervised server.
-    server.endpoint = endpoint
-    server.supervisor = Supervisor(server, out)
-    server.supervisor.start()
+    _LIVE[folder.root] = server
     try:
-        server.publish(endpoint)
-        if keep_alive:
-            _keep_alive(server, out)
-    except KeyboardInterrupt:
-        out("Stopped waiting; the server goes on. Stop it with colab_side.stop() or 'python -m colab_side stop'.")
+        with _timed("sshd start", timings):
+            sshd.start()
+        with _timed(f"{tunnel} tunnel", timings):
+            server.endpoint = provider.start(sshd.port)
+        out(", ".join(f"{step} {seconds:.2f} s" for step, seconds in timings))
+        server.supervisor = server._supervisor()
+        server.supervisor.start()
+    except BaseException:
+        server.stop()  # a server nobody got a ticket for is of no use: leave nothing running
+        raise
+    # From here on the server runs supervised: an interrupt ends waiting, never the server, and
+    # `running(state_dir)` finds the server for a caller that was interrupted before serve returned.
+    server.publish(server.endpoint)
+    if keep_alive:
+        try:
+            server.wait()
+        except KeyboardInterrupt:
+            out("Stopped waiting; the server goes on, supervised by a thread of this Python process for as long "
+                "as it runs. Stop it with colab_side.stop() or 'python -m colab_side stop'.")
     return server
 
 
+def running(state_dir: str | os.PathLike | None = None) -> Server | None:
+    """The server this process runs in `state_dir`, if any."""
+    return _LIVE.get(state_folder(state_dir).root)
+
+
 def stop(state_dir: str | os.PathLike | None = None) -> bool:
-    """Stop the server of `state_dir` and every session under it; False if none was running."""
-    state = Path(state_dir) if state_dir else default_state_dir()
-    # The marker tells a supervisor in another process not to bring the parts back.
-    if state.is_dir():
-        (state / STOPPED).touch()
-    tunnel_ran = stop_tunnel(state)
-    return stop_sshd(state) or tunnel_ran
+    """Stop the server of `state_dir` and every session under it, whichever process started it;
+    False if none was running."""
+    live = running(state_dir)
+    return live.stop() if live else stop_folder(state_dir)
 
 
 def _note_policy(kind: str, out: Callable[[str], None]) -> None:
@@ -227,16 +279,6 @@ def _write_ticket(path: Path, ticket: str) -> None:
         atomic_write(path, (ticket + "\n").encode(), mode=0o600)
     except OSError as err:
         raise ServeError(f"Could not write the ticket to {path}: {err.strerror}.") from None
-
-
-def _keep_alive(server: Server, out: Callable[[str], None]) -> None:
-    """Keep the cell busy with a live status until the server is stopped; `serve` turns an interrupt
-    into the end of this loop only, never of the server."""
-    display = status.Display(out)
-    while not stopped(server.state_dir):
-        display.show(status.line(server), f"{server.endpoint} {server.sshd.sessions()}")
-        time.sleep(KEEP_ALIVE_EVERY)
-    out("The server was stopped.")
 
 
 def _timed_call(step: str, timings: list[tuple[str, float]], call: Callable[[], T]) -> T:

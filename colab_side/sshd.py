@@ -6,6 +6,7 @@ log in any user; as an ordinary user it can only log in that same user, on a hig
 
 from __future__ import annotations
 
+import errno
 import os
 import pwd
 import shutil
@@ -19,6 +20,7 @@ from bootstrap.files import atomic_write, ensure_private_dir
 from colab_side import processes
 from colab_side.environment import setenv_lines, without_secrets
 from colab_side.errors import ServeError
+from colab_side.state import MARKER_VARIABLE, StateFolder
 
 _SBIN = ("/usr/sbin/sshd", "/usr/local/sbin/sshd", "/sbin/sshd")
 _APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
@@ -63,6 +65,29 @@ def free_port(address: str) -> int:
         return sock.getsockname()[1]
 
 
+def port_taken(address: str, port: int) -> bool:
+    """True if something already listens on `port` at `address` (or on every address)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # As sshd binds: a port left in TIME_WAIT by an earlier server is free to take.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((address, port))
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                return True
+            raise
+    return False
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1) as sock:
+            return sock.recv(8).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
 def _quoted(path: Path) -> str:
     text = str(path)
     if '"' in text or any(ord(c) < 32 for c in text):
@@ -74,7 +99,7 @@ def _quoted(path: Path) -> str:
 class Sshd:
     """One private sshd serving one user from `state`."""
 
-    state: Path
+    state: StateFolder
     binary: str
     listen: str
     port: int
@@ -83,56 +108,36 @@ class Sshd:
     environment: dict[str, str] = field(default_factory=dict)
     password_login: bool = False
 
-    @property
-    def config_file(self) -> Path:
-        return self.state / "sshd_config"
-
-    @property
-    def host_key(self) -> Path:
-        return self.state / "ssh_host_ed25519_key"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.state / "sshd.pid"
-
-    @property
-    def log_file(self) -> Path:
-        return self.state / "sshd.log"
-
-    @property
-    def keys_dir(self) -> Path:
-        return self.state / "keys"
-
     def prepare(self) -> None:
         """Write the host key (kept across restarts, so a pinned key stays valid), keys and config."""
-        ensure_private_dir(self.state)
-        if not self.host_key.exists():
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "rdev-host", "-f", str(self.host_key)],
+        ensure_private_dir(self.state.root)
+        if not self.state.host_key.exists():
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "rdev-host", "-f", str(self.state.host_key)],
                            check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         # sshd reads authorized keys with the target user's privileges, so that user must own them.
         account = pwd.getpwnam(self.user)
-        ensure_private_dir(self.keys_dir)
-        atomic_write(self.keys_dir / "authorized_keys", "".join(k.strip() + "\n" for k in self.authorized_keys).encode())
+        ensure_private_dir(self.state.keys)
+        atomic_write(self.state.keys / "authorized_keys", "".join(k.strip() + "\n" for k in self.authorized_keys).encode())
         if os.geteuid() == 0 and account.pw_uid != 0:
-            for path in (self.keys_dir, self.keys_dir / "authorized_keys"):
+            for path in (self.state.keys, self.state.keys / "authorized_keys"):
                 os.chown(path, account.pw_uid, account.pw_gid)
             # The user must pass through the state folder to reach its keys, but not list or read it.
-            os.chmod(self.state, 0o711)
-            blocked = next((p for p in self.state.parents if not os.stat(p).st_mode & 0o001), None)
+            os.chmod(self.state.root, 0o711)
+            blocked = next((p for p in self.state.root.parents if not os.stat(p).st_mode & 0o001), None)
             if blocked is not None and self.authorized_keys:
                 raise ServeError(f"{self.user} cannot reach its keys through {blocked}: pass a --state-dir whose "
                                  "parent folders others may pass through, such as /srv/rdev.", 2)
-        atomic_write(self.config_file, self.render_config().encode())
+        atomic_write(self.state.sshd_config, self.render_config().encode())
 
     def render_config(self) -> str:
         root_login = "yes" if self.password_login else "prohibit-password"
-        keys_path = _quoted(self.keys_dir / "authorized_keys").replace("%", "%%")
+        keys_path = _quoted(self.state.keys / "authorized_keys").replace("%", "%%")
         lines = [
             "# Written by rdev: a private sshd for one user; the system's sshd is not touched.",
             f"Port {self.port}",
             f"ListenAddress {self.listen}",
-            f"HostKey {_quoted(self.host_key)}",
-            f"PidFile {_quoted(self.pid_file)}",
+            f"HostKey {_quoted(self.state.host_key)}",
+            f"PidFile {_quoted(self.state.sshd_pid)}",
             f"AuthorizedKeysFile {keys_path}",
             f"AllowUsers {self.user}",
             "PubkeyAuthentication yes",
@@ -150,7 +155,9 @@ class Sshd:
             "ClientAliveInterval 30",
             "ClientAliveCountMax 4",
             "Subsystem sftp internal-sftp",
-            *setenv_lines(self.environment),
+            # Every session carries the state folder's marker, so `stop` finds it even after the
+            # listener that forked it was replaced.
+            *setenv_lines({**self.environment, MARKER_VARIABLE: str(self.state.root)}),
         ]
         return "\n".join(lines) + "\n"
 
@@ -159,50 +166,51 @@ class Sshd:
         if os.geteuid() == 0:
             # Privilege separation needs this folder, which only the system service creates.
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-        self.log_file.unlink(missing_ok=True)
+        self.state.sshd_log.unlink(missing_ok=True)
+        # The marker in sshd's environment reaches its per-connection processes, which re-exec sshd.
+        env = {**without_secrets(dict(os.environ)), MARKER_VARIABLE: str(self.state.root)}
         process = subprocess.Popen(
-            [self.binary, "-D", "-f", str(self.config_file), "-E", str(self.log_file)],
+            [self.binary, "-D", "-f", str(self.state.sshd_config), "-E", str(self.state.sshd_log)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True, env=without_secrets(dict(os.environ)),
+            start_new_session=True, env=env,
         )
-        self._wait_ready(process)
+        try:
+            self._wait_ready(process)
+        except BaseException:
+            process.kill()
+            process.wait()
+            raise
 
     def _wait_ready(self, process: subprocess.Popen) -> None:
+        """Wait until OUR sshd answers: another server on the port would answer too, so the
+        answer counts only once our process wrote its pid file, which sshd does after binding."""
         target = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.listen, self.listen)
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise ServeError(f"sshd stopped at start: {self.last_log_line()}")
-            try:
-                with socket.create_connection((target, self.port), timeout=1) as sock:
-                    if sock.recv(8).startswith(b"SSH-"):
-                        return
-            except OSError:
-                time.sleep(0.05)
-        process.kill()
+            if processes.read_pid(self.state.sshd_pid) == process.pid and _answers(target, self.port):
+                return
+            time.sleep(0.05)
         raise ServeError(f"sshd did not answer on {target}:{self.port} within {READY_TIMEOUT:.0f} s: {self.last_log_line()}")
 
     def last_log_line(self) -> str:
         try:
-            lines = self.log_file.read_text(errors="replace").strip().splitlines()
+            lines = self.state.sshd_log.read_text(errors="replace").strip().splitlines()
         except OSError:
             lines = []
         return lines[-1] if lines else "it wrote no log."
 
     def alive(self) -> bool:
-        pid = processes.read_pid(self.pid_file)
-        return pid is not None and processes.is_ours(pid, str(self.config_file))
+        pid = processes.read_pid(self.state.sshd_pid)
+        return pid is not None and processes.is_ours(pid, str(self.state.sshd_config))
 
     def sessions(self) -> int:
         """Open SSH connections: the listener forks one child per connection."""
-        pid = processes.read_pid(self.pid_file)
+        pid = processes.read_pid(self.state.sshd_pid)
         return len(processes.children(pid)) if pid and self.alive() else 0
 
     def public_host_keys(self) -> list[str]:
-        fields = Path(f"{self.host_key}.pub").read_text().split()
+        fields = Path(f"{self.state.host_key}.pub").read_text().split()
         return [f"{fields[0]} {fields[1]}"]
 
-
-def stop_sshd(state: Path) -> bool:
-    """Stop the sshd of `state` and every session under it; False if none was running."""
-    return processes.stop_tree(state / "sshd.pid", str(state / "sshd_config"))

@@ -6,16 +6,24 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
-from colab_side import runtime
 from colab_side.environment import without_secrets
 
-if TYPE_CHECKING:
-    from colab_side.server import Server
-
 TERMINAL_EVERY = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class View:
+    """What the status line shows about a server, as plain values (the server makes one per round)."""
+
+    tunnel: str
+    where: str
+    sessions: int
+    started: datetime
+    expires: datetime | None
 
 
 def gpu_summary() -> str:
@@ -38,14 +46,12 @@ def _span(delta: timedelta) -> str:
     return f"{minutes // 60}h{minutes % 60:02d}m"
 
 
-def line(server: "Server", now: datetime | None = None) -> str:
+def line(view: View, gpus: str | None = None, now: datetime | None = None) -> str:
+    """The status line; `gpus` and `now` default to asking nvidia-smi and the clock."""
     now = now or datetime.now(timezone.utc)
-    endpoint = server.endpoint
-    where = f"{endpoint.host}:{endpoint.port}" if endpoint else "-"
-    ends = runtime.expires(server.runtime, server.started)
-    left = f", about {_span(ends - now)} left" if ends else ""
-    return (f"rdev: {server.tunnel.name} {where} | {server.sshd.sessions()} SSH session(s) | {gpu_summary()} | "
-            f"up {_span(now - server.started)}{left}")
+    left = f", about {_span(view.expires - now)} left" if view.expires else ""
+    return (f"rdev: {view.tunnel} {view.where} | {view.sessions} SSH session(s) | {gpus or gpu_summary()} | "
+            f"up {_span(now - view.started)}{left}")
 
 
 class Display:

@@ -1,23 +1,22 @@
-"""The supervisor: a background thread that keeps sshd and the tunnel alive.
+"""The supervisor: a loop that keeps sshd and the tunnel alive, in a thread or a background process.
 
 What died is restarted, the first time at once and then with a doubling backoff, so a crash loop
-does not spin. When the tunnel comes back with a new endpoint (a quick tunnel's new name), the
-server publishes a new ticket: printed, and rewritten in the ticket file.
+does not spin. It knows the parts only through callbacks (alive? restart!), so the server decides
+what a restart means: a restarted tunnel publishes a new ticket.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, Callable
+from dataclasses import dataclass
+from typing import Callable
 
 from colab_side.errors import ServeError
 
-if TYPE_CHECKING:
-    from colab_side.server import Server
-
 CHECK_EVERY = 0.5
 MAX_BACKOFF = 30.0
+JOIN_TIMEOUT = 30.0
 
 
 class Backoff:
@@ -38,48 +37,60 @@ class Backoff:
         self.delay, self.next_try = 0.0, 0.0
 
 
+@dataclass(frozen=True)
+class Part:
+    """One thing the supervisor keeps alive."""
+
+    name: str
+    alive: Callable[[], bool]
+    restart: Callable[[], None]
+
+
 class Supervisor:
-    def __init__(self, server: "Server", say: Callable[[str], None]) -> None:
-        self.server = server
+    """Checks the parts every CHECK_EVERY seconds until `stop()` or until `stopped()` says the
+    server was stopped (from any process); then `finish()` ends what a restart brought back meanwhile."""
+
+    def __init__(self, parts: list[Part], *, stopped: Callable[[], bool], finish: Callable[[], None],
+                 say: Callable[[str], None]) -> None:
+        self.parts = parts
+        self.stopped = stopped
+        self.finish = finish
         self.say = say
         self.restarts = 0
         self._halt = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rdev-supervisor", daemon=True)
-        self._backoff = {"sshd": Backoff(), "tunnel": Backoff()}
+        self._thread = threading.Thread(target=self.run, name="rdev-supervisor", daemon=True)
+        self._backoff = {part.name: Backoff() for part in parts}
 
     def start(self) -> None:
+        """Run in a thread of this process."""
         self._thread.start()
 
     def stop(self) -> None:
+        """End the loop and wait for it, so no restart is under way once this returns."""
         self._halt.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=JOIN_TIMEOUT)
 
-    def _run(self) -> None:
-        from colab_side.server import stopped
+    def run(self) -> None:
+        """The loop itself: in the thread, or as the whole work of a background process."""
+        while not self._halt.wait(CHECK_EVERY):
+            if self.stopped():
+                self.finish()
+                return
+            for part in self.parts:
+                if not self._halt.is_set() and not part.alive():
+                    self._restart(part)
 
-        while not self._halt.wait(CHECK_EVERY) and not stopped(self.server.state_dir):
-            if not self.server.sshd.alive():
-                self._restart("sshd", self.server.sshd.start)
-            if not self._halt.is_set() and not self.server.tunnel.alive():
-                self._restart("tunnel", self._restart_tunnel)
-
-    def _restart(self, part: str, action: Callable[[], None]) -> None:
-        backoff = self._backoff[part]
+    def _restart(self, part: Part) -> None:
+        backoff = self._backoff[part.name]
         if not backoff.due():
             return
         try:
-            action()
+            part.restart()
         except (ServeError, OSError) as err:
             backoff.failed()
-            self.say(f"{part} died and could not be restarted ({err}); next try in {backoff.delay:.0f} s.")
+            self.say(f"{part.name} died and could not be restarted ({err}); next try in {backoff.delay:.0f} s.")
             return
         backoff.succeeded()
         self.restarts += 1
-        self.say(f"{part} died and was restarted.")
-
-    def _restart_tunnel(self) -> None:
-        endpoint = self.server.tunnel.start(self.server.sshd.port)
-        if endpoint != self.server.endpoint:
-            self.say("The tunnel's address changed: use the new ticket below.")
-            self.server.publish(endpoint)
+        self.say(f"{part.name} died and was restarted.")

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 from bootstrap import binaries
 from colab_side.environment import without_secrets
-from colab_side.tunnels import Endpoint
+from colab_side.state import StateFolder
+from colab_side.tunnels.base import Endpoint
 from colab_side.tunnels.process import ProcessTunnel
 
 _QUICK_HOST = re.compile(r"https://([a-z0-9-]+\.trycloudflare\.com)")
@@ -22,7 +22,7 @@ class CloudflaredTunnel(ProcessTunnel):
     name = "cloudflared"
     find_binary = staticmethod(binaries.cloudflared)
 
-    def __init__(self, state: Path, binary: str | None = None, hostname: str | None = None,
+    def __init__(self, state: StateFolder, binary: str | None = None, hostname: str | None = None,
                  token: str | None = None) -> None:
         super().__init__(state, binary)
         self.hostname = hostname
@@ -30,7 +30,7 @@ class CloudflaredTunnel(ProcessTunnel):
         self.found_host = hostname
 
     def start(self, local_port: int) -> Endpoint:
-        argv = [self.binary, "tunnel", "--no-autoupdate", "--pidfile", str(self.pid_file)]
+        argv = [self.binary, "tunnel", "--no-autoupdate", "--pidfile", str(self.state.tunnel_pid)]
         env = without_secrets(dict(os.environ))
         if self.token:
             # The token goes through the environment, which `ps` does not show; cloudflared reads TUNNEL_TOKEN.

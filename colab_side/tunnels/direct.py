@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from colab_side.tunnels import Endpoint, Tunnel
+from colab_side.tunnels.base import Endpoint, Tunnel
 
 
 class DirectTunnel(Tunnel):

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from bootstrap import binaries
 from colab_side.environment import without_secrets
 from colab_side.errors import ServeError
-from colab_side.tunnels import Endpoint
+from colab_side.state import StateFolder
+from colab_side.tunnels.base import Endpoint
 from colab_side.tunnels.process import ProcessTunnel
 
 TOKEN_VARIABLE = "NGROK_AUTHTOKEN"
@@ -63,7 +63,7 @@ class NgrokTunnel(ProcessTunnel):
     name = "ngrok"
     find_binary = staticmethod(binaries.ngrok)
 
-    def __init__(self, state: Path, binary: str | None = None, token: str | None = None) -> None:
+    def __init__(self, state: StateFolder, binary: str | None = None, token: str | None = None) -> None:
         super().__init__(state, binary)
         self.token = auth_token(token)
         self.api_url: str | None = None
@@ -71,7 +71,7 @@ class NgrokTunnel(ProcessTunnel):
         self.error: str | None = None
 
     def start(self, local_port: int) -> Endpoint:
-        config = self.state / "ngrok.yml"
+        config = self.state.ngrok_config
         # Our own config file, so a token in the user's ngrok config never overrides the one given here.
         config.write_text('version: "3"\n')
         env = without_secrets(dict(os.environ))
@@ -124,11 +124,11 @@ class NgrokTunnel(ProcessTunnel):
     def _scrub_log(self) -> None:
         """ngrok may repeat a rejected token in its log; keep it out of the state folder."""
         try:
-            text = self.log_file.read_text(errors="replace")
+            text = self.state.tunnel_log.read_text(errors="replace")
         except OSError:
             return
         if self.token in text:
-            self.log_file.write_text(self._scrubbed(text))
+            self.state.tunnel_log.write_text(self._scrubbed(text))
 
 
 def _explain(error: str) -> str:

@@ -12,34 +12,27 @@ import subprocess
 import threading
 import time
 from abc import abstractmethod
-from pathlib import Path
 from typing import Callable
 
 from bootstrap.binaries import BinaryUnavailable
 from colab_side import processes
 from colab_side.errors import ServeError
-from colab_side.tunnels import Tunnel
+from colab_side.state import StateFolder, stop_tunnel
+from colab_side.tunnels.base import Tunnel
 
 START_TIMEOUT = 60.0
 
 
 class ProcessTunnel(Tunnel):
     find_binary: Callable[[str | None], str]  # bootstrap.binaries' finder for this provider
+    has_binary = True
 
-    def __init__(self, state: Path, binary: str | None) -> None:
+    def __init__(self, state: StateFolder, binary: str | None) -> None:
         self.state = state
         self.explicit_binary = binary
         self.binary = ""
         self.process: subprocess.Popen | None = None
         self.lines: collections.deque[str] = collections.deque(maxlen=20)
-
-    @property
-    def pid_file(self) -> Path:
-        return self.state / "tunnel.pid"
-
-    @property
-    def log_file(self) -> Path:
-        return self.state / "tunnel.log"
 
     def prepare(self) -> None:
         """Find (or download) the binary; `serve` runs this while sshd is being set up."""
@@ -61,17 +54,17 @@ class ProcessTunnel(Tunnel):
         """Start `argv` detached and wait until `_ready` says the tunnel is up; else stop it and raise."""
         self.lines.clear()
         up = threading.Event()
-        with open(self.log_file, "w") as log:
+        with open(self.state.tunnel_log, "w") as log:
             self.process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                             start_new_session=True)
-        self.pid_file.write_text(f"{self.process.pid}\n")
+        self.state.tunnel_pid.write_text(f"{self.process.pid}\n")
         threading.Thread(target=self._follow, args=(self.process, up), daemon=True).start()
         if not up.wait(START_TIMEOUT) or self.process.poll() is not None:
             self.stop()
             raise ServeError(self._failure())
 
     def _follow(self, process: subprocess.Popen, up: threading.Event) -> None:
-        with open(self.log_file, errors="replace") as log:
+        with open(self.state.tunnel_log, errors="replace") as log:
             while not up.is_set():
                 line = log.readline()
                 if not line:
@@ -85,15 +78,12 @@ class ProcessTunnel(Tunnel):
         up.set()  # the process ended: wake the waiter, which then sees it has exited
 
     def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        # From the pid file, not self.process: a background supervisor forked from the starting
+        # process cannot wait for (or poll) its parent's children.
+        pid = processes.read_pid(self.state.tunnel_pid)
+        return pid is not None and processes.alive(pid) and processes.is_ours(pid, str(self.state.root))
 
     def stop(self) -> None:
         stop_tunnel(self.state)
         if self.process is not None:
-            self.process.wait(timeout=10)
-
-
-def stop_tunnel(state: Path) -> bool:
-    """Stop the tunnel of `state`, from this process or a later one; False if none was running."""
-    # Both binaries are started with a path inside the state folder on their command line.
-    return processes.stop_tree(state / "tunnel.pid", str(state))
+            self.process.wait(timeout=10)  # reap it, if this process started it

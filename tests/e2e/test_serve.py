@@ -15,6 +15,8 @@ import pytest
 from bootstrap import ticket as tickets
 from colab_side import processes
 from tests.conftest import REPO, run_module
+from tests.e2e.test_runtime_lifecycle import keypair, running
+from tests.e2e.test_supervisor import wait_for
 
 
 def test_interrupt_ends_keep_alive_but_not_the_server(home: Path, rdev) -> None:
@@ -86,3 +88,72 @@ def test_authorized_key_that_is_not_a_public_key_is_refused(home: Path, key: str
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "rdev key" in result.stderr
     assert "b3BlbnNzaC1rZXktdjEA" not in result.stderr
     assert not (home.parent / "server").exists()
+
+
+def serve_command(state: Path, key: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "colab_side", "serve", "--authorized-key", key, "--state-dir", str(state), *args]
+
+
+def test_interrupt_hands_supervision_to_a_background_process(home: Path, cloudflared_standin: Path) -> None:
+    _, key = keypair(home)
+    state = home.parent / "server"
+    serving = subprocess.Popen(serve_command(state, key, "--tunnel", "cloudflared", "--cloudflared", str(cloudflared_standin)),
+                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line, before = "", ""
+        while not line.startswith("rdev1."):
+            before += line
+            line = serving.stdout.readline()
+            assert line, serving.stderr.read()
+        assert "cloudflared binary" in before
+        serving.send_signal(signal.SIGINT)
+        out, err = serving.communicate(timeout=30)
+        assert serving.returncode == 0, err
+        assert "the server goes on" in out and "background" in out and "python -m colab_side stop" in out
+
+        # The command has exited; the supervision it handed over still brings a killed tunnel back.
+        os.kill(processes.read_pid(state / "tunnel.pid"), signal.SIGKILL)
+        assert wait_for(lambda: (state / "ticket").read_text().strip() != line.strip())
+        new_host = tickets.parse((state / "ticket").read_text()).host
+        assert (home.parent / "edge" / new_host).exists(), "the stand-in records each tunnel it keeps open"
+
+        assert run_module("colab_side", "stop", "--state-dir", str(state)).returncode == 0
+        assert running(str(state)) == [], "stop must end the background supervisor too"
+    finally:
+        serving.kill()
+        run_module("colab_side", "stop", "--state-dir", str(state))
+
+
+def test_no_keep_alive_returns_and_the_server_stays_supervised(home: Path) -> None:
+    _, key = keypair(home)
+    state = home.parent / "server"
+    try:
+        # capture_output: the background supervisor must not hold the caller's pipes open.
+        result = subprocess.run(serve_command(state, key, "--no-keep-alive"), cwd=REPO, capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert "background" in result.stdout and "direct binary" not in result.stdout
+        listener = processes.read_pid(state / "sshd.pid")
+        os.kill(listener, signal.SIGKILL)
+        assert wait_for(lambda: processes.read_pid(state / "sshd.pid") not in (None, listener)
+                        and processes.alive(processes.read_pid(state / "sshd.pid") or 0))
+    finally:
+        assert run_module("colab_side", "stop", "--state-dir", str(state)).returncode == 0
+    assert running(str(state)) == []
+
+
+def test_port_answered_by_another_ssh_server_is_refused(home: Path) -> None:
+    _, key = keypair(home)
+    other, state = home.parent / "other", home.parent / "server"
+    try:
+        first = run_module(*serve_command(other, key, "--no-keep-alive")[2:])
+        assert first.returncode == 0, first.stderr
+        port = tickets.parse(next(x for x in first.stdout.splitlines() if x.startswith("rdev1."))).port
+        result = run_module(*serve_command(state, key, "--port", str(port), "--no-keep-alive")[2:])
+        assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+        assert str(port) in result.stderr and "--port" in result.stderr
+        assert "rdev1." not in result.stdout
+        assert running(str(state)) == [] and processes.read_pid(state / "sshd.pid") is None
+    finally:
+        run_module("colab_side", "stop", "--state-dir", str(other))
+        run_module("colab_side", "stop", "--state-dir", str(state))

@@ -1,0 +1,131 @@
+"""The runtime's state folder: every file name in it, the `stopped` marker, and `stop`.
+
+One server lives in one state folder: sshd's config, host key, pid file and log, the tunnel's pid
+file and log, the current ticket, and the background supervisor's pid file and log. `stop` works
+from any process, so everything it needs is found through these files and /proc.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from colab_side import processes
+
+# Set in sshd's environment and in every session's: how `stop` finds a session whose listener is gone.
+MARKER_VARIABLE = "RDEV_STATE"
+
+
+def default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "rdev" / "server"
+
+
+@dataclass(frozen=True)
+class StateFolder:
+    """The paths of one server's state folder; `root` is absolute, so it can mark processes."""
+
+    root: Path
+
+    @property
+    def sshd_config(self) -> Path:
+        return self.root / "sshd_config"
+
+    @property
+    def host_key(self) -> Path:
+        return self.root / "ssh_host_ed25519_key"
+
+    @property
+    def sshd_pid(self) -> Path:
+        return self.root / "sshd.pid"
+
+    @property
+    def sshd_log(self) -> Path:
+        return self.root / "sshd.log"
+
+    @property
+    def keys(self) -> Path:
+        return self.root / "keys"
+
+    @property
+    def ticket(self) -> Path:
+        return self.root / "ticket"
+
+    @property
+    def tunnel_pid(self) -> Path:
+        return self.root / "tunnel.pid"
+
+    @property
+    def tunnel_log(self) -> Path:
+        return self.root / "tunnel.log"
+
+    @property
+    def ngrok_config(self) -> Path:
+        return self.root / "ngrok.yml"
+
+    @property
+    def supervisor_pid(self) -> Path:
+        return self.root / "supervisor.pid"
+
+    @property
+    def supervisor_log(self) -> Path:
+        return self.root / "supervisor.log"
+
+    @property
+    def stopped_marker(self) -> Path:
+        return self.root / "stopped"
+
+    @property
+    def marker(self) -> str:
+        """The `RDEV_STATE=...` entry that sshd and its sessions carry in their environment."""
+        return f"{MARKER_VARIABLE}={self.root}"
+
+    def stopped(self) -> bool:
+        """True once `stop` was called for this folder, from this process or another."""
+        return self.stopped_marker.exists()
+
+    def mark_stopped(self) -> None:
+        """Tell every supervisor of this folder, in any process, not to bring the parts back."""
+        if self.root.is_dir():
+            self.stopped_marker.touch()
+
+    def clear_stopped(self) -> None:
+        self.stopped_marker.unlink(missing_ok=True)
+
+
+def state_folder(state_dir: str | os.PathLike | None) -> StateFolder:
+    """The state folder named by --state-dir (absolute), or the default one."""
+    return StateFolder((Path(state_dir) if state_dir else default_state_dir()).absolute())
+
+
+def stop_sshd(state: StateFolder) -> bool:
+    """Stop the sshd listener and every session below it; False if none was running."""
+    return processes.stop_tree(state.sshd_pid, str(state.sshd_config))
+
+
+def stop_tunnel(state: StateFolder) -> bool:
+    """Stop the tunnel, from the process that started it or a later one; False if none was running."""
+    # Both binaries are started with a path inside the state folder on their command line.
+    return processes.stop_tree(state.tunnel_pid, str(state.root))
+
+
+def end_processes(state: StateFolder) -> bool:
+    """End the tunnel, sshd and every session, also those a restarted listener no longer knows."""
+    tunnel_ran = stop_tunnel(state)
+    sshd_ran = stop_sshd(state)
+    sessions = processes.marked(state.marker)
+    processes.terminate([*sessions, *(child for pid in sessions for child in processes.descendants(pid))])
+    return tunnel_ran or sshd_ran or bool(sessions)
+
+
+def stop(state_dir: str | os.PathLike | None = None) -> bool:
+    """Stop the server of `state_dir`, its background supervisor and every session; False if none ran."""
+    state = state_folder(state_dir)
+    state.mark_stopped()
+    supervisor = processes.read_recorded(state.supervisor_pid)
+    if supervisor is not None:
+        # Its children too: a part it was restarting may not have written its pid file yet.
+        processes.terminate([supervisor, *processes.descendants(supervisor)])
+    state.supervisor_pid.unlink(missing_ok=True)
+    return end_processes(state) or supervisor is not None
