@@ -61,8 +61,9 @@ def serving(home: Path, rdev: Callable, monkeypatch: pytest.MonkeyPatch) -> Iter
         monkeypatch.setenv("PATH", path)
         lines: list[str] = []
         try:
-            servers.append(colab_side.serve(tunnel="direct", authorized_keys=[key], state_dir=home.parent / f"srv-{name}",
-                                            keep_alive=False, out=lines.append))
+            servers.append(colab_side.serve(tunnel="direct", authorized_keys=[key],
+                                            state_dir=home.parent / f"srv-{name}", keep_alive=False,
+                                            out=lines.append))
         finally:
             monkeypatch.setenv("PATH", plain_path)
         result = rdev("connect", name, "--ticket", servers[-1].ticket, "--no-open")
