@@ -64,8 +64,10 @@ def watch(process: subprocess.Popen, uid: int) -> tuple[list[str], set[str]]:
             return leaks, seen
 
 
-def test_password_stays_out_of_argv_and_environment_as_an_ordinary_user(account: pwd.struct_passwd,
-                                                                         host: PasswordHost) -> None:
+# `host` first, so that it is torn down last: the account's shared connection, which holds a session
+# of the host's user, ends before that user is removed.
+def test_password_stays_out_of_argv_and_environment_as_an_ordinary_user(host: PasswordHost,
+                                                                         account: pwd.struct_passwd) -> None:
     if not os.access("/usr/bin/python3", os.X_OK) or not rdev_works_as(account):
         pytest.skip("the system's Python cannot run this venv's packages")
     added = subprocess.run(as_user(account, "add", "lab", "--host", "127.0.0.1", "--port", str(host.port),
