@@ -9,8 +9,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import partial
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, TypeVar
 
@@ -203,7 +203,11 @@ def serve(
         raise
     # From here on the server runs supervised: an interrupt ends waiting, never the server, and
     # `running(state_dir)` finds the server for a caller that was interrupted before serve returned.
-    server.publish(server.endpoint)
+    try:
+        server.publish(server.endpoint)
+    except Exception:
+        server.stop()  # no ticket written, no use
+        raise
     if keep_alive:
         try:
             server.wait()

@@ -117,9 +117,9 @@ class Sshd:
         # sshd reads authorized keys with the target user's privileges, so that user must own them.
         account = pwd.getpwnam(self.user)
         ensure_private_dir(self.state.keys)
-        atomic_write(self.state.keys / "authorized_keys", "".join(k.strip() + "\n" for k in self.authorized_keys).encode())
+        atomic_write(self.state.authorized_keys, "".join(k.strip() + "\n" for k in self.authorized_keys).encode())
         if os.geteuid() == 0 and account.pw_uid != 0:
-            for path in (self.state.keys, self.state.keys / "authorized_keys"):
+            for path in (self.state.keys, self.state.authorized_keys):
                 os.chown(path, account.pw_uid, account.pw_gid)
             # The user must pass through the state folder to reach its keys, but not list or read it.
             os.chmod(self.state.root, 0o711)
@@ -131,7 +131,7 @@ class Sshd:
 
     def render_config(self) -> str:
         root_login = "yes" if self.password_login else "prohibit-password"
-        keys_path = _quoted(self.state.keys / "authorized_keys").replace("%", "%%")
+        keys_path = _quoted(self.state.authorized_keys).replace("%", "%%")
         lines = [
             "# Written by rdev: a private sshd for one user; the system's sshd is not touched.",
             f"Port {self.port}",

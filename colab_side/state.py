@@ -49,6 +49,10 @@ class StateFolder:
         return self.root / "keys"
 
     @property
+    def authorized_keys(self) -> Path:
+        return self.keys / "authorized_keys"
+
+    @property
     def ticket(self) -> Path:
         return self.root / "ticket"
 

@@ -4,6 +4,7 @@ shape of colab_side's imports: no module imports one that (directly or not) impo
 from __future__ import annotations
 
 import ast
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -15,11 +16,11 @@ PACKAGE = Path(__file__).resolve().parent.parent / "colab_side"
 
 
 def test_every_file_name_of_the_state_folder_comes_from_one_module(tmp_path: Path) -> None:
-    """The names other tests and `stop` rely on; each lies directly in the folder."""
+    """The names other tests and `stop` rely on, all inside the folder."""
     folder = state.StateFolder(tmp_path)
     names = {
         folder.sshd_config: "sshd_config", folder.host_key: "ssh_host_ed25519_key", folder.sshd_pid: "sshd.pid",
-        folder.sshd_log: "sshd.log", folder.keys: "keys", folder.ticket: "ticket", folder.tunnel_pid: "tunnel.pid",
+        folder.sshd_log: "sshd.log", folder.keys: "keys", folder.authorized_keys: "keys/authorized_keys", folder.ticket: "ticket", folder.tunnel_pid: "tunnel.pid",
         folder.tunnel_log: "tunnel.log", folder.ngrok_config: "ngrok.yml", folder.supervisor_pid: "supervisor.pid",
         folder.supervisor_log: "supervisor.log", folder.stopped_marker: "stopped",
     }
@@ -117,3 +118,32 @@ def test_supervisor_and_status_do_not_import_the_server() -> None:
 def test_cycle_finder_finds_a_cycle() -> None:
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_supervisor_restarts_through_callbacks_and_finishes_once_stopped() -> None:
+    """The supervisor knows its parts only as callbacks; once `stopped()` says so it calls `finish` and ends."""
+    from colab_side.supervisor import Part, Supervisor
+
+    up, restarts, finished, stop_now = [False], [], [], [False]
+
+    def restart() -> None:
+        restarts.append(1)
+        up[0] = True
+
+    supervisor = Supervisor([Part("thing", lambda: up[0], restart)], stopped=lambda: stop_now[0],
+                            finish=lambda: finished.append(1), say=lambda _: None)
+    supervisor.start()
+    assert _within(10, lambda: restarts == [1])
+    stop_now[0] = True
+    assert _within(10, lambda: finished == [1])
+    supervisor.stop()
+    assert restarts == [1] and finished == [1]
+
+
+def _within(seconds: float, condition) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True

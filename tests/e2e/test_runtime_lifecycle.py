@@ -24,6 +24,13 @@ def running(marker: str) -> list[int]:
             if marker.encode() in read_or_empty(p) and processes.alive(int(p.parent.name))]
 
 
+def sleeping(seconds: str) -> list[int]:
+    """The processes running exactly `sleep SECONDS` (the client's command line holds the same words)."""
+    wanted = f"sleep\0{seconds}\0".encode()
+    return [int(p.parent.name) for p in Path("/proc").glob("[0-9]*/cmdline")
+            if read_or_empty(p) == wanted and processes.alive(int(p.parent.name))]
+
+
 def supervisor_threads() -> int:
     return sum(1 for thread in threading.enumerate() if thread.name == "rdev-supervisor" and thread.is_alive())
 
@@ -88,8 +95,8 @@ def test_stop_ends_a_session_older_than_the_listener(home: Path) -> None:
                                    "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
                                    "127.0.0.1", f"exec sleep {marker}"],
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        assert wait_for(lambda: len(running(f"sleep {marker}")) == 1)
-        session = running(f"sleep {marker}")[0]
+        assert wait_for(lambda: len(sleeping(marker)) == 1)
+        session = sleeping(marker)[0]
 
         listener = processes.read_pid(state / "sshd.pid")
         os.kill(listener, signal.SIGKILL)
