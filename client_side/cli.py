@@ -121,11 +121,13 @@ def gpus(
     names: Optional[list[str]] = typer.Argument(None, metavar="[NAME...]", help="hosts to ask (default: all)",
                                                 autocompletion=_host_names),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    timeout: float = typer.Option(8.0, "--timeout", metavar="SECONDS",
+                                  help="wait at most this long in all; hosts that have not answered are named"),
 ) -> None:
     """Which GPUs on each host look free, and the CUDA_VISIBLE_DEVICES to use; all hosts at once."""
     from client_side import gpus as gpu_listing
 
-    _say(gpu_listing.report(names or [], as_json))
+    _say(gpu_listing.report(names or [], as_json, timeout=timeout))
 
 
 @app.command("list")

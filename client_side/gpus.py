@@ -17,8 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
-from client_side import probe, registry
-from client_side.inputs import name as checked_name
+from client_side import inputs, probe, registry
 
 # The whole report waits this long at most: one silent host must not hold up the table.
 REPORT_TIMEOUT = 8.0
@@ -67,7 +66,7 @@ class HostGpus:
 def report(names: list[str], as_json: bool, timeout: float = REPORT_TIMEOUT) -> str:
     """The GPUs of the hosts `names` (all hosts if none), as a table or JSON, within `timeout` seconds."""
     entries = registry.load()
-    chosen = list(dict.fromkeys(checked_name(n) for n in names)) or sorted(entries)
+    chosen = list(dict.fromkeys(inputs.name(n) for n in names)) or sorted(entries)
     unknown = [n for n in chosen if n not in entries]
     if unknown:
         raise registry.unknown_host(unknown[0])

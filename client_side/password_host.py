@@ -58,9 +58,8 @@ class _Login:
         if _key_works(self.entry.name, self.hint):
             return
         password, typed = _password(self.entry, self.password_stdin)
-        public_key = keys.public_key()
         try:
-            remote.install_key(self.entry, password, public_key, self.pinned, self.hint)
+            self._install(password)
         except remote.PasswordRefused:
             if typed:
                 raise
@@ -70,10 +69,14 @@ class _Login:
                 raise
             self.say(f"The kept password for {self.entry.name} was refused.")
             password, typed = _read_password(self.entry, False), True
-            remote.install_key(self.entry, password, public_key, self.pinned, self.hint)
+            self._install(password)
         if typed:
             _keep(self.entry.name, password, self.say)
         self.say(f"{self.entry.name}: rdev's key is installed; the password is not needed from now on.")
+
+    def _install(self, password: str) -> None:
+        remote.install_key(self.entry, password=password, public_key=keys.public_key(), pinned=self.pinned,
+                           hint=self.hint)
 
 
 def prepare(entry: HostEntry, *, password_stdin: bool, accept_new_host_key: bool,
@@ -111,7 +114,7 @@ def set_password(name: str, *, from_stdin: bool, delete: bool, say: Callable[[st
     pinned = known_hosts.pinned(name)
     if not pinned:
         raise RdevError(f"{name}'s host key is not pinned yet", f"run 'rdev connect {name}' first.")
-    remote.check_password(entry, password, pinned[0], hint)
+    remote.check_password(entry, password=password, pinned=pinned[0], hint=hint)
     passwords.store(name, password)
     say(f"The password of {name} works and is kept in the system keyring.")
 

@@ -5,11 +5,9 @@ home and on an authorized_keys that already holds other keys and lacks its last 
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
-import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import pytest
 
@@ -25,27 +23,6 @@ OTHER_KEYS = (b"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVpTxB3vKp4n0E5cDn2OF0t0F0n
               b'from="10.0.0.0/8" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKt1c3QgYW5vdGhlciBrZXkgZm9yIHRlc3RzIG9ubHk= ci')
 
 
-def running_as(uid: int) -> bool:
-    """Whether any process runs as `uid`."""
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            if proc.stat().st_uid == uid:
-                return True
-        except OSError:
-            pass  # it ended meanwhile
-    return False
-
-
-@pytest.fixture
-def lab(host: PasswordHost) -> Iterator[PasswordHost]:
-    """The password host; afterwards, wait for its sshd sessions to end, or removing its user fails."""
-    yield host
-    uid = pwd.getpwnam(host.user).pw_uid
-    deadline = time.monotonic() + 10
-    while running_as(uid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-
-
 def install_twice(host: PasswordHost, public_key: str) -> None:
     """Log in with the password and install `public_key`, twice, as two `rdev connect` runs would."""
     entry = HostEntry(name="lab", host="127.0.0.1", port=host.port, user=host.user, login=True)
@@ -59,22 +36,22 @@ def assert_private(ssh_dir: Path) -> None:
     assert (ssh_dir / "authorized_keys").stat().st_mode & 0o777 == 0o600
 
 
-def test_installed_once_in_an_empty_home(lab: PasswordHost, rdev: Callable) -> None:
+def test_installed_once_in_an_empty_home(host: PasswordHost, rdev: Callable) -> None:
     public_key = rdev("key").stdout.strip()
-    install_twice(lab, public_key)
-    assert (lab.home / ".ssh" / "authorized_keys").read_bytes() == public_key.encode() + b"\n"
-    assert_private(lab.home / ".ssh")
+    install_twice(host, public_key)
+    assert (host.home / ".ssh" / "authorized_keys").read_bytes() == public_key.encode() + b"\n"
+    assert_private(host.home / ".ssh")
 
 
-def test_installed_once_after_other_keys_without_a_last_newline(lab: PasswordHost, rdev: Callable) -> None:
-    ssh_dir = lab.home / ".ssh"
+def test_installed_once_after_other_keys_without_a_last_newline(host: PasswordHost, rdev: Callable) -> None:
+    ssh_dir = host.home / ".ssh"
     ssh_dir.mkdir(mode=0o755)
     (ssh_dir / "authorized_keys").write_bytes(OTHER_KEYS)
     (ssh_dir / "authorized_keys").chmod(0o644)
     for path in (ssh_dir, ssh_dir / "authorized_keys"):
-        shutil.chown(path, lab.user, lab.user)
+        shutil.chown(path, host.user, host.user)
     public_key = rdev("key").stdout.strip()
-    install_twice(lab, public_key)
+    install_twice(host, public_key)
     # The other keys stay byte for byte; rdev's goes on a line of its own, once.
     assert (ssh_dir / "authorized_keys").read_bytes() == OTHER_KEYS + b"\n" + public_key.encode() + b"\n"
     assert_private(ssh_dir)

@@ -85,7 +85,13 @@ def host(home: Path) -> Iterator[PasswordHost]:
     server.start()
     yield server
     server.stop()
-    subprocess.run(["userdel", "--remove", user], capture_output=True)
+    # The user's sessions (a master connection's among them) outlive the listener; userdel refuses a
+    # user with processes, so end them first.
+    subprocess.run(["pkill", "-KILL", "-u", user], capture_output=True)
+    for _ in range(100):
+        if subprocess.run(["userdel", "--remove", user], capture_output=True).returncode == 0:
+            break
+        time.sleep(0.05)
 
 
 @pytest.fixture
