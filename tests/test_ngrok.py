@@ -16,6 +16,7 @@ from types import ModuleType
 import pytest
 
 from colab_side.errors import ServeError
+from colab_side.state import StateFolder
 from colab_side.tunnels import make_tunnel
 from colab_side.tunnels import ngrok
 from colab_side.tunnels.ngrok import TOKEN_VARIABLE, _FAILURES, _explain, auth_token
@@ -178,14 +179,14 @@ def test_ngrok_with_hostname_is_refused(tmp_path: Path, monkeypatch: pytest.Monk
     if variable:
         monkeypatch.setenv(TOKEN_VARIABLE, variable)
     with pytest.raises(ServeError, match="hostname") as caught:
-        make_tunnel("ngrok", listen="127.0.0.1", state=tmp_path, hostname="x.example.com", token=argument)
+        make_tunnel("ngrok", listen="127.0.0.1", state=StateFolder(tmp_path), hostname="x.example.com", token=argument)
     assert caught.value.exit_code == 2
 
 
 def test_make_tunnel_ngrok_takes_the_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without a hostname, make_tunnel gives an ngrok tunnel holding the token, and no binary is looked up yet."""
     monkeypatch.setenv(TOKEN_VARIABLE, "tok-from-env")
-    tunnel = make_tunnel("ngrok", listen="127.0.0.1", state=tmp_path, binary="/opt/ngrok")
+    tunnel = make_tunnel("ngrok", listen="127.0.0.1", state=StateFolder(tmp_path), binary="/opt/ngrok")
     assert isinstance(tunnel, ngrok.NgrokTunnel)
     assert tunnel.token == "tok-from-env" and tunnel.explicit_binary == "/opt/ngrok" and tunnel.binary == ""
 
@@ -193,5 +194,5 @@ def test_make_tunnel_ngrok_takes_the_token(tmp_path: Path, monkeypatch: pytest.M
 def test_make_tunnel_ngrok_without_token_is_exit_2(tmp_path: Path) -> None:
     """Choosing ngrok with no token anywhere stops before anything starts, as bad input."""
     with pytest.raises(ServeError, match=TOKEN_VARIABLE) as caught:
-        make_tunnel("ngrok", listen="127.0.0.1", state=tmp_path)
+        make_tunnel("ngrok", listen="127.0.0.1", state=StateFolder(tmp_path))
     assert caught.value.exit_code == 2

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bootstrap import cell
 from colab_side import processes
-from colab_side.server import default_state_dir
+from colab_side.state import default_state_dir
 from tests.conftest import REPO, run_module, ssh_through
 from tests.test_cell import PIP_LINE
 

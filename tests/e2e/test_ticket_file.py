@@ -294,3 +294,34 @@ def test_read_ticket_empty_paste_reconnects_as_is(tmp_path: Path, monkeypatch: p
     path = tmp_path / "t"
     path.write_text(OLD.encode())
     assert connecting.read_ticket(None, None, remembered(path), lambda line: None) is None
+
+
+def test_after_a_tunnel_restart_a_plain_connect_needs_no_paste(home: Path, server, cloudflared_standin: Path) -> None:
+    """The runtime's supervisor (in the background once `serve` returned) restarts a dead quick tunnel and
+    writes a newer ticket to the ticket file; a plain `rdev connect colab` with no terminal and nothing
+    piped picks it up, and the master to the old address is gone."""
+    import signal
+
+    from colab_side import processes
+
+    ticket_file = home.parent / "drive" / "ticket"
+    ticket_file.parent.mkdir()
+    first = server("--tunnel", "cloudflared", "--cloudflared", str(cloudflared_standin),
+                   "--ticket-file", str(ticket_file))
+    laptop = ("--no-open", "--cloudflared", str(cloudflared_standin))
+    assert rdev_child("connect", "colab", "--ticket-file", str(ticket_file), *laptop,
+                      stdin=subprocess.DEVNULL).returncode == 0
+    time.sleep(1.1)  # tickets name whole seconds: the next one must be visibly later
+    state = home.parent / "server"
+    os.kill(processes.read_pid(state / "tunnel.pid"), signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while ticket_file.read_text().strip() == first and time.monotonic() < deadline:
+        time.sleep(0.1)
+    second = ticket_file.read_text().strip()
+    assert second != first, "the supervisor published no new ticket"
+
+    result = rdev_child("connect", "colab", "--no-open", stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    assert "newer ticket" in result.stdout and PROMPT not in result.stdout
+    assert listed("colab")["host"] == tickets.parse(second).host
+    assert ssh_through(home, "colab", "echo again").stdout.strip() == "again"
