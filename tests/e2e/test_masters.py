@@ -6,7 +6,9 @@ from __future__ import annotations
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from bootstrap import ticket as tickets
 from tests.conftest import read_or_empty, run_module, ssh_through
@@ -22,35 +24,36 @@ def processes_with(*parts: bytes) -> list[int]:
             if (argv := read_or_empty(p)) and all(part in argv for part in parts)]
 
 
-def test_two_names_on_one_endpoint_keep_their_own_session(home: Path, rdev, server) -> None:
-    ticket = server()
-    assert rdev("connect", "a", "--ticket", ticket, "--no-open").returncode == 0
-    session = subprocess.Popen(["ssh", "-F", str(home / ".ssh" / "config"), "a", "echo started; sleep 60"],
+@contextmanager
+def live_session(home: Path, name: str) -> Iterator[subprocess.Popen]:
+    """An ssh session to `name` through rdev's config, running until the block ends."""
+    session = subprocess.Popen(["ssh", "-F", str(home / ".ssh" / "config"), name, "echo started; sleep 60"],
                                stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
     try:
         assert session.stdout.readline().strip() == "started"
+        yield session
+    finally:
+        session.kill()
+        session.wait()
+
+
+def test_two_names_on_one_endpoint_keep_their_own_session(home: Path, rdev, server) -> None:
+    ticket = server()
+    assert rdev("connect", "a", "--ticket", ticket, "--no-open").returncode == 0
+    with live_session(home, "a") as session:
         assert rdev("connect", "b", "--ticket", ticket, "--no-open").returncode == 0
         assert rdev("remove", "b").returncode == 0
         assert session.poll() is None, "a's live session was cut by b's connect or remove"
         assert master_alive(home, "a")
         assert ssh_through(home, "a", "echo still here").stdout.strip() == "still here"
-    finally:
-        session.kill()
-        session.wait()
 
 
 def test_reconnecting_the_same_ticket_keeps_the_live_session(home: Path, rdev, server) -> None:
     ticket = server()
     assert rdev("connect", "box", "--ticket", ticket, "--no-open").returncode == 0
-    session = subprocess.Popen(["ssh", "-F", str(home / ".ssh" / "config"), "box", "echo started; sleep 60"],
-                               stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
-    try:
-        assert session.stdout.readline().strip() == "started"
+    with live_session(home, "box") as session:
         assert rdev("connect", "box", "--ticket", ticket, "--no-open").returncode == 0
         assert session.poll() is None
-    finally:
-        session.kill()
-        session.wait()
 
 
 def test_ten_concurrent_connects_to_one_runtime_all_succeed(home: Path, rdev, server) -> None:
