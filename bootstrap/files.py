@@ -8,6 +8,7 @@ but is archived, so these few lines stand in for it.
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -25,34 +26,60 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     write_together({path: data}, mode)
 
 
+class NotPutBack(OSError):
+    """A write of several files failed, and some of them could not be put back as they were."""
+
+
 def write_together(changes: dict[Path, bytes], mode: int = 0o600) -> None:
     """Replace several files so that either all change or none does.
 
-    Every new file is written and synced beside its target before the first rename; a rename
-    that fails puts back the files already replaced. An OSError names the target, never a
-    temporary file.
+    Every new file, and a copy of every old one, is written and synced beside its target before
+    the first rename, so a full disk stops the write while nothing has changed yet; a rename that
+    fails puts the old copies back with renames, which need no space. An OSError names the target,
+    never a temporary file; NotPutBack says the files may now disagree.
     """
-    staged: list[tuple[Path, Path]] = []
-    replaced: list[tuple[Path, bytes | None]] = []
+    staged: list[tuple[Path, Path, Path | None]] = []  # (new, target, copy of the old one)
+    replaced: list[tuple[Path, Path | None]] = []
     try:
         for path, data in changes.items():
             target = Path(os.path.realpath(path))
-            staged.append((_staged(target, data, mode), target))
-        for temporary, target in staged:
-            before = target.read_bytes() if target.is_file() else None
-            _named(target, os.replace, temporary, target)
-            replaced.append((target, before))
-    except BaseException:
-        for temporary, _ in staged:
-            temporary.unlink(missing_ok=True)
-        for target, before in reversed(replaced):
-            if before is None:
+            new = _staged(target, data, mode)
+            staged.append((new, target, None))
+            if target.is_file():
+                old = _staged(target, _named(target, target.read_bytes), stat.S_IMODE(target.stat().st_mode))
+                staged[-1] = (new, target, old)
+        for new, target, old in staged:
+            _named(target, os.replace, new, target)
+            replaced.append((target, old))
+    except BaseException as failure:
+        not_back = _put_back(replaced)
+        for new, _, old in staged:
+            for temporary in (new, old):
+                if temporary is not None:
+                    temporary.unlink(missing_ok=True)
+        if not_back and isinstance(failure, OSError):
+            raise NotPutBack(failure.errno, f"{failure.strerror}; {', '.join(not_back)} could not be put back",
+                             failure.filename) from None
+        raise
+    for _, _, old in staged:
+        if old is not None:
+            old.unlink(missing_ok=True)
+    for folder in {target.parent for _, target, _ in staged}:
+        _sync_folder(folder)
+
+
+def _put_back(replaced: list[tuple[Path, Path | None]]) -> list[str]:
+    """Undo the renames done so far, each one tried; the files that could not be put back."""
+    failed = []
+    for target, old in reversed(replaced):
+        try:
+            if old is None:
                 target.unlink(missing_ok=True)
             else:
-                write_together({target: before}, mode)
-        raise
-    for folder in {target.parent for _, target in staged}:
-        _sync_folder(folder)
+                os.replace(old, target)
+        except OSError:
+            failed.append(str(target))
+    return failed
 
 
 def _staged(target: Path, data: bytes, mode: int) -> Path:
@@ -80,9 +107,14 @@ def _named(target: Path, call, *args, **kwargs):
 
 
 def _sync_folder(folder: Path) -> None:
-    if os.name == "posix":
+    """Make the renames durable; every file is already in place, so a failure here changes nothing."""
+    if os.name != "posix":
+        return
+    try:
         dir_fd = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+    except OSError:
+        pass

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bootstrap.files import ensure_private_dir, write_together
+from bootstrap.files import NotPutBack, ensure_private_dir, write_together
 from client_side import known_hosts, paths, registry, sshconfig
 from client_side.errors import RdevError
 from client_side.locking import changing_files
@@ -58,6 +58,9 @@ def _write(changes: dict[Path, bytes]) -> None:
     ensure_private_dir(paths.config_dir())
     try:
         write_together(changes)
+    except NotPutBack as err:
+        raise RdevError(f"Could not write {err.filename} ({err.strerror}), so rdev's files may now disagree",
+                        "fix that, then run the same rdev command again.") from None
     except OSError as err:
         where = err.filename or "rdev's files"
         raise RdevError(f"Could not write {where} ({err.strerror or err}); nothing was changed",

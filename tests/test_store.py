@@ -72,3 +72,24 @@ def test_reaches_differently_sees_options_and_keys(home: Path) -> None:
     assert store.reaches_differently(HostEntry(name="gpu", host="203.0.113.7", port=2223, user="alice"), None)
     other = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDbmHVY9ryHDS1D+DtZ1Yb1XqM6A2A0ueDhlr9itjBqT"
     assert store.reaches_differently(GPU, (other,))
+
+
+def test_a_failed_put_back_is_said_not_hidden(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the registry cannot be replaced and putting the config back fails too, the message does
+    not claim that nothing changed."""
+    store.put(GPU, (KEY,))
+    real_replace = os.replace
+    onto_config = []
+
+    def failing(source: str, target: str) -> None:
+        if Path(target) == paths.rdev_ssh_config():
+            onto_config.append(source)
+            if len(onto_config) > 1:  # the second rename onto the config is the put-back
+                raise OSError(errno.EIO, os.strerror(errno.EIO))
+        elif Path(target) == paths.registry():
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real_replace(source, target)
+    monkeypatch.setattr(files.os, "replace", failing)
+    with pytest.raises(RdevError, match="may now disagree"):
+        store.put(HostEntry(name="other", host="192.0.2.9", port=22, user="u"), (KEY,))
+    assert not [p for p in home.parent.rglob(".*.tmp")]
