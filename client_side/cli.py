@@ -14,7 +14,7 @@ import typer
 # typer below 0.28 (pinned for its start time) vendors click; these are the errors of a bad command line.
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
-from client_side.errors import USAGE, RdevError
+from client_side.errors import USAGE, BadInput, RdevError
 
 app = typer.Typer(
     help="Open VS Code on a remote GPU machine (Colab, Kaggle, lab clusters, school servers) over SSH.",
@@ -127,6 +127,8 @@ def gpus(
     """Which GPUs on each host look free, and the CUDA_VISIBLE_DEVICES to use; all hosts at once."""
     from client_side import gpus as gpu_listing
 
+    if not 0 < timeout <= 600:  # also refuses nan and inf
+        raise BadInput(f"The timeout {timeout} is not a number of seconds from 0 to 600", "give one such as --timeout 8.")
     _say(gpu_listing.report(names or [], as_json, timeout=timeout))
 
 

@@ -8,6 +8,7 @@ file; `store` writes it, together with the config and the registry.
 from __future__ import annotations
 
 from client_side import paths
+from client_side.errors import RdevError
 
 
 def alias(name: str) -> str:
@@ -16,9 +17,12 @@ def alias(name: str) -> str:
 
 def _lines() -> list[str]:
     try:
-        return paths.known_hosts().read_text().splitlines()
+        return paths.known_hosts().read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         return []
+    except UnicodeDecodeError:
+        raise RdevError(f"{paths.known_hosts()} is not text rdev wrote",
+                        "remove it; 'rdev connect NAME' pins each host's key again.") from None
 
 
 def pinned(name: str) -> list[str]:

@@ -16,7 +16,7 @@ from bootstrap import validate
 from client_side import keys, known_hosts, passwords, presets, probe, registry, remote, store
 from client_side.errors import BadInput, RdevError
 from client_side.inputs import checked
-from client_side.locking import changing_files
+from client_side.locking import changing_files, setting_up
 from client_side.pipeline import Prepared
 from client_side.registry import HostEntry
 
@@ -32,9 +32,11 @@ def add(*, name: str, host: str, user: str | None, port: int, jump: str | None, 
                       login=True, jump=checked(validate.jump, jump) if jump else None, preset=preset_name)
     if entry.jump == name:
         raise BadInput(f"{name} cannot be its own jump host", "give another --jump.")
-    with changing_files():
+    with setting_up(name), changing_files():
         before = registry.load().get(name)
         moved = before is not None and (before.host, before.port, before.user) != (entry.host, entry.port, entry.user)
+        if store.reaches_differently(entry, None):
+            probe.close_master(name)  # a master on the old route would answer for the new one
         # Another machine or account: its key and password are not these.
         store.put(entry, () if moved else None)
     if moved:

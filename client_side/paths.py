@@ -18,7 +18,8 @@ from client_side.errors import BadInput
 def home() -> Path:
     """The user's home folder, which must exist: rdev never creates a home of its own making."""
     found = Path.home()
-    if not found.is_dir():
+    # Python takes an empty HOME for "/", which is nobody's home to write .ssh into.
+    if os.environ.get("HOME") == "" or not found.is_dir():
         raise BadInput(f"The home folder {found} does not exist",
                        "set HOME to your home folder (or unset it) and run again.")
     return found

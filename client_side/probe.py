@@ -65,9 +65,9 @@ def explain(name: str, stderr: str) -> str:
 
 
 def try_login(name: str, hint: str = "Check the network and the server.") -> subprocess.CompletedProcess:
-    """Log in to `name` in batch mode (never a prompt) and print the remote home folder (`pwd` right
-    after login); a hang becomes one sentence ending in `hint`."""
-    argv = ssh_argv(name, "-o", "BatchMode=yes", "-o", "ConnectTimeout=20") + ["pwd"]
+    """Log in to `name` in batch mode (never a prompt) and print the remote home folder (from $HOME: a
+    login script may have changed folder); a hang becomes one sentence ending in `hint`."""
+    argv = ssh_argv(name, "-o", "BatchMode=yes", "-o", "ConnectTimeout=20") + ["printf '%s\\n' \"$HOME\""]
     try:
         return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=PROBE_TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -88,4 +88,9 @@ def check(name: str) -> str:
 def close_master(name: str) -> None:
     """End `name`'s shared connection (and its ProxyCommand), so the next ssh uses the config and keys
     as they are now."""
-    subprocess.run(ssh_argv(name, "-O", "exit"), stdin=subprocess.DEVNULL, capture_output=True, timeout=PROBE_TIMEOUT)
+    try:
+        subprocess.run(ssh_argv(name, "-O", "exit"), stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=PROBE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise RdevError(f"The shared connection to {name} did not close within {PROBE_TIMEOUT} s",
+                        f"end it with 'ssh -O exit {name}' (or kill its 'ssh: ... [mux]' process) and run again.") from None

@@ -12,8 +12,10 @@ def remove(name: str) -> str:
     if name not in registry.load() and not sshconfig.has_entry(name):
         raise registry.unknown_host(name)
     with setting_up(name):
-        # Close the shared connection while the config still says where its socket is.
-        probe.close_master(name)
+        # Close the shared connection while the config still says where its socket is (without rdev's
+        # block, a socket of that name would be the user's own).
+        if sshconfig.has_entry(name):
+            probe.close_master(name)
         removed = store.drop(name)
     notes: list[str] = []
     with changing_files():

@@ -81,6 +81,10 @@ def host_options(entry: HostEntry) -> dict[str, str]:
         "ForwardAgent": "no",
         "ServerAliveInterval": "15",
         "ServerAliveCountMax": "4",
+        # A user's `Host *` RemoteCommand would stop every connection with a command (the probe, VS
+        # Code's), and UpdateHostKeys would let ssh write keys into rdev's known_hosts behind its back.
+        "RemoteCommand": "none",
+        "UpdateHostKeys": "no",
     }
     # The first of ProxyCommand and ProxyJump obtained wins over the other, so one line says how
     # the host is reached, and `ProxyCommand none` keeps a user's `Host *` proxy away.
@@ -125,6 +129,9 @@ def _load() -> sshconf.SshConfigFile:
         return sshconf.read_ssh_config_file(str(paths.rdev_ssh_config()))
     except FileNotFoundError:
         return sshconf.SshConfigFile([HEADER])
+    except UnicodeDecodeError:
+        raise RdevError(f"{paths.rdev_ssh_config()} is not text rdev wrote",
+                        "remove it; 'rdev connect NAME' writes it again for each host.") from None
 
 
 def with_entry(entry: HostEntry) -> bytes:
@@ -145,10 +152,25 @@ def without_entry(name: str) -> bytes | None:
     return _render(conf)
 
 
-def written_options(name: str) -> dict[str, str] | None:
-    """The options of `name`'s block as the file holds them now; None if it has no block."""
-    conf = _load()
-    return {key.lower(): value for key, value in conf.host(name).items()} if name in conf.hosts() else None
+def block(entry: HostEntry) -> str:
+    """The text of `entry`'s block as rdev writes it."""
+    conf = sshconf.SshConfigFile([])
+    conf.add(entry.name, **host_options(entry))
+    return conf.config().strip()
+
+
+def written_block(name: str) -> str | None:
+    """The text of `name`'s block as rdev's file holds it now (None: no block). Read as text, not
+    through sshconf, which cuts a value at `#` (a home such as /home/c#d)."""
+    try:
+        lines = paths.rdev_ssh_config().read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return None
+    starts = [i for i, line in enumerate(lines) if line.split() == ["Host", name]]
+    if not starts:
+        return None
+    end = next((i for i in range(starts[0] + 1, len(lines)) if lines[i].startswith("Host ")), len(lines))
+    return "\n".join(lines[starts[0]:end]).strip()
 
 
 def has_entry(name: str) -> bool:
@@ -172,6 +194,8 @@ def include_changes() -> dict[Path, bytes]:
     """What putting the Include line first in `~/.ssh/config` writes (nothing when it is there): the
     file with the two lines prepended, every other byte as it was, and the first time a backup."""
     check_user_config()
+    if include_state() == "first":  # also a bare Include the user wrote, or a read-only file that has it
+        return {}
     target = paths.user_ssh_config()
     try:
         original = target.read_bytes()

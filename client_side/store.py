@@ -46,12 +46,14 @@ def drop(name: str) -> HostEntry | None:
 
 
 def reaches_differently(entry: HostEntry, host_keys: tuple[str, ...] | None) -> bool:
-    """True when writing `entry` would change how ssh reaches it (its options or its pinned keys),
-    so that a master connection opened before would now answer for the wrong server."""
-    written = sshconfig.written_options(entry.name)
-    wanted = {key.lower(): value for key, value in sshconfig.host_options(entry).items()}
+    """True when writing `entry` would change how ssh reaches a host rdev already wrote (its options or
+    its pinned keys), so that a master connection opened before would answer for the wrong server.
+    A name rdev has not written has no master of rdev's: a socket of that name would be the user's."""
+    written = sshconfig.written_block(entry.name)
+    if written is None:
+        return False
     keys_change = host_keys is not None and sorted(host_keys) != sorted(known_hosts.pinned(entry.name))
-    return written != wanted or keys_change
+    return written != sshconfig.block(entry) or keys_change
 
 
 def _write(changes: dict[Path, bytes]) -> None:

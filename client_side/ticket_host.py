@@ -7,6 +7,8 @@ host's remembered ticket file when that holds a newer ticket, or a paste at the 
 
 from __future__ import annotations
 
+import os
+import select
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +20,9 @@ from client_side import registry
 from client_side.errors import BadInput, RdevError, split
 from client_side.pipeline import Prepared
 from client_side.registry import HostEntry
+
+PIPE_WAIT = 0.5  # how long piped stdin may take to show its first bytes
+PASTE_WAIT = 0.2  # how long the rest of a multi-line paste may take to arrive
 
 
 def prepare(name: str, *, ticket_text: str | None, ticket_file: str | None, remembered: HostEntry | None,
@@ -47,7 +52,7 @@ def read_ticket(value: str | None, ticket_file: str | None = None, remembered: H
     if ticket_file:
         return _parsed(_read_ticket_file(ticket_file))
     if not sys.stdin.isatty():
-        piped = _bounded(sys.stdin, "standard input")
+        piped = _piped()
         if piped.strip():
             return _parsed(piped)
     newer, why_not = _newer_remembered(remembered)
@@ -60,14 +65,47 @@ def read_ticket(value: str | None, ticket_file: str | None = None, remembered: H
         raise BadInput("No ticket was given", "pass --ticket (the line the notebook printed), --ticket-file, or pipe "
                        "the ticket in.")
     if remembered is None:
-        return _parsed(input("Paste the ticket line the notebook printed: "))
+        return _parsed(_pasted("Paste the ticket line the notebook printed: "))
     if sys.stdin.isatty():
-        pasted = input(f"Paste the ticket line the notebook printed (Enter: reconnect to the server of "
-                       f"{remembered.started}): ")
+        pasted = _pasted(f"Paste the ticket line the notebook printed (Enter: reconnect to the server of "
+                         f"{remembered.started}): ")
         if pasted.strip():
             return _parsed(pasted)
     say(f"No new ticket: reconnecting {remembered.name} as it is (server of {remembered.started}).")
     return None
+
+
+def _pasted(prompt: str) -> str:
+    """What the user pastes at the prompt. A paste of the whole cell output comes as several lines:
+    read up to the first ticket line, then whatever else the paste brought (a newer ticket may
+    follow), so that none of it is left for the shell to run once rdev exits."""
+    lines = [input(prompt)]
+    while lines[-1].strip() and not lines[-1].lstrip().startswith("rdev"):
+        lines.append(input())
+    while _arriving(PASTE_WAIT):
+        line = sys.stdin.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+    return "\n".join(lines)
+
+
+def _piped() -> str:
+    """What is piped in on stdin, if it comes at once: a pipe that nobody writes to (an IDE's task
+    runner, `sleep 30 | rdev ...`) is not waited on."""
+    return _bounded(sys.stdin, "standard input") if _arriving(PIPE_WAIT, unknown=True) else ""
+
+
+def _arriving(seconds: float, unknown: bool = False) -> bool:
+    """True if stdin has something to read within `seconds`; `unknown` where that cannot be told
+    (no file descriptor, or Windows, whose select takes sockets only)."""
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):
+        return unknown
+    if os.name == "nt":
+        return unknown
+    return bool(select.select([fd], [], [], seconds)[0])
 
 
 def _parsed(text: str) -> tickets.Ticket:
@@ -115,8 +153,10 @@ def _newer_remembered(entry: HostEntry | None) -> tuple[tickets.Ticket | None, s
 
 
 def _cloudflared(explicit: str | None, remembered: HostEntry | None) -> str:
-    """--cloudflared, else the one this host used before (if it is still there), else the usual search."""
-    if explicit is None and remembered and remembered.cloudflared and Path(remembered.cloudflared).is_file():
+    """--cloudflared, else RDEV_CLOUDFLARED, else the one this host used before (if it is still there),
+    else the usual search."""
+    if (explicit is None and not os.environ.get("RDEV_CLOUDFLARED") and remembered and remembered.cloudflared
+            and Path(remembered.cloudflared).is_file()):
         explicit = remembered.cloudflared
     try:
         return binaries.cloudflared(explicit)

@@ -71,6 +71,8 @@ def block(entry: HostEntry, home: Path, multiplexing: bool = True) -> str:
             f"  ForwardAgent no\n"
             f"  ServerAliveInterval 15\n"
             f"  ServerAliveCountMax 4\n"
+            f"  RemoteCommand none\n"
+            f"  UpdateHostKeys no\n"
             f"  ProxyCommand none\n")
     if multiplexing:
         text += (f"  ControlMaster auto\n"
@@ -533,6 +535,7 @@ def test_a_long_name_gets_a_short_socket_that_fits(home: Path) -> None:
 
 
 USER_PROXIES = (b"Host * !bastion\n  ProxyJump bastion\n  ControlMaster no\n  ControlPath /tmp/theirs-%C\n"
+                b"  RemoteCommand tmux new -A -s main\n  UpdateHostKeys yes\n"
                 b"Host gpu colab jumped\n  ProxyCommand nc -X connect %h %p\n")
 
 
@@ -551,6 +554,7 @@ def test_user_proxies_and_masters_do_not_reach_rdev_hosts(home: Path, entry: Hos
     assert {key: options[key] for key in ("proxycommand", "proxyjump") if key in options} == proxy
     assert options["controlpath"] == [str(paths.control_dir() / entry.name)]
     assert options["controlmaster"] == ["auto"]
+    assert "remotecommand" not in options and options["updatehostkeys"] == ["false"]
     # The user's own hosts keep their proxy.
     assert ssh_g("elsewhere", paths.user_ssh_config())["proxyjump"] == ["bastion"]
 
@@ -613,3 +617,21 @@ def test_user_config_linked_to_a_non_file_is_refused_and_nothing_written(home: P
     assert caught.value.exit_code == 2
     assert paths.user_ssh_config().is_symlink() and os.readlink(paths.user_ssh_config()) == target
     assert not paths.rdev_ssh_config().exists() and not paths.registry().exists()
+
+
+def test_a_bare_include_of_the_users_own_is_not_doubled(home: Path) -> None:
+    """A user who wrote rdev's Include first themselves (or whose config is read-only with it) is left alone."""
+    paths.ssh_dir().mkdir(mode=0o700)
+    original = f"Include {paths.rdev_ssh_config()}\nHost foo\n  User bob\n".encode()
+    paths.user_ssh_config().write_bytes(original)
+    write(GPU)
+    assert paths.user_ssh_config().read_bytes() == original
+    assert not paths.user_ssh_config_backup().exists()
+    assert ssh_g("gpu", paths.user_ssh_config())["hostkeyalias"] == ["rdev-gpu"]
+
+
+def test_a_non_text_rdev_config_is_one_sentence(home: Path) -> None:
+    write(GPU)
+    paths.rdev_ssh_config().write_bytes(b"Host gpu\n  User \xff\xfe\n")
+    with pytest.raises(RdevError, match="not text rdev wrote"):
+        write(COLAB)

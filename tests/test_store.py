@@ -65,7 +65,7 @@ def test_a_file_that_cannot_be_replaced_puts_back_the_others(home: Path) -> None
 
 
 def test_reaches_differently_sees_options_and_keys(home: Path) -> None:
-    assert store.reaches_differently(GPU, None)  # not written yet
+    assert not store.reaches_differently(GPU, None)  # not written yet: no master of rdev's to close
     store.put(GPU, (KEY,))
     assert not store.reaches_differently(GPU, (KEY,))
     assert not store.reaches_differently(GPU, None)
@@ -93,3 +93,13 @@ def test_a_failed_put_back_is_said_not_hidden(home: Path, monkeypatch: pytest.Mo
     with pytest.raises(RdevError, match="may now disagree"):
         store.put(HostEntry(name="other", host="192.0.2.9", port=22, user="u"), (KEY,))
     assert not [p for p in home.parent.rglob(".*.tmp")]
+
+
+def test_a_hash_in_the_home_path_is_no_change(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """sshconf cuts a value at `#`; the written block is compared as text, so a reconnect of the same
+    host in such a home does not look like a move (which would cut its live session)."""
+    odd = home.parent / "c#d"
+    odd.mkdir()
+    monkeypatch.setenv("HOME", str(odd))
+    store.put(GPU, (KEY,))
+    assert not store.reaches_differently(GPU, (KEY,))

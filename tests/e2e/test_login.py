@@ -251,3 +251,16 @@ def test_the_editor_opens_the_real_home_folder(home: Path, rdev, host: PasswordH
                   env={**os.environ, "RDEV_EDITOR": str(editor)})
     assert result.returncode == 0, result.stderr
     assert editor_calls(record)[-1]["argv"] == ["--remote", "ssh-remote+lab", f"{host.home}{opened}"]
+
+
+def test_re_adding_a_host_elsewhere_closes_its_old_master(home: Path, rdev, host: PasswordHost) -> None:
+    """`rdev add` that moves a host (here to a port where nothing listens) ends the master to the old
+    place: the next connect must not 'work' through a connection to the wrong server."""
+    add(rdev, host)
+    assert rdev("connect", "lab", "--password-stdin", "--no-open", input=PASSWORD + "\n").returncode == 0
+    assert ssh_through(home, "-O", "check", "lab").returncode == 0
+    result = rdev("add", "lab", "--host", "127.0.0.1", "--port", str(free_port()), "--user", host.user)
+    assert result.returncode == 0, result.stderr
+    assert ssh_through(home, "-O", "check", "lab").returncode != 0
+    moved = rdev("connect", "lab", "--no-open")
+    assert moved.returncode == 1 and "Cannot reach lab" in moved.stderr

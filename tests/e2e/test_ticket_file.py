@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import pty
+import select
 import subprocess
 import sys
 import time
@@ -325,3 +326,24 @@ def test_after_a_tunnel_restart_a_plain_connect_needs_no_paste(home: Path, serve
     assert "newer ticket" in result.stdout and PROMPT not in result.stdout
     assert listed("colab")["host"] == tickets.parse(second).host
     assert ssh_through(home, "colab", "echo again").stdout.strip() == "again"
+
+
+def test_a_pasted_cell_output_takes_the_newest_and_leaves_the_shell_nothing(home: Path, server) -> None:
+    """The whole cell output pasted at the prompt: an older ticket first, the newer one after it. rdev
+    reads the whole paste, so it connects with the newer one, and no pasted line is left in the
+    terminal for the shell to run afterwards."""
+    newer = server()
+    older = dataclasses.replace(tickets.parse(newer), port=1, started="2020-01-01T00:00:00Z").encode()
+    paste = (f"sshd for root on 127.0.0.1:1, reached direct. On your laptop run: rdev connect NAME --ticket ...\n"
+             f"{older}\nThe tunnel's address changed: use the new ticket below.\n{newer}\necho left-for-the-shell\n")
+    master, slave = pty.openpty()
+    try:
+        os.write(master, paste.encode())
+        result = rdev_child("connect", "colab", "--no-open", stdin=slave)
+        assert result.returncode == 0, result.stderr
+        assert ssh_port(home, "colab") == tickets.parse(newer).port
+        leftover = select.select([slave], [], [], 0.2)[0]
+        assert not leftover, os.read(slave, 4096)
+    finally:
+        os.close(slave)
+        os.close(master)
