@@ -17,11 +17,13 @@ from client_side.errors import BadInput
 
 def home() -> Path:
     """The user's home folder, which must exist: rdev never creates a home of its own making."""
-    found = Path.home()
+    fix = "set HOME to your home folder (or unset it) and run again."
     # Python takes an empty HOME for "/", which is nobody's home to write .ssh into.
-    if os.environ.get("HOME") == "" or not found.is_dir():
-        raise BadInput(f"The home folder {found} does not exist",
-                       "set HOME to your home folder (or unset it) and run again.")
+    if os.environ.get("HOME") == "":
+        raise BadInput("HOME is set but empty", fix)
+    found = Path.home()
+    if not found.is_dir():
+        raise BadInput(f"The home folder {found} does not exist", fix)
     return found
 
 

@@ -191,3 +191,21 @@ def test_a_paste_with_several_tickets_takes_the_newest(home: Path, rdev) -> None
     result = rdev("connect", "box", "--ticket", "-", "--no-open", input=cell_output)
     assert result.returncode == 1 and "Cannot reach box" in result.stderr
     assert json.loads(rdev("list", "--json").stdout)[0]["port"] == 2299
+
+
+def test_an_empty_home_is_refused(home: Path, rdev) -> None:
+    result = rdev("key", env={**os.environ, "HOME": ""})
+    assert result.returncode == 2 and "HOME is set but empty" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "601"])
+def test_gpus_timeout_out_of_range_is_bad_input(home: Path, rdev, value: str) -> None:
+    result = rdev("gpus", "--timeout", value)
+    assert result.returncode == 2 and "timeout" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_damaged_known_hosts_is_one_sentence(home: Path, rdev) -> None:
+    assert rdev("add", "gpu", "--host", "10.0.0.1").returncode == 0
+    (home / ".ssh" / "rdev" / "known_hosts").write_bytes(b"rdev-gpu \xff\xfe\n")
+    result = rdev("remove", "gpu")
+    assert result.returncode == 1 and "not text rdev wrote" in result.stderr and "Traceback" not in result.stderr
