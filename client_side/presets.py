@@ -71,6 +71,6 @@ def hint(preset: Preset | None) -> str:
 def get(name: str) -> Preset:
     found = load()
     if name not in found:
-        raise BadInput(f"There is no preset {name!r}: choose one of {', '.join(sorted(found))}, "
+        raise BadInput(f"There is no preset {name!r}", f"choose one of {', '.join(sorted(found))}, "
                        f"or add it to {paths.user_presets()}.")
     return found[name]
