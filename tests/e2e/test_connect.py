@@ -129,3 +129,22 @@ def test_server_stop_leaves_no_process(home: Path, rdev, server) -> None:
     assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     assert not [p for p in remote_sleep if read_or_empty(p)], "a session outlived stop"
     assert not (state / "sshd.pid").exists()
+
+
+def test_a_failed_write_leaves_every_file_as_it_was(home: Path, rdev, server) -> None:
+    """known_hosts cannot be written (a link into a folder that is gone): rdev names that file, exits 1,
+    and its SSH config and host list stay as they were (no half-written host), no temporary file left."""
+    from tests.conftest import snapshot
+
+    ticket = server()
+    assert rdev("connect", "first", "--ticket", ticket, "--no-open").returncode == 0
+    known = home / ".ssh" / "rdev" / "known_hosts"
+    known.unlink()
+    known.symlink_to(home.parent / "gone" / "known_hosts")
+    before = snapshot(home.parent)
+    result = rdev("connect", "second", "--ticket", ticket, "--no-open")
+    assert result.returncode == 1, result.stderr
+    assert str(home.parent / "gone" / "known_hosts") in result.stderr and "nothing was changed" in result.stderr
+    assert ".tmp" not in result.stderr and "Traceback" not in result.stderr
+    after = {path: data for path, data in snapshot(home.parent).items() if "/locks/" not in path}
+    assert after == before  # only the empty lock file of the setup that failed is new
