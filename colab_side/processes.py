@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 import time
 from pathlib import Path
+
+_ESTABLISHED = "01"
 
 
 def read_pid(pid_file: Path) -> int | None:
@@ -58,6 +61,55 @@ def marked(entry: str) -> list[int]:
         except OSError:
             continue  # ended meanwhile, or another user's
     return found
+
+
+def connected(address: str, port: int, commands: tuple[str, ...]) -> list[int]:
+    """Processes named one of `commands` (their /proc comm) that hold an accepted TCP connection on `address`:`port`.
+
+    sshd's per-connection processes overwrite their command line and environment (setproctitle), so
+    once the listener that forked them is gone, the socket they hold is what still names them.
+    """
+    inodes = {inode for local, inode in _established() if local[1] == port and _same_address(local[0], address)}
+    found = []
+    for fd in Path("/proc").glob("[0-9]*/fd/*"):
+        try:
+            link = os.readlink(fd)
+            if link.startswith("socket:[") and int(link[8:-1]) in inodes:
+                pid = int(fd.parent.parent.name)
+                if pid not in found and (fd.parent.parent / "comm").read_text().strip() in commands:
+                    found.append(pid)
+        except (OSError, ValueError):
+            continue  # ended meanwhile, or another user's
+    return found
+
+
+def _established() -> list[tuple[tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int], int]]:
+    """((local address, local port), socket inode) of every established TCP connection."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) > 9 and fields[3] == _ESTABLISHED:
+                host, port = fields[1].split(":")
+                # The kernel prints the address as 32-bit words in host (little-endian) order.
+                raw = b"".join(bytes.fromhex(host[i:i + 8])[::-1] for i in range(0, len(host), 8))
+                found.append(((ipaddress.ip_address(raw), int(port, 16)), int(fields[9])))
+    return found
+
+
+def _same_address(local: ipaddress.IPv4Address | ipaddress.IPv6Address, listen: str) -> bool:
+    """Whether a connection accepted on `local` came in through a listener bound to `listen`."""
+    if listen in ("0.0.0.0", "::"):
+        return True
+    try:
+        wanted = ipaddress.ip_address(listen)
+    except ValueError:
+        return True  # a name: the port and the command still narrow it down
+    return wanted in (local, getattr(local, "ipv4_mapped", None))
 
 
 def _children_map() -> dict[int, list[int]]:

@@ -15,6 +15,8 @@ from colab_side import processes
 
 # Set in sshd's environment and in every session's: how `stop` finds a session whose listener is gone.
 MARKER_VARIABLE = "RDEV_STATE"
+# What sshd's per-connection processes are called: OpenSSH 9.8 split them out as sshd-session.
+SSHD_COMMANDS = ("sshd", "sshd-session")
 
 
 def default_state_dir() -> Path:
@@ -114,11 +116,27 @@ def stop_tunnel(state: StateFolder) -> bool:
     return processes.stop_tree(state.tunnel_pid, str(state.root))
 
 
+def served_address(state: StateFolder) -> tuple[str, int] | None:
+    """The address and port in sshd's config: where its connections were accepted."""
+    try:
+        lines = [line.split() for line in state.sshd_config.read_text().splitlines()]
+    except OSError:
+        return None
+    values = {words[0]: words[1] for words in lines if len(words) == 2}
+    if not values.get("Port", "").isdigit() or "ListenAddress" not in values:
+        return None
+    return values["ListenAddress"], int(values["Port"])
+
+
 def end_processes(state: StateFolder) -> bool:
     """End the tunnel, sshd and every session, also those a restarted listener no longer knows."""
     tunnel_ran = stop_tunnel(state)
     sshd_ran = stop_sshd(state)
-    sessions = processes.marked(state.marker)
+    served = served_address(state)
+    # A connection without a command (ssh -N, a ControlMaster) is only found by its socket; a
+    # session's commands, which may have left the connection's tree, by the marker.
+    connections = processes.connected(*served, commands=SSHD_COMMANDS) if served else []
+    sessions = [*connections, *processes.marked(state.marker)]
     processes.terminate([*sessions, *(child for pid in sessions for child in processes.descendants(pid))])
     return tunnel_ran or sshd_ran or bool(sessions)
 

@@ -1,0 +1,50 @@
+"""`stop` ends everything of its server and nothing else: connections without a command that outlived
+their listener, but not the processes of another server started from inside a session."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from bootstrap import ticket as tickets
+from colab_side import processes
+from tests.conftest import run_module
+from tests.e2e.test_runtime_lifecycle import keypair
+from tests.e2e.test_supervisor import wait_for
+
+
+def serve_cli(state: Path, key: str, *args: str, env: dict | None = None) -> str:
+    result = run_module("colab_side", "serve", "--authorized-key", key, "--state-dir", str(state), "--no-keep-alive",
+                        *args, env=env)
+    assert result.returncode == 0, result.stderr
+    return next(line for line in result.stdout.splitlines() if line.startswith("rdev1."))
+
+
+def ssh_args(private: Path, port: int, control: Path) -> list[str]:
+    return ["ssh", "-F", "none", "-i", str(private), "-p", str(port), "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", f"ControlPath={control}"]
+
+
+def test_stop_ends_a_master_connection_older_than_the_listener(home: Path) -> None:
+    private, key = keypair(home)
+    state = home.parent / "server"
+    control = home.parent / "ctl"
+    port = tickets.parse(serve_cli(state, key)).port
+    try:
+        opened = subprocess.run([*ssh_args(private, port, control), "-o", "ControlMaster=auto",
+                                 "-o", "ControlPersist=60", "127.0.0.1", "true"],
+                                stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+        assert opened.returncode == 0, opened.stderr
+        listener = processes.read_pid(state / "sshd.pid")
+        os.kill(listener, signal.SIGKILL)
+        assert wait_for(lambda: processes.read_pid(state / "sshd.pid") not in (None, listener))
+
+        assert run_module("colab_side", "stop", "--state-dir", str(state)).stdout.strip() == "Stopped."
+        reused = subprocess.run([*ssh_args(private, port, control), "127.0.0.1", "echo hi"],
+                                stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+        assert reused.stdout.strip() != "hi"
+    finally:
+        subprocess.run([*ssh_args(private, port, control), "-O", "exit", "127.0.0.1"], capture_output=True, timeout=30)
+        run_module("colab_side", "stop", "--state-dir", str(state))
