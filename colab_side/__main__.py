@@ -76,8 +76,8 @@ def _serve(args: argparse.Namespace) -> int:
             print("rdev: interrupted; nothing was left running.", file=sys.stderr)
             return 130
         server, lead = found, "Stopped waiting; the server"
-    if server.state.stopped():
-        return 0
+    if server.state.stopped() or not server.current():
+        return 0  # stopped, or taken over by a later serve: nothing of ours is left to supervise
     pid = server.detach()
     stop_command = "python -m colab_side stop" + (f" --state-dir {shlex.quote(str(server.state.root))}" if args.state_dir else "")
     _say(f"{lead} goes on, supervised by a background process (pid {pid}, log {server.state.supervisor_log}). "

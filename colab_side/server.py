@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pwd
 import subprocess
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -23,7 +24,7 @@ from colab_side.errors import ServeError
 from colab_side.sshd import Sshd, ensure_sshd, free_port, port_taken
 from colab_side.state import StateFolder, default_state_dir, end_processes, state_folder
 from colab_side.state import stop as stop_folder
-from colab_side.supervisor import Part, Supervisor
+from colab_side.supervisor import CHECK_EVERY, Part, Supervisor
 from colab_side.tunnels import Endpoint, Tunnel, make_tunnel
 
 __all__ = ["Server", "default_state_dir", "running", "serve", "stop"]  # default_state_dir: callers read it from here too
@@ -34,6 +35,7 @@ KEEP_ALIVE_EVERY = 5.0
 _NOTED: set[str] = set()
 # The servers this process runs, by state folder: serving a folder again replaces its server wholly.
 _LIVE: dict[Path, "Server"] = {}
+_LIVE_LOCK = threading.Lock()
 
 
 @dataclass
@@ -47,14 +49,15 @@ class Server:
     runtime: str
     ticket_file: Path | None
     out: Callable[[str], None]
+    token: str  # this serve's claim on the state folder (StateFolder.claim)
     ticket: str = ""
     endpoint: Endpoint | None = None
     started: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     supervisor: Supervisor | None = None
 
-    @property
-    def state_dir(self) -> Path:
-        return self.state.root
+    def current(self) -> bool:
+        """False once a later serve (in any process) took the state folder over."""
+        return self.state.owned_by(self.token)
 
     def publish(self, endpoint: Endpoint) -> str:
         """Make the ticket for `endpoint`, write it to the state folder and ticket file, and print it.
@@ -79,17 +82,26 @@ class Server:
     def wait(self) -> None:
         """Keep the caller busy with a live status until the server is stopped, from here or elsewhere."""
         display = status.Display(self.out)
-        while not self.state.stopped():
-            view = self._view()
-            display.show(status.line(view), f"{view.where} {view.sessions}")
-            time.sleep(KEEP_ALIVE_EVERY)
-        self.out("The server was stopped.")
+        shown = 0.0
+        while not self.state.stopped() and self.current():
+            if time.monotonic() - shown >= KEEP_ALIVE_EVERY:
+                view = self._view()
+                display.show(status.line(view), f"{view.where} {view.sessions}")
+                shown = time.monotonic()
+            time.sleep(CHECK_EVERY)
+        self.out("The server was stopped." if self.current() else "A later serve of this state folder replaced this server.")
 
     def stop(self) -> bool:
         """Stop the supervisor, sshd, the tunnel and every session; False if this server no longer ran."""
-        if _LIVE.get(self.state.root) is not self:
-            return False  # stopped already, or replaced by a later serve of the same folder
-        del _LIVE[self.state.root]
+        with _LIVE_LOCK:
+            if _LIVE.get(self.state.root) is not self:
+                return False  # stopped already, or replaced by a later serve of the same folder in this process
+            del _LIVE[self.state.root]
+        if not self.current():
+            # A serve in another process took the folder over: what runs there is its server, not ours.
+            if self.supervisor:
+                self.supervisor.stop()
+            return False
         # The marker first, so the supervisor restarts nothing more; ending the parts also ends a
         # restart under way, so the join below is short.
         ran = stop_folder(self.state.root)
@@ -109,7 +121,8 @@ class Server:
 
     def _supervisor(self) -> Supervisor:
         parts = [Part("sshd", self.sshd.alive, self.sshd.start), Part("tunnel", self.tunnel.alive, self._restart_tunnel)]
-        return Supervisor(parts, stopped=self.state.stopped, finish=partial(end_processes, self.state), say=self.out)
+        return Supervisor(parts, stopped=self.state.stopped, replaced=lambda: not self.current(),
+                          finish=partial(end_processes, self.state), say=self.out)
 
     def _restart_tunnel(self) -> None:
         endpoint = self.tunnel.start(self.sshd.port)
@@ -173,6 +186,7 @@ def serve(
         raise ServeError(f"Port {port} on {listen} is already in use (another SSH server may answer there): "
                          "pick another --port, or leave it out to get a free one.")
     ensure_private_dir(folder.root)
+    token = folder.claim()
     folder.clear_stopped()
     # Installing sshd and fetching the tunnel binary are the slow steps: do them at the same time.
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -188,8 +202,9 @@ def serve(
             _set_password(account.pw_name, password)
         sshd.prepare()
     server = Server(state=folder, sshd=sshd, tunnel=provider, workdir=workdir, runtime=kind,
-                    ticket_file=Path(ticket_file) if ticket_file else None, out=out)
-    _LIVE[folder.root] = server
+                    ticket_file=Path(ticket_file) if ticket_file else None, out=out, token=token)
+    with _LIVE_LOCK:
+        _LIVE[folder.root] = server
     try:
         with _timed("sshd start", timings):
             sshd.start()

@@ -8,9 +8,11 @@ from any process, so everything it needs is found through these files and /proc.
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from bootstrap.files import atomic_write
 from colab_side import processes
 
 # Set in sshd's environment and in every session's: how `stop` finds a session whose listener is gone.
@@ -83,6 +85,10 @@ class StateFolder:
         return self.root / "stopped"
 
     @property
+    def owner(self) -> Path:
+        return self.root / "owner"
+
+    @property
     def marker(self) -> str:
         """The `RDEV_STATE=...` entry that sshd and its sessions carry in their environment."""
         return f"{MARKER_VARIABLE}={self.root}"
@@ -98,6 +104,19 @@ class StateFolder:
 
     def clear_stopped(self) -> None:
         self.stopped_marker.unlink(missing_ok=True)
+
+    def claim(self) -> str:
+        """Make a new serve the folder's owner and return its token: every supervisor, wait loop and
+        handle of an earlier serve (in any process) sees that it no longer owns the folder and ends."""
+        token = uuid.uuid4().hex
+        atomic_write(self.owner, f"{token}\n".encode(), mode=0o600)
+        return token
+
+    def owned_by(self, token: str) -> bool:
+        try:
+            return self.owner.read_text().strip() == token
+        except OSError:
+            return False
 
 
 def state_folder(state_dir: str | os.PathLike | None) -> StateFolder:

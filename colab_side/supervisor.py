@@ -47,16 +47,17 @@ class Part:
 
 
 class Supervisor:
-    """Checks the parts every CHECK_EVERY seconds until `stop()` or until `stopped()` says the
-    server was stopped (from any process); then `finish()` ends what a restart brought back meanwhile."""
+    """Checks the parts every CHECK_EVERY seconds until `stop()`, until `replaced()` says a later serve
+    owns the state folder (its parts are no longer ours to touch), or until `stopped()` says the server
+    was stopped (from any process); then `finish()` ends what a restart brought back meanwhile."""
 
-    def __init__(self, parts: list[Part], *, stopped: Callable[[], bool], finish: Callable[[], None],
-                 say: Callable[[str], None]) -> None:
+    def __init__(self, parts: list[Part], *, stopped: Callable[[], bool], replaced: Callable[[], bool],
+                 finish: Callable[[], None], say: Callable[[str], None]) -> None:
         self.parts = parts
         self.stopped = stopped
+        self.replaced = replaced
         self.finish = finish
         self.say = say
-        self.restarts = 0
         self._halt = threading.Event()
         self._thread = threading.Thread(target=self.run, name="rdev-supervisor", daemon=True)
         self._backoff = {part.name: Backoff() for part in parts}
@@ -74,12 +75,23 @@ class Supervisor:
     def run(self) -> None:
         """The loop itself: in the thread, or as the whole work of a background process."""
         while not self._halt.wait(CHECK_EVERY):
-            if self.stopped():
-                self.finish()
-                return
             for part in self.parts:
-                if not self._halt.is_set() and not part.alive():
+                # Asked before every part: a stop or a new serve may come while a part restarts.
+                if self._ended():
+                    return
+                if not part.alive():
                     self._restart(part)
+
+    def _ended(self) -> bool:
+        if self._halt.is_set():
+            return True
+        if self.replaced():
+            self.say("A later serve of this state folder took over; this supervisor ends.")
+            return True
+        if self.stopped():
+            self.finish()
+            return True
+        return False
 
     def _restart(self, part: Part) -> None:
         backoff = self._backoff[part.name]
@@ -92,5 +104,4 @@ class Supervisor:
             self.say(f"{part.name} died and could not be restarted ({err}); next try in {backoff.delay:.0f} s.")
             return
         backoff.succeeded()
-        self.restarts += 1
         self.say(f"{part.name} died and was restarted.")

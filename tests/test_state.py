@@ -131,7 +131,7 @@ def test_supervisor_restarts_through_callbacks_and_finishes_once_stopped() -> No
         up[0] = True
 
     supervisor = Supervisor([Part("thing", lambda: up[0], restart)], stopped=lambda: stop_now[0],
-                            finish=lambda: finished.append(1), say=lambda _: None)
+                            replaced=lambda: False, finish=lambda: finished.append(1), say=lambda _: None)
     supervisor.start()
     assert _within(10, lambda: restarts == [1])
     stop_now[0] = True
