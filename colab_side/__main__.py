@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import signal
 import sys
 
 from bootstrap.validate import InvalidValue
@@ -58,10 +59,25 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+# Ctrl-C, a closed terminal or SSH window (SIGHUP) and a plain `kill` all end the waiting, never the server.
+_ENDING_SIGNALS = (signal.SIGINT, signal.SIGHUP, signal.SIGTERM)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _hold(signum: int, frame: object) -> None:
+    """Ignore a signal while supervision is handed over; a Python handler, not SIG_IGN, so the
+    programs the supervisor starts later get the default again."""
+
+
 def _serve(args: argparse.Namespace) -> int:
     """Serve, wait in the foreground if asked, and when waiting ends but the server goes on, hand its
     supervision to a background process: this process, and its supervisor thread, are about to end."""
     lead = "The server"
+    for signum in _ENDING_SIGNALS[1:]:
+        signal.signal(signum, _interrupt)
     try:
         server = serve(tunnel=args.tunnel, authorized_keys=args.authorized_key, user=args.user, listen=args.listen,
                        port=args.port, workdir=args.workdir, ticket_file=args.ticket_file, state_dir=args.state_dir,
@@ -76,6 +92,9 @@ def _serve(args: argparse.Namespace) -> int:
             print("rdev: interrupted; nothing was left running.", file=sys.stderr)
             return 130
         server, lead = found, "Stopped waiting; the server"
+    # A second Ctrl-C during the hand-off must not leave the server without a supervisor.
+    for signum in _ENDING_SIGNALS:
+        signal.signal(signum, _hold)
     if server.state.stopped() or not server.current():
         return 0  # stopped, or taken over by a later serve: nothing of ours is left to supervise
     pid = server.detach()
@@ -86,7 +105,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _say(line: str) -> None:
-    print(line, flush=True)
+    try:
+        print(line, flush=True)
+    except OSError:
+        pass  # the terminal is gone (SIGHUP); the ticket is in the state folder all the same
 
 
 if __name__ == "__main__":

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import re
 
+# Set in sshd's environment and in every session's: how `stop` finds a session whose listener is gone.
+# sshd alone gets it (its own server's); any other child would be taken for a session of the server
+# whose session started this process, and ended by that server's `stop`.
+MARKER_VARIABLE = "RDEV_STATE"
+
 # Variables that describe the serving process itself, its terminal or its login: sshd sets
 # its own (USER, HOME, SSH_*), the client sends TERM, and a copied PWD, SHLVL or TMUX would lie
 # to the session. Notebook kernels' plumbing (JPY_*, MPLBACKEND pointing at the inline backend,
@@ -30,8 +35,9 @@ def looks_secret(name: str) -> bool:
 
 
 def without_secrets(environ: dict[str, str]) -> dict[str, str]:
-    """The environment for a child process that needs none of the serving process's secrets."""
-    return {key: value for key, value in environ.items() if not looks_secret(key)}
+    """The environment for a child process that needs none of the serving process's secrets (nor
+    the state marker of a session this process may run in)."""
+    return {key: value for key, value in environ.items() if not looks_secret(key) and key != MARKER_VARIABLE}
 
 
 def session_environment(environ: dict[str, str]) -> dict[str, str]:

@@ -19,7 +19,7 @@ def read_pid(pid_file: Path) -> int | None:
 
 
 def is_ours(pid: int, marker: str) -> bool:
-    """True if `pid` runs and its command line names `marker` (our state folder), so a reused pid is never killed."""
+    """True if `pid` runs and its command line (arguments joined by spaces) holds `marker`, so a reused pid is never killed."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
@@ -27,7 +27,7 @@ def is_ours(pid: int, marker: str) -> bool:
     return marker in cmdline
 
 
-def _start_time(pid: int) -> str | None:
+def start_time(pid: int) -> str | None:
     """When `pid` started (field 22 of /proc/PID/stat): with the pid, it names one process for good."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
@@ -37,7 +37,7 @@ def _start_time(pid: int) -> str | None:
 
 def record(pid_file: Path, pid: int) -> None:
     """Write `pid` with its start time, for a process whose command line need not name anything of ours."""
-    pid_file.write_text(f"{pid} {_start_time(pid)}\n")
+    pid_file.write_text(f"{pid} {start_time(pid)}\n")
 
 
 def read_recorded(pid_file: Path) -> int | None:
@@ -46,7 +46,7 @@ def read_recorded(pid_file: Path) -> int | None:
         pid, started = pid_file.read_text().split()
     except (OSError, ValueError):
         return None
-    return int(pid) if pid.isdigit() and _start_time(int(pid)) == started and alive(int(pid)) else None
+    return int(pid) if pid.isdigit() and start_time(int(pid)) == started and alive(int(pid)) else None
 
 
 def marked(entry: str) -> list[int]:
@@ -171,13 +171,3 @@ def terminate(pids: list[int], timeout: float = 5.0) -> None:
             time.sleep(0.05)
         if not any(alive(pid) for pid in pids):
             return
-
-
-def stop_tree(pid_file: Path, marker: str) -> bool:
-    """End the process named in `pid_file` and everything below it; False if it was not running."""
-    pid = read_pid(pid_file)
-    running = pid is not None and is_ours(pid, marker)
-    if running:
-        terminate([pid, *descendants(pid)])
-    pid_file.unlink(missing_ok=True)
-    return running

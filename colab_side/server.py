@@ -113,8 +113,10 @@ class Server:
     def detach(self) -> int:
         """Hand supervision from this process's thread to a background process, for a command line
         that is about to exit; return that process's pid (`stop` ends it)."""
-        if self.supervisor:
-            self.supervisor.stop()  # joined: fork with this thread only
+        if self.supervisor and not self.supervisor.stop():
+            # Never fork beside a running thread: a lock it holds would stay locked in the child.
+            raise ServeError("The supervisor did not stop in time to hand over; the server runs unsupervised: "
+                             f"stop it with 'python -m colab_side stop --state-dir {self.state.root}' and serve again.")
         self.supervisor = None
         return background.detach(self._supervisor().run, pid_file=self.state.supervisor_pid,
                                  log_file=self.state.supervisor_log)
@@ -124,8 +126,8 @@ class Server:
         return Supervisor(parts, stopped=self.state.stopped, replaced=lambda: not self.current(),
                           finish=partial(end_processes, self.state), say=self.out)
 
-    def _restart_tunnel(self) -> None:
-        endpoint = self.tunnel.start(self.sshd.port)
+    def _restart_tunnel(self, halt: threading.Event) -> None:
+        endpoint = self.tunnel.start(self.sshd.port, halt)
         if endpoint != self.endpoint:
             self.out("The tunnel's address changed: use the new ticket below.")
             self.publish(endpoint)

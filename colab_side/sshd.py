@@ -12,15 +12,16 @@ import pwd
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bootstrap.files import atomic_write, ensure_private_dir
 from colab_side import processes
-from colab_side.environment import setenv_lines, without_secrets
+from colab_side.environment import MARKER_VARIABLE, setenv_lines, without_secrets
 from colab_side.errors import ServeError
-from colab_side.state import MARKER_VARIABLE, StateFolder
+from colab_side.state import StateFolder, sshd_running
 
 _SBIN = ("/usr/sbin/sshd", "/usr/local/sbin/sshd", "/sbin/sshd")
 _APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
@@ -161,8 +162,9 @@ class Sshd:
         ]
         return "\n".join(lines) + "\n"
 
-    def start(self) -> None:
-        """Start sshd in the foreground mode of its own session, so it outlives this process."""
+    def start(self, halt: threading.Event | None = None) -> None:
+        """Start sshd in the foreground mode of its own session, so it outlives this process; give
+        up (and end it) once `halt` is set."""
         if os.geteuid() == 0:
             # Privilege separation needs this folder, which only the system service creates.
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
@@ -175,18 +177,20 @@ class Sshd:
             start_new_session=True, env=env,
         )
         try:
-            self._wait_ready(process)
+            self._wait_ready(process, halt)
         except BaseException:
             process.kill()
             process.wait()
             raise
 
-    def _wait_ready(self, process: subprocess.Popen) -> None:
+    def _wait_ready(self, process: subprocess.Popen, halt: threading.Event | None) -> None:
         """Wait until OUR sshd answers: another server on the port would answer too, so the
         answer counts only once our process wrote its pid file, which sshd does after binding."""
         target = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.listen, self.listen)
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
+            if halt is not None and halt.is_set():
+                raise ServeError("sshd's start was interrupted.")
             if process.poll() is not None:
                 raise ServeError(f"sshd stopped at start: {self.last_log_line()}")
             if processes.read_pid(self.state.sshd_pid) == process.pid and _answers(target, self.port):
@@ -202,13 +206,12 @@ class Sshd:
         return lines[-1] if lines else "it wrote no log."
 
     def alive(self) -> bool:
-        pid = processes.read_pid(self.state.sshd_pid)
-        return pid is not None and processes.is_ours(pid, str(self.state.sshd_config))
+        return sshd_running(self.state) is not None
 
     def sessions(self) -> int:
         """Open SSH connections: the listener forks one child per connection."""
-        pid = processes.read_pid(self.state.sshd_pid)
-        return len(processes.children(pid)) if pid and self.alive() else 0
+        pid = sshd_running(self.state)
+        return len(processes.children(pid)) if pid else 0
 
     def public_host_keys(self) -> list[str]:
         fields = Path(f"{self.state.host_key}.pub").read_text().split()

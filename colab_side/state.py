@@ -14,9 +14,7 @@ from pathlib import Path
 
 from bootstrap.files import atomic_write
 from colab_side import processes
-
-# Set in sshd's environment and in every session's: how `stop` finds a session whose listener is gone.
-MARKER_VARIABLE = "RDEV_STATE"
+from colab_side.environment import MARKER_VARIABLE
 # What sshd's per-connection processes are called: OpenSSH 9.8 split them out as sshd-session.
 SSHD_COMMANDS = ("sshd", "sshd-session")
 
@@ -63,6 +61,11 @@ class StateFolder:
     @property
     def tunnel_pid(self) -> Path:
         return self.root / "tunnel.pid"
+
+    @property
+    def tunnel_started(self) -> Path:
+        """When the process in tunnel.pid started: with its pid, it names that process and no later one."""
+        return self.root / "tunnel.started"
 
     @property
     def tunnel_log(self) -> Path:
@@ -121,18 +124,56 @@ class StateFolder:
 
 def state_folder(state_dir: str | os.PathLike | None) -> StateFolder:
     """The state folder named by --state-dir (absolute), or the default one."""
-    return StateFolder((Path(state_dir) if state_dir else default_state_dir()).absolute())
+    # Resolved: /tmp/x/../s and /tmp/s must name the same server, and the same process markers.
+    return StateFolder((Path(state_dir) if state_dir else default_state_dir()).resolve())
+
+
+def sshd_arguments(state: StateFolder) -> str:
+    """What sshd's command line holds, before and after sshd retitles itself: it names our listener."""
+    return f" -f {state.sshd_config} -E {state.sshd_log}"
+
+
+def sshd_running(state: StateFolder) -> int | None:
+    pid = processes.read_pid(state.sshd_pid)
+    return pid if pid is not None and processes.is_ours(pid, sshd_arguments(state)) else None
 
 
 def stop_sshd(state: StateFolder) -> bool:
     """Stop the sshd listener and every session below it; False if none was running."""
-    return processes.stop_tree(state.sshd_pid, str(state.sshd_config))
+    ran = sshd_running(state)
+    if ran is not None:
+        processes.terminate([ran, *processes.descendants(ran)])
+    # sshd removes its pid file when it ends; one naming a live process that is not ours is left
+    # alone: it may be our sshd under a name we failed to recognise, which the file still finds.
+    pid = processes.read_pid(state.sshd_pid)
+    if pid is None or not processes.alive(pid):
+        state.sshd_pid.unlink(missing_ok=True)
+    return ran is not None
+
+
+def record_tunnel(state: StateFolder, pid: int) -> None:
+    state.tunnel_pid.write_text(f"{pid}\n")
+    state.tunnel_started.write_text(f"{processes.start_time(pid)}\n")
+
+
+def tunnel_running(state: StateFolder) -> int | None:
+    """The tunnel's pid, if the very process `record_tunnel` wrote down still runs."""
+    pid = processes.read_pid(state.tunnel_pid)
+    try:
+        started = state.tunnel_started.read_text().strip()
+    except OSError:
+        return None
+    return pid if pid is not None and processes.start_time(pid) == started and processes.alive(pid) else None
 
 
 def stop_tunnel(state: StateFolder) -> bool:
     """Stop the tunnel, from the process that started it or a later one; False if none was running."""
-    # Both binaries are started with a path inside the state folder on their command line.
-    return processes.stop_tree(state.tunnel_pid, str(state.root))
+    pid = tunnel_running(state)
+    if pid is not None:
+        processes.terminate([pid, *processes.descendants(pid)])
+    state.tunnel_pid.unlink(missing_ok=True)
+    state.tunnel_started.unlink(missing_ok=True)
+    return pid is not None
 
 
 def served_address(state: StateFolder) -> tuple[str, int] | None:

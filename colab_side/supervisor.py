@@ -43,7 +43,7 @@ class Part:
 
     name: str
     alive: Callable[[], bool]
-    restart: Callable[[], None]
+    restart: Callable[[threading.Event], None]  # gets the halt event: a restart gives up once it is set
 
 
 class Supervisor:
@@ -66,11 +66,12 @@ class Supervisor:
         """Run in a thread of this process."""
         self._thread.start()
 
-    def stop(self) -> None:
-        """End the loop and wait for it, so no restart is under way once this returns."""
+    def stop(self) -> bool:
+        """End the loop and wait for it (a restart under way gives up); False if it did not end in time."""
         self._halt.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=JOIN_TIMEOUT)
+        return not self._thread.is_alive()
 
     def run(self) -> None:
         """The loop itself: in the thread, or as the whole work of a background process."""
@@ -98,8 +99,10 @@ class Supervisor:
         if not backoff.due():
             return
         try:
-            part.restart()
+            part.restart(self._halt)
         except (ServeError, OSError) as err:
+            if self._halt.is_set():
+                return  # given up because we stop: nothing to report
             backoff.failed()
             self.say(f"{part.name} died and could not be restarted ({err}); next try in {backoff.delay:.0f} s.")
             return

@@ -126,7 +126,7 @@ def test_supervisor_restarts_through_callbacks_and_finishes_once_stopped() -> No
 
     up, restarts, finished, stop_now = [False], [], [], [False]
 
-    def restart() -> None:
+    def restart(halt: object) -> None:
         restarts.append(1)
         up[0] = True
 
@@ -147,3 +147,24 @@ def _within(seconds: float, condition) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+def test_a_folder_named_two_ways_is_one_folder(tmp_path: Path) -> None:
+    (tmp_path / "x").mkdir()
+    assert state.state_folder(tmp_path / "x" / ".." / "s").root == state.state_folder(tmp_path / "s").root
+
+
+def test_a_reused_tunnel_pid_is_not_the_tunnel(tmp_path: Path) -> None:
+    """Another process that names the state folder is not the tunnel, even under the recorded pid."""
+    import subprocess
+
+    folder = state.StateFolder(tmp_path)
+    other = subprocess.Popen(["sleep", "30", str(tmp_path / "tunnel.pid")])
+    try:
+        folder.tunnel_pid.write_text(f"{other.pid}\n")
+        folder.tunnel_started.write_text("1\n")  # the recorded tunnel started long before this process
+        assert state.tunnel_running(folder) is None
+        assert not state.stop_tunnel(folder) and other.poll() is None
+    finally:
+        other.kill()
+        other.wait()

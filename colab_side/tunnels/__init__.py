@@ -1,7 +1,7 @@
 """Tunnel providers: how the laptop reaches the private sshd.
 
 Every provider takes the local sshd port and answers with the public `Endpoint` that goes into
-the ticket. The supervisor only needs `start`, `alive` and `stop`.
+the ticket. The supervisor only needs `start` and `alive`; `stop` (state.py) ends a tunnel from any process.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -24,13 +25,10 @@ class Tunnel(ABC):
         """Slow set-up (finding or downloading a binary) that can run while sshd is installed."""
 
     @abstractmethod
-    def start(self, local_port: int) -> Endpoint:
-        """Expose 127.0.0.1:`local_port` (or the listen address) and return the public endpoint."""
+    def start(self, local_port: int, halt: threading.Event | None = None) -> Endpoint:
+        """Expose 127.0.0.1:`local_port` (or the listen address) and return the public endpoint;
+        give up, leaving nothing running, once `halt` is set (the supervisor is stopping)."""
 
     @abstractmethod
     def alive(self) -> bool:
         """False once the tunnel has died and needs a restart."""
-
-    @abstractmethod
-    def stop(self) -> None:
-        """End the tunnel; safe to call twice."""

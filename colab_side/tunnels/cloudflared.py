@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 
 from bootstrap import binaries
 from colab_side.environment import without_secrets
@@ -29,8 +30,9 @@ class CloudflaredTunnel(ProcessTunnel):
         self.token = token
         self.found_host = hostname
 
-    def start(self, local_port: int) -> Endpoint:
-        argv = [self.binary, "tunnel", "--no-autoupdate", "--pidfile", str(self.state.tunnel_pid)]
+    def start(self, local_port: int, halt: threading.Event | None = None) -> Endpoint:
+        # No --pidfile: rdev records the pid with its start time itself (state.record_tunnel).
+        argv = [self.binary, "tunnel", "--no-autoupdate"]
         env = without_secrets(dict(os.environ))
         if self.token:
             # The token goes through the environment, which `ps` does not show; cloudflared reads TUNNEL_TOKEN.
@@ -39,7 +41,7 @@ class CloudflaredTunnel(ProcessTunnel):
         else:
             argv += ["--url", f"ssh://127.0.0.1:{local_port}"]
         self.found_host = self.hostname  # a restarted quick tunnel gets a new name
-        self._launch(argv, env)
+        self._launch(argv, env, halt)
         return Endpoint("cloudflared", self.found_host, 22)
 
     def _ready(self, line: str) -> bool:

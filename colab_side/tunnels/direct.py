@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 
 from colab_side.tunnels.base import Endpoint, Tunnel
 
@@ -13,7 +14,7 @@ class DirectTunnel(Tunnel):
     def __init__(self, listen: str) -> None:
         self.listen = listen
 
-    def start(self, local_port: int) -> Endpoint:
+    def start(self, local_port: int, halt: threading.Event | None = None) -> Endpoint:
         # Listening on every address says nothing about which one the laptop can reach; the
         # machine's own name is the best guess, and tailnets resolve it.
         host = socket.getfqdn() if self.listen in ("0.0.0.0", "::") else self.listen
@@ -21,6 +22,3 @@ class DirectTunnel(Tunnel):
 
     def alive(self) -> bool:
         return True
-
-    def stop(self) -> None:
-        pass

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from urllib.parse import urlsplit
 
 from bootstrap import binaries
@@ -70,7 +71,7 @@ class NgrokTunnel(ProcessTunnel):
         self.session = False
         self.error: str | None = None
 
-    def start(self, local_port: int) -> Endpoint:
+    def start(self, local_port: int, halt: threading.Event | None = None) -> Endpoint:
         config = self.state.ngrok_config
         # Our own config file, so a token in the user's ngrok config never overrides the one given here.
         config.write_text('version: "3"\n')
@@ -79,7 +80,7 @@ class NgrokTunnel(ProcessTunnel):
         self.api_url, self.session, self.error = None, False, None
         try:
             self._launch([self.binary, "start", "--none", "--log", "stdout", "--log-format", "logfmt",
-                          "--config", str(config)], env)
+                          "--config", str(config)], env, halt)
             return self._open(local_port)
         except ServeError as err:
             self.stop()

@@ -15,9 +15,8 @@ from abc import abstractmethod
 from typing import Callable
 
 from bootstrap.binaries import BinaryUnavailable
-from colab_side import processes
 from colab_side.errors import ServeError
-from colab_side.state import StateFolder, stop_tunnel
+from colab_side.state import StateFolder, record_tunnel, stop_tunnel, tunnel_running
 from colab_side.tunnels.base import Tunnel
 
 START_TIMEOUT = 60.0
@@ -50,18 +49,24 @@ class ProcessTunnel(Tunnel):
         last = " | ".join(list(self.lines)[-3:]) or "it printed nothing"
         return f"{self.name} gave no tunnel within {START_TIMEOUT:.0f} s; its last lines: {last}"
 
-    def _launch(self, argv: list[str], env: dict[str, str]) -> None:
-        """Start `argv` detached and wait until `_ready` says the tunnel is up; else stop it and raise."""
+    def _launch(self, argv: list[str], env: dict[str, str], halt: threading.Event | None) -> None:
+        """Start `argv` detached and wait until `_ready` says the tunnel is up; else (no tunnel in time,
+        or `halt` set) stop it and raise: a half-started tunnel must not count as alive."""
         self.lines.clear()
         up = threading.Event()
         with open(self.state.tunnel_log, "w") as log:
             self.process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                             start_new_session=True)
-        self.state.tunnel_pid.write_text(f"{self.process.pid}\n")
+        record_tunnel(self.state, self.process.pid)
         threading.Thread(target=self._follow, args=(self.process, up), daemon=True).start()
-        if not up.wait(START_TIMEOUT) or self.process.poll() is not None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not up.wait(0.1):
+            if (halt is not None and halt.is_set()) or time.monotonic() > deadline:
+                break
+        if not up.is_set() or self.process.poll() is not None:
             self.stop()
-            raise ServeError(self._failure())
+            raise ServeError("The tunnel's start was interrupted." if halt is not None and halt.is_set()
+                             else self._failure())
 
     def _follow(self, process: subprocess.Popen, up: threading.Event) -> None:
         with open(self.state.tunnel_log, errors="replace") as log:
@@ -78,10 +83,9 @@ class ProcessTunnel(Tunnel):
         up.set()  # the process ended: wake the waiter, which then sees it has exited
 
     def alive(self) -> bool:
-        # From the pid file, not self.process: a background supervisor forked from the starting
+        # From the state folder, not self.process: a background supervisor forked from the starting
         # process cannot wait for (or poll) its parent's children.
-        pid = processes.read_pid(self.state.tunnel_pid)
-        return pid is not None and processes.alive(pid) and processes.is_ours(pid, str(self.state.root))
+        return tunnel_running(self.state) is not None
 
     def stop(self) -> None:
         stop_tunnel(self.state)

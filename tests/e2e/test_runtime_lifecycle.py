@@ -73,7 +73,7 @@ def test_quick_serves_in_one_process_leave_one_server(home: Path, cloudflared_st
                            cloudflared=str(cloudflared_standin), keep_alive=False, out=lambda _: None)
         time.sleep(3)  # several supervisor rounds, in which an earlier supervisor would restart its parts
         assert len(running(str(state / "sshd_config"))) == 1
-        assert len(running(str(state / "tunnel.pid"))) == 1
+        assert len(running(f"{cloudflared_standin.name}.py\0tunnel")) == 1
         assert supervisor_threads() == 1
         assert len(list((home.parent / "edge").glob("*.trycloudflare.com"))) == 1
         assert server.sshd.alive() and server.tunnel.alive()

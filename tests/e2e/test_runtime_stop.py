@@ -48,3 +48,19 @@ def test_stop_ends_a_master_connection_older_than_the_listener(home: Path) -> No
     finally:
         subprocess.run([*ssh_args(private, port, control), "-O", "exit", "127.0.0.1"], capture_output=True, timeout=30)
         run_module("colab_side", "stop", "--state-dir", str(state))
+
+
+def test_stop_of_a_session_leaves_a_server_started_inside_it(home: Path, cloudflared_standin: Path) -> None:
+    """A serve run in an rdev session inherits that server's marker; its supervisor and tunnel must not."""
+    _, key = keypair(home)
+    inside, outer = home.parent / "inner", home.parent / "outer"
+    outer.mkdir()
+    env = {**os.environ, "RDEV_STATE": str(outer)}
+    serve_cli(inside, key, "--tunnel", "cloudflared", "--cloudflared", str(cloudflared_standin), env=env)
+    try:
+        supervisor = processes.read_recorded(inside / "supervisor.pid")
+        tunnel = processes.read_pid(inside / "tunnel.pid")
+        run_module("colab_side", "stop", "--state-dir", str(outer))
+        assert processes.alive(supervisor) and processes.alive(tunnel)
+    finally:
+        run_module("colab_side", "stop", "--state-dir", str(inside))
