@@ -10,7 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, TypeVar
@@ -54,6 +54,7 @@ class Server:
     endpoint: Endpoint | None = None
     started: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     supervisor: Supervisor | None = None
+    published: datetime | None = None  # the last ticket's `started`
 
     def current(self) -> bool:
         """False once a later serve (in any process) took the state folder over."""
@@ -66,10 +67,13 @@ class Server:
         one; `expires` still counts from the server's start, as the runtime's lifetime does.
         """
         ends = runtime.expires(self.runtime, self.started)
+        # Tickets name whole seconds, and the laptop takes only a strictly later one as newer.
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        self.published = max(now, self.published + timedelta(seconds=1)) if self.published else now
         self.endpoint = endpoint
         self.ticket = Ticket(tunnel=endpoint.tunnel, host=endpoint.host, port=endpoint.port, user=self.sshd.user,
                              host_keys=tuple(self.sshd.public_host_keys()), workdir=self.workdir, runtime=self.runtime,
-                             started=utc_timestamp(datetime.now(timezone.utc)),
+                             started=utc_timestamp(self.published),
                              expires=utc_timestamp(ends) if ends else None).encode()
         _write_ticket(self.state.ticket, self.ticket)
         if self.ticket_file:

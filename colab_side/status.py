@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Callable
+from typing import Any, Callable
 
 from colab_side.environment import without_secrets
 
@@ -72,7 +72,8 @@ class Display:
             self.last_shown = (changed_part, now)
 
 
-def _notebook_display():
+def _notebook_display() -> Any | None:
+    """IPython's updating display handle in a notebook kernel, else None."""
     try:
         from IPython import get_ipython
         from IPython.display import display

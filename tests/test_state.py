@@ -157,9 +157,10 @@ def test_a_folder_named_two_ways_is_one_folder(tmp_path: Path) -> None:
 def test_a_reused_tunnel_pid_is_not_the_tunnel(tmp_path: Path) -> None:
     """Another process that names the state folder is not the tunnel, even under the recorded pid."""
     import subprocess
+    import sys
 
     folder = state.StateFolder(tmp_path)
-    other = subprocess.Popen(["sleep", "30", str(tmp_path / "tunnel.pid")])
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", str(tmp_path / "tunnel.pid")])
     try:
         folder.tunnel_pid.write_text(f"{other.pid}\n")
         folder.tunnel_started.write_text("1\n")  # the recorded tunnel started long before this process

@@ -64,6 +64,17 @@ def test_restarted_tunnel_publishes_a_later_ticket(home: Path, cloudflared_stand
         server.stop()
 
 
+def test_a_ticket_published_within_the_same_second_is_still_later(home: Path) -> None:
+    _, key = keypair(home)
+    server = serve(authorized_keys=[key], state_dir=home.parent / "server", keep_alive=False, out=lambda _: None)
+    try:
+        first = server.ticket
+        second = server.publish(server.endpoint)
+        assert started(second) > started(first)
+    finally:
+        server.stop()
+
+
 def test_quick_serves_in_one_process_leave_one_server(home: Path, cloudflared_standin: Path) -> None:
     _, key = keypair(home)
     state = home.parent / "server"
