@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Callable
 
 from colab_side import processes
-from colab_side.environment import MARKER_VARIABLE
 
 
 def detach(work: Callable[[], None], *, pid_file: Path, log_file: Path) -> int:
@@ -40,7 +39,6 @@ def detach(work: Callable[[], None], *, pid_file: Path, log_file: Path) -> int:
         os.chdir("/")
         for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
             signal.signal(signum, signal.SIG_DFL)  # the caller may hold them during the hand-off; `stop` sends SIGTERM
-        _unmark()
         work()
     except BaseException:  # noqa: BLE001 - whatever ends the child goes to its log
         traceback.print_exc()
@@ -50,27 +48,3 @@ def detach(work: Callable[[], None], *, pid_file: Path, log_file: Path) -> int:
         sys.stderr.flush()
         # Never return into the caller's code, and skip its atexit handlers: they belong to the parent.
         os._exit(code)
-
-
-def _unmark() -> None:
-    """Drop a session's state marker this process inherited (serve run inside an rdev session), so
-    that session's server's `stop` does not end this supervisor of another server.
-
-    `stop` reads /proc/PID/environ, which shows the environment the process was started with, and a
-    fork inherits it: os.environ alone does not change it, so the marker's name is overwritten there.
-    """
-    os.environ.pop(MARKER_VARIABLE, None)
-    try:
-        # env_start and env_end, fields 50 and 51 of /proc/PID/stat.
-        start, end = map(int, Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[47:49])
-        with open("/proc/self/mem", "r+b", buffering=0) as memory:
-            memory.seek(start)
-            block = memory.read(end - start)
-            offset = 0
-            for entry in block.split(b"\0"):
-                if entry.startswith(MARKER_VARIABLE.encode() + b"="):
-                    memory.seek(start + offset)
-                    memory.write(b"_")
-                offset += len(entry) + 1
-    except (OSError, ValueError):
-        pass  # a kernel that forbids it: the marker stays, as before

@@ -49,6 +49,24 @@ def read_recorded(pid_file: Path) -> int | None:
     return int(pid) if pid.isdigit() and start_time(int(pid)) == started and alive(int(pid)) else None
 
 
+def under(pid: int, commands: tuple[str, ...]) -> bool:
+    """True if a process above `pid` is named one of `commands` (its /proc comm): for a session's
+    command, the sshd that serves its connection. A process that was detached from its session
+    (a server someone started from inside one) has none above it."""
+    while pid > 1:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+        try:
+            if pid > 1 and Path(f"/proc/{pid}/comm").read_text().strip() in commands:
+                return True
+        except OSError:
+            return False
+    return False
+
+
 def marked(entry: str) -> list[int]:
     """Processes whose environment holds `entry` (NAME=VALUE), other than this one."""
     wanted = entry.encode() + b"\0"

@@ -194,9 +194,11 @@ def end_processes(state: StateFolder) -> bool:
     sshd_ran = stop_sshd(state)
     served = served_address(state)
     # A connection without a command (ssh -N, a ControlMaster) is only found by its socket; a
-    # session's commands, which may have left the connection's tree, by the marker.
+    # session's commands by the marker, if an sshd still serves them: another server started from
+    # inside a session carries the marker too, but is detached from it, and is not ours to end.
     connections = processes.connected(*served, commands=SSHD_COMMANDS) if served else []
-    sessions = [*connections, *processes.marked(state.marker)]
+    commands = [pid for pid in processes.marked(state.marker) if processes.under(pid, SSHD_COMMANDS)]
+    sessions = [*connections, *commands]
     processes.terminate([*sessions, *(child for pid in sessions for child in processes.descendants(pid))])
     return tunnel_ran or sshd_ran or bool(sessions)
 
