@@ -55,6 +55,7 @@ class Server:
     started: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     supervisor: Supervisor | None = None
     published: datetime | None = None  # the last ticket's `started`
+    ticket_file_stale: bool = False  # the ticket file does not hold the current ticket yet
 
     def current(self) -> bool:
         """False once a later serve (in any process) took the state folder over."""
@@ -76,12 +77,19 @@ class Server:
                              started=utc_timestamp(self.published),
                              expires=utc_timestamp(ends) if ends else None).encode()
         _write_ticket(self.state.ticket, self.ticket)
-        if self.ticket_file:
-            _write_ticket(self.ticket_file, self.ticket)
+        # serve copies it to the ticket file, and the supervisor does after a restart, trying again
+        # while that fails (a Drive folder may be unmounted for a while).
+        self.ticket_file_stale = self.ticket_file is not None
         self.out(f"sshd for {self.sshd.user} on {self.sshd.listen}:{self.sshd.port}, reached {endpoint.tunnel} at "
                  f"{endpoint.host}:{endpoint.port}. On your laptop run: rdev connect NAME --ticket <the line below>")
         self.out(self.ticket)
         return self.ticket
+
+    def copy_ticket(self, halt: threading.Event | None = None) -> None:
+        """Write the current ticket to the ticket file."""
+        if self.ticket_file:
+            _write_ticket(self.ticket_file, self.ticket)
+        self.ticket_file_stale = False
 
     def wait(self) -> None:
         """Keep the caller busy with a live status until the server is stopped, from here or elsewhere."""
@@ -126,7 +134,10 @@ class Server:
                                  log_file=self.state.supervisor_log)
 
     def _supervisor(self) -> Supervisor:
-        parts = [Part("sshd", self.sshd.alive, self.sshd.start), Part("tunnel", self.tunnel.alive, self._restart_tunnel)]
+        parts = [Part("sshd", self.sshd.alive, self.sshd.start), Part("tunnel", self.tunnel.alive, self._restart_tunnel),
+                 Part("ticket file", lambda: not self.ticket_file_stale, self.copy_ticket,
+                      restarted=f"The new ticket is in {self.ticket_file}.",
+                      failed="{error} Next try in {delay:.0f} s.")]
         return Supervisor(parts, stopped=self.state.stopped, replaced=lambda: not self.current(),
                           finish=partial(end_processes, self.state), say=self.out)
 
@@ -208,7 +219,7 @@ def serve(
             _set_password(account.pw_name, password)
         sshd.prepare()
     server = Server(state=folder, sshd=sshd, tunnel=provider, workdir=workdir, runtime=kind,
-                    ticket_file=Path(ticket_file) if ticket_file else None, out=out, token=token)
+                    ticket_file=Path(ticket_file).absolute() if ticket_file else None, out=out, token=token)
     with _LIVE_LOCK:
         _LIVE[folder.root] = server
     try:
@@ -226,6 +237,7 @@ def serve(
     # `running(state_dir)` finds the server for a caller that was interrupted before serve returned.
     try:
         server.publish(server.endpoint)
+        server.copy_ticket()
     except Exception:
         server.stop()  # no ticket written, no use
         raise

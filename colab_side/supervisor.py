@@ -44,6 +44,9 @@ class Part:
     name: str
     alive: Callable[[], bool]
     restart: Callable[[threading.Event], None]  # gets the halt event: a restart gives up once it is set
+    # What the status says after a restart; a part that is not a process (the ticket file) says it its way.
+    restarted: str = "{name} died and was restarted."
+    failed: str = "{name} died and could not be restarted ({error}); next try in {delay:.0f} s."
 
 
 class Supervisor:
@@ -104,7 +107,7 @@ class Supervisor:
             if self._halt.is_set():
                 return  # given up because we stop: nothing to report
             backoff.failed()
-            self.say(f"{part.name} died and could not be restarted ({err}); next try in {backoff.delay:.0f} s.")
+            self.say(part.failed.format(name=part.name, error=err, delay=backoff.delay))
             return
         backoff.succeeded()
-        self.say(f"{part.name} died and was restarted.")
+        self.say(part.restarted.format(name=part.name))

@@ -121,3 +121,30 @@ def test_stop_ends_a_session_older_than_the_listener(home: Path) -> None:
         if client:
             client.kill()
         server.stop()
+
+
+def test_a_ticket_file_that_cannot_be_written_is_tried_again(home: Path, cloudflared_standin: Path) -> None:
+    """After a tunnel restart the ticket file cannot be written for a while (a Drive folder that is not
+    mounted; here a folder stands in the file's place): the supervisor keeps trying, and the new ticket
+    lands there once it can. The path is made absolute at serve time, so a later chdir does not move it."""
+    _, key = keypair(home)
+    state = home.parent / "server"
+    (home.parent / "drive").mkdir()
+    os.chdir(home.parent)
+    said: list[str] = []
+    server = serve(tunnel="cloudflared", authorized_keys=[key], state_dir=state, cloudflared=str(cloudflared_standin),
+                   ticket_file="drive/ticket", keep_alive=False, out=said.append)
+    ticket_file = home.parent / "drive" / "ticket"
+    try:
+        os.chdir("/")
+        first = server.ticket
+        ticket_file.unlink()
+        ticket_file.mkdir()
+        os.kill(processes.read_pid(state / "tunnel.pid"), signal.SIGKILL)
+        assert wait_for(lambda: (state / "ticket").read_text().strip() != first)
+        assert wait_for(lambda: any("Could not write the ticket" in line for line in said))
+        ticket_file.rmdir()
+        assert wait_for(lambda: ticket_file.is_file() and ticket_file.read_text().strip() == server.ticket)
+        assert server.ticket != first
+    finally:
+        server.stop()
