@@ -53,14 +53,9 @@ def under(pid: int, commands: tuple[str, ...]) -> bool:
     """True if a process above `pid` is named one of `commands` (its /proc comm): for a session's
     command, the sshd that serves its connection. A process that was detached from its session
     (a server someone started from inside one) has none above it."""
-    while pid > 1:
+    for above in ancestors(pid):
         try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            return False
-        pid = int(stat.rsplit(")", 1)[1].split()[1])
-        try:
-            if pid > 1 and Path(f"/proc/{pid}/comm").read_text().strip() in commands:
+            if above > 1 and Path(f"/proc/{above}/comm").read_text().strip() in commands:
                 return True
         except OSError:
             return False
@@ -176,8 +171,30 @@ def alive(pid: int) -> bool:
         return False
 
 
-def terminate(pids: list[int], timeout: float = 5.0) -> None:
-    """SIGTERM, then SIGKILL whatever is still there after `timeout` seconds."""
+def ancestors(pid: int) -> list[int]:
+    """The processes above `pid`, its parent first."""
+    found = []
+    while pid > 1:
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            break
+        found.append(pid)
+    return found
+
+
+def own_session(listener: int | None = None) -> set[int]:
+    """This process and those above it, up to (not including) `listener`: what `stop`, typed in an
+    SSH session of the server it stops, must not end halfway (that session ends when its user leaves)."""
+    chain = [os.getpid(), *ancestors(os.getpid())]
+    return set(chain[:chain.index(listener)] if listener in chain else chain)
+
+
+def terminate(pids: list[int], timeout: float = 5.0, listener: int | None = None) -> None:
+    """SIGTERM, then SIGKILL whatever is still there after `timeout` seconds; never this process's own
+    session below `listener` (the sshd listener being ended, when the caller runs in one of its sessions)."""
+    spared = own_session(listener)
+    pids = [pid for pid in pids if pid not in spared]
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in pids:
             try:

@@ -61,11 +61,12 @@ class Server:
         """False once a later serve (in any process) took the state folder over."""
         return self.state.owned_by(self.token)
 
-    def publish(self, endpoint: Endpoint) -> str:
+    def publish(self, endpoint: Endpoint, retry: bool = False) -> str:
         """Make the ticket for `endpoint`, write it to the state folder and ticket file, and print it.
 
         The ticket's `started` is when it was published, so a restarted tunnel's ticket is the newer
-        one; `expires` still counts from the server's start, as the runtime's lifetime does.
+        one; `expires` still counts from the server's start, as the runtime's lifetime does. With
+        `retry` (a restart), a ticket file that cannot be written is left to the supervisor to retry.
         """
         ends = runtime.expires(self.runtime, self.started)
         # Tickets name whole seconds, and the laptop takes only a strictly later one as newer.
@@ -77,9 +78,15 @@ class Server:
                              started=utc_timestamp(self.published),
                              expires=utc_timestamp(ends) if ends else None).encode()
         _write_ticket(self.state.ticket, self.ticket)
-        # serve copies it to the ticket file, and the supervisor does after a restart, trying again
-        # while that fails (a Drive folder may be unmounted for a while).
+        # Before it is printed, so that whoever reads the printed ticket finds it in the file too.
         self.ticket_file_stale = self.ticket_file is not None
+        try:
+            self.copy_ticket()
+        except ServeError as err:
+            if not retry:
+                raise
+            # A Drive folder may be unmounted for a while: the supervisor tries again.
+            self.out(f"{err} Trying again shortly.")
         self.out(f"sshd for {self.sshd.user} on {self.sshd.listen}:{self.sshd.port}, reached {endpoint.tunnel} at "
                  f"{endpoint.host}:{endpoint.port}. On your laptop run: rdev connect NAME --ticket <the line below>")
         self.out(self.ticket)
@@ -145,7 +152,7 @@ class Server:
         endpoint = self.tunnel.start(self.sshd.port, halt)
         if endpoint != self.endpoint:
             self.out("The tunnel's address changed: use the new ticket below.")
-            self.publish(endpoint)
+            self.publish(endpoint, retry=True)
 
     def _view(self) -> status.View:
         where = f"{self.endpoint.host}:{self.endpoint.port}" if self.endpoint else "-"
@@ -237,7 +244,6 @@ def serve(
     # `running(state_dir)` finds the server for a caller that was interrupted before serve returned.
     try:
         server.publish(server.endpoint)
-        server.copy_ticket()
     except Exception:
         server.stop()  # no ticket written, no use
         raise

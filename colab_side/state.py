@@ -142,7 +142,7 @@ def stop_sshd(state: StateFolder) -> bool:
     """Stop the sshd listener and every session below it; False if none was running."""
     ran = sshd_running(state)
     if ran is not None:
-        processes.terminate([ran, *processes.descendants(ran)])
+        processes.terminate([ran, *processes.descendants(ran)], listener=ran)
     # sshd removes its pid file when it ends; one naming a live process that is not ours is left
     # alone: it may be our sshd under a name we failed to recognise, which the file still finds.
     pid = processes.read_pid(state.sshd_pid)

@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 from bootstrap import ticket as tickets
 from colab_side import processes
-from tests.conftest import run_module
+from tests.conftest import REPO, run_module
 from tests.e2e.test_runtime_lifecycle import keypair
 from tests.e2e.test_supervisor import wait_for
 
@@ -64,3 +65,25 @@ def test_stop_of_a_session_leaves_a_server_started_inside_it(home: Path, cloudfl
         assert processes.alive(supervisor) and processes.alive(tunnel)
     finally:
         run_module("colab_side", "stop", "--state-dir", str(inside))
+
+
+def test_stop_typed_in_a_session_of_the_server_finishes(home: Path) -> None:
+    """`stop` run over SSH on the server it stops ends sshd and the other sessions, not itself halfway:
+    it says "Stopped." and its own session ends when it is left."""
+    private, key = keypair(home)
+    state = home.parent / "server"
+    port = tickets.parse(serve_cli(state, key)).port
+    control = home.parent / "ctl"
+    other = subprocess.Popen([*ssh_args(private, port, control), "127.0.0.1", "echo up; sleep 60"],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline().strip() == "up"
+        command = f"cd {REPO} && {sys.executable} -m colab_side stop --state-dir {state}; echo after-stop"
+        inside = subprocess.run([*ssh_args(private, port, control), "127.0.0.1", command],
+                                stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+        assert inside.stdout.split() == ["Stopped.", "after-stop"], inside.stderr
+        assert other.wait(timeout=30) is not None  # the other session was ended
+        assert processes.read_pid(state / "sshd.pid") is None
+    finally:
+        other.kill()
+        run_module("colab_side", "stop", "--state-dir", str(state))
