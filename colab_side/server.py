@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import pwd
+import socket
 import subprocess
 import threading
 import time
@@ -188,7 +190,7 @@ def serve(
     if not keys and password is None:
         raise ServeError("No key to let in: pass --authorized-key \"$(rdev key)\" (the output of 'rdev key' on your laptop).", 2)
     account = _account(user)
-    listen = validate.host(listen)
+    listen = _address(validate.host(listen))
     port = validate.port(port) if port else None
     if password is not None and (not password or any(ord(c) < 32 for c in password)):
         raise ServeError("The password must be non-empty and on one line.", 2)
@@ -266,6 +268,20 @@ def stop(state_dir: str | os.PathLike | None = None) -> bool:
     False if none was running."""
     live = running(state_dir)
     return live.stop() if live else stop_folder(state_dir)
+
+
+def _address(listen: str) -> str:
+    """`listen` as one IP address: sshd binds every address a name has, while the busy-port check
+    and the readiness check look at one, so a name is resolved here to the one they all use."""
+    try:
+        return str(ipaddress.ip_address(listen))
+    except ValueError:
+        pass
+    try:
+        return socket.getaddrinfo(listen, None, type=socket.SOCK_STREAM)[0][4][0]
+    except (OSError, IndexError):
+        raise ServeError(f"The listen address {listen!r} does not resolve: give an IP address such as 127.0.0.1.",
+                         2) from None
 
 
 def _note_policy(kind: str, out: Callable[[str], None]) -> None:

@@ -105,3 +105,12 @@ def test_note_policy_silent_for_generic(monkeypatch: pytest.MonkeyPatch) -> None
     for _ in range(2):
         server._note_policy("generic", printed.append)
     assert printed == []
+
+
+def test_a_listen_name_is_served_on_one_address() -> None:
+    """--listen localhost: the busy-port check, readiness and sshd all use the one address it names."""
+    assert _address("localhost") in ("127.0.0.1", "::1")
+    assert _address("127.0.0.1") == "127.0.0.1"
+    with pytest.raises(ServeError, match="does not resolve") as caught:
+        _address("no-such-host.invalid")
+    assert caught.value.exit_code == 2
