@@ -14,6 +14,8 @@ import pytest
 
 from bootstrap.ticket import RUNTIMES
 from colab_side import runtime, server
+from colab_side.errors import ServeError
+from colab_side.server import _address
 
 STARTED = datetime(2026, 11, 22, 1, 0, tzinfo=timezone.utc)
 
