@@ -1,4 +1,5 @@
-"""The one notebook cell: pip install rdev, then `colab_side.serve(...)` with the user's key and tunnel in it.
+"""The one notebook cell: rdev's runtime side (carried in the cell, or pip-installed from a source),
+then `colab_side.serve(...)` with the user's key and tunnel in it.
 
 The text lives in notebook_cell.tmpl beside this module, so the runtime side and the laptop side
 read the same cell. Every value goes in as a Python literal (repr), never as raw text, so a quote in
@@ -7,6 +8,8 @@ a key's comment cannot change the code. The ngrok token is read where the cell r
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from importlib import resources
 from string import Template
@@ -17,11 +20,16 @@ from bootstrap.validate import InvalidValue
 TEMPLATE = "notebook_cell.tmpl"
 TUNNELS = ticket.TUNNELS
 RUNTIMES = ("colab", "kaggle")
+# What the runtime side needs beyond the standard library, per tunnel: the binary's downloader.
+TUNNEL_PACKAGES = {"cloudflared": "pycloudflared", "ngrok": "pyngrok"}
 _SECTION = re.compile(r"^#: (.+)\n", re.MULTILINE)
 
 
-def render(public_key: str, tunnel: str, runtime: str, requirement: str) -> str:
-    """The cell's text for `tunnel` on `runtime`, letting in `public_key`, installing pip's `requirement`."""
+def render(public_key: str, tunnel: str, runtime: str, requirement: str | None = None, *,
+           runtime_zip: bytes | None = None) -> str:
+    """The cell's text for `tunnel` on `runtime`, letting in `public_key`. It installs pip's
+    `requirement`, or else carries `runtime_zip` (colab_side and bootstrap, standard library only)
+    and pip-installs only the one package its tunnel needs."""
     if tunnel not in TUNNELS:
         raise InvalidValue(f"The tunnel {tunnel!r} is not one the cell can start: use {', '.join(TUNNELS)}.")
     if runtime not in RUNTIMES:
@@ -36,12 +44,26 @@ def render(public_key: str, tunnel: str, runtime: str, requirement: str) -> str:
     return Template(sections["cell"]).substitute(
         tunnel_name=tunnel,
         runtime_name=runtime,
-        requirement=repr(requirement),
+        install_lines=_install_lines(sections, tunnel, requirement, runtime_zip),
         tunnel=repr(tunnel),
         key=repr(public_key.strip()),
         token_lines=sections[f"ngrok {runtime}"] if ngrok else "",
         token_argument=", token=token" if ngrok else "",
     )
+
+
+def _install_lines(sections: dict[str, str], tunnel: str, requirement: str | None, runtime_zip: bytes | None) -> str:
+    if (requirement is None) == (runtime_zip is None):
+        raise ValueError("give the cell a requirement or the runtime's zip, one of them")
+    if requirement is not None:
+        return Template(sections["install requirement"]).substitute(requirement=repr(requirement))
+    # Named by its content: a cell of another rdev version never imports this one's leftover copy.
+    name = f"rdev-runtime-{hashlib.sha256(runtime_zip).hexdigest()[:16]}.zip"
+    lines = Template(sections["install embedded"]).substitute(
+        zip_name=repr(name), payload=repr(base64.b64encode(runtime_zip).decode("ascii")))
+    if tunnel in TUNNEL_PACKAGES:
+        lines += Template(sections["install tunnel package"]).substitute(package=repr(TUNNEL_PACKAGES[tunnel]))
+    return lines
 
 
 def _sections() -> dict[str, str]:

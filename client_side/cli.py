@@ -168,7 +168,7 @@ def cell(
                                "read from the notebook's secrets)"),
     runtime: str = typer.Option("colab", "--runtime", help="colab or kaggle"),
     source: Optional[str] = typer.Option(None, "--source", help="what the cell installs: a git URL, an https URL, or "
-                                         "a path on the runtime (default: this rdev's own version)"),
+                                         "a path on the runtime (default: the cell carries this rdev's runtime side)"),
 ) -> None:
     """Print the one cell to paste into the notebook, with your key in it (and copy it where a clipboard is)."""
     from client_side import colab_cell
@@ -176,9 +176,6 @@ def cell(
     text = colab_cell.cell(tunnel, runtime, source)
     typer.echo(text, nl=False)
     # Notes go to stderr, so that `rdev colab cell > cell.py` holds the cell alone.
-    if source is None and colab_cell.installed_from_folder():
-        typer.echo("This rdev was installed from a local folder, so the cell installs its version from the package "
-                   "index; if that is not published there, pass --source (a git URL, or a wheel on the runtime).", err=True)
     if tunnel == "ngrok":
         typer.echo("The cell reads your ngrok auth token from a notebook secret named NGROK_AUTHTOKEN (Colab: the key "
                    "icon; Kaggle: Add-ons > Secrets), else asks for it.", err=True)

@@ -1,14 +1,18 @@
 """`rdev colab cell`: the notebook cell with this laptop's key and the chosen tunnel in it, nothing to edit.
 
-The text comes from bootstrap's template; this module decides what the cell's pip installs, so
-that the runtime runs the same rdev as the laptop and both agree on the ticket format. The cell is
-printed and copied, so nothing secret may go into it: a source URL with a login is refused.
+The text comes from bootstrap's template; this module decides what the cell installs. By default
+the cell carries this laptop's own runtime side (colab_side and bootstrap, standard library only)
+as a zip, so that the runtime runs exactly the laptop's rdev with nothing published, and pip
+fetches only the package its tunnel needs. `--source` installs a given requirement instead. The
+cell is printed and copied, so nothing secret may go into it: a source URL with a login is refused.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import PurePosixPath
+import importlib
+import io
+import zipfile
+from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 from bootstrap import cell as notebook_cell
@@ -18,6 +22,7 @@ from client_side import keys
 from client_side.errors import BadInput, split
 
 DISTRIBUTION = "rdev"
+RUNTIME_PACKAGES = ("bootstrap", "colab_side")
 ARCHIVES = (".whl", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
 _KINDS = ("a git+https:// URL (optionally ending in @REF), an https:// URL of a wheel or source archive, "
           "or an absolute path on the runtime (e.g. /kaggle/input/rdev)")
@@ -31,17 +36,29 @@ def cell(tunnel: str, runtime: str, source: str | None) -> str:
     if runtime not in notebook_cell.RUNTIMES:
         raise BadInput(f"The runtime {runtime!r} has no cell", f"use {' or '.join(notebook_cell.RUNTIMES)}.")
     # Every option is checked before the key pair is made: bad input writes nothing.
-    installs = requirement(source)
+    installs = requirement(source) if source is not None else None
     try:
-        return notebook_cell.render(keys.public_key(), tunnel, runtime, installs)
+        return notebook_cell.render(keys.public_key(), tunnel, runtime, installs,
+                                    runtime_zip=runtime_zip() if installs is None else None)
     except InvalidValue as err:
         raise BadInput(*split(str(err))) from None
 
 
-def requirement(source: str | None) -> str:
-    """What the cell's pip installs: `source` when given, else exactly the rdev running here."""
-    if source is None:
-        return _installed()
+def runtime_zip() -> bytes:
+    """This rdev's runtime side, colab_side and bootstrap's Python files, as a zip the cell carries.
+    The same code gives the same bytes (fixed times, sorted names), so the cell names its copy by content."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for package in RUNTIME_PACKAGES:
+            root = Path(importlib.import_module(package).__file__).parent
+            for path in sorted(root.rglob("*.py")):
+                entry = zipfile.ZipInfo(path.relative_to(root.parent).as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
+                archive.writestr(entry, path.read_bytes(), compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+    return buffer.getvalue()
+
+
+def requirement(source: str) -> str:
+    """What the cell's pip installs for `--source`."""
     if "://" in source:
         return _from_url(source)
     # The path is one on the runtime (Linux), whatever this laptop's OS is.
@@ -61,17 +78,6 @@ def copy(text: str) -> bool:
     return True
 
 
-def installed_from_folder() -> bool:
-    """True when this rdev came from a local folder (a checkout), so the index may not have its version."""
-    from importlib import metadata
-
-    try:
-        origin = json.loads(metadata.distribution(DISTRIBUTION).read_text("direct_url.json") or "{}")
-    except metadata.PackageNotFoundError:
-        return False
-    return "dir_info" in origin
-
-
 def _from_url(url: str) -> str:
     # The URL is not echoed until it is known to hold no login or query: that part may be a token.
     try:
@@ -89,24 +95,3 @@ def _from_url(url: str) -> str:
     if not parts.hostname or not (vcs or archive):
         raise BadInput(f"The source {url!r} is not {_KINDS}", "pass one of those.")
     return f"{DISTRIBUTION} @ {url}"
-
-
-def _installed() -> str:
-    """The installed rdev as a requirement: its commit if it came from git (PEP 610), else its version."""
-    from importlib import metadata
-
-    try:
-        dist = metadata.distribution(DISTRIBUTION)
-    except metadata.PackageNotFoundError:
-        raise BadInput(f"{DISTRIBUTION} is not installed as a package here, so its version is unknown",
-                       "install it with pip, or pass --source.") from None
-    origin = json.loads(dist.read_text("direct_url.json") or "{}")
-    vcs = origin.get("vcs_info")
-    if not vcs:
-        # From an index, a wheel or a local folder: the runtime gets the same version from the index.
-        return f"{DISTRIBUTION}=={dist.version}"
-    try:
-        return _from_url(f"{vcs['vcs']}+{origin['url']}@{vcs['commit_id']}")
-    except BadInput:
-        raise BadInput(f"This {DISTRIBUTION} was installed from a {vcs['vcs']} URL that a runtime cannot fetch "
-                       "as is (not https, or with a login)", "pass --source.") from None

@@ -1,13 +1,15 @@
-"""The laptop side of the cell: what the runtime's pip installs (--source, else the rdev installed
-here, by commit or pinned version), no login ever in the cell, and the clipboard copy."""
+"""The laptop side of the cell: what it installs (--source, else the runtime side it carries), no login
+ever in the cell, and the clipboard copy."""
 
 from __future__ import annotations
 
 import ast
-import json
+import base64
+import io
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -15,9 +17,6 @@ import pytest
 from client_side import colab_cell, keys
 from client_side.errors import BadInput
 from tests.conftest import REPO
-
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
-
 
 @pytest.mark.parametrize("source, expected", [
     ("git+https://github.com/o/r.git", "rdev @ git+https://github.com/o/r.git"),
@@ -59,40 +58,18 @@ def test_a_url_with_a_login_is_refused_without_repeating_it(source: str) -> None
     assert "ghp_S3cretT0ken" not in str(caught.value) and "me:" not in str(caught.value)
 
 
-def installed(monkeypatch: pytest.MonkeyPatch, root: Path, origin: dict | None) -> None:
-    """An installed `rdev` 9.9.9 ahead of the real one on sys.path, with `origin` as its PEP 610 direct_url.json."""
-    info = root / "rdev-9.9.9.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: rdev\nVersion: 9.9.9\n")
-    if origin is not None:
-        (info / "direct_url.json").write_text(json.dumps(origin))
-    monkeypatch.syspath_prepend(str(root))
-
-
-def test_installed_from_git_installs_that_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    installed(monkeypatch, tmp_path, {"url": "https://github.com/o/r.git",
-                                      "vcs_info": {"vcs": "git", "requested_revision": "main", "commit_id": COMMIT}})
-    assert colab_cell.requirement(None) == f"rdev @ git+https://github.com/o/r.git@{COMMIT}"
-
-
-def test_installed_from_a_git_url_the_runtime_cannot_fetch_asks_for_a_source(tmp_path: Path,
-                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    installed(monkeypatch, tmp_path, {"url": "ssh://git@github.com/o/r.git", "vcs_info": {"vcs": "git", "commit_id": COMMIT}})
-    with pytest.raises(BadInput, match="--source"):
-        colab_cell.requirement(None)
-
-
-@pytest.mark.parametrize("origin", [
-    None,  # from the package index
-    {"url": "file:///home/me/rdev", "dir_info": {"editable": True}},
-    {"url": "https://example.org/rdev-9.9.9-py3-none-any.whl", "archive_info": {"hashes": {"sha256": "ab12"}}},
-])
-def test_otherwise_the_installed_version_is_pinned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                   origin: dict | None) -> None:
-    installed(monkeypatch, tmp_path, origin)
-    assert colab_cell.requirement(None) == "rdev==9.9.9"
-    # Only a checkout gets the note that the index may not have this version.
-    assert colab_cell.installed_from_folder() == (origin is not None and "dir_info" in origin)
+def test_by_default_the_cell_carries_this_rdevs_runtime_side(home: Path) -> None:
+    """No --source: the cell holds colab_side and bootstrap (every .py file, the same bytes as here) and
+    pip-installs only the tunnel's package, never rdev or the laptop's dependencies."""
+    text = colab_cell.cell("cloudflared", "colab", None)
+    literals = [n.value for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+    carried = zipfile.ZipFile(io.BytesIO(base64.b64decode(max(literals, key=len))))
+    for package in ("bootstrap", "colab_side"):
+        for path in (REPO / package).rglob("*.py"):
+            assert carried.read(path.relative_to(REPO).as_posix()) == path.read_bytes()
+    assert [line for line in text.splitlines() if "pip" in line] == [
+        'subprocess.run([sys.executable, "-m", "pip", "install", "-q", \'pycloudflared\'], check=True)']
+    assert colab_cell.runtime_zip() == colab_cell.runtime_zip(), "the same code must give the same zip"
 
 
 def test_cell_has_this_laptops_key_and_the_requirement(home: Path) -> None:

@@ -1,4 +1,4 @@
-"""The generated notebook cell, run as it is (only its pip line left out): it starts a real sshd and
+"""The generated notebook cell, run as it is where rdev is not installed: it starts a real sshd and
 prints a ticket that `rdev connect` turns into a working SSH host. And the ngrok cell, as printed and
 copied on the laptop, carries no token even when the laptop has one in its environment."""
 
@@ -10,23 +10,30 @@ import sys
 from pathlib import Path
 
 from bootstrap import cell
+from client_side import colab_cell
 from colab_side import processes
 from colab_side.state import default_state_dir
-from tests.conftest import REPO, run_module, ssh_through
+from tests.conftest import run_module, ssh_through
 from tests.test_cell import PIP_LINE
 
 
-def test_cell_serves_and_connect_reaches_it(home: Path, rdev) -> None:
+def test_cell_carries_the_runtime_and_serves_where_rdev_is_not_installed(home: Path, rdev) -> None:
+    """The cell as printed (a direct tunnel needs no package), run by the Python of a fresh virtual
+    environment without rdev or pip, from a folder without rdev's code: it serves, and its ticket connects."""
     key = rdev("key").stdout.strip()
-    text = cell.render(key, "direct", "colab", "rdev==0.1.0")
-    lines = text.splitlines(True)
-    code = "".join(line for line in lines if not line.startswith(PIP_LINE))
-    assert len(code.splitlines()) == len(lines) - 1
+    code = cell.render(key, "direct", "colab", runtime_zip=colab_cell.runtime_zip())
+    assert PIP_LINE not in code
+    fresh = home.parent / "fresh"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(fresh)], check=True, timeout=120)
+    python = str(fresh / "bin" / "python")
+    bare = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    assert subprocess.run([python, "-c", "import colab_side"], cwd=home.parent, env=bare,
+                          capture_output=True).returncode != 0, "rdev must not be importable there"
     state = default_state_dir()  # the cell passes no state_dir; XDG_STATE_HOME points into the test's HOME
     assert str(state).startswith(str(home.parent))
     # Unbuffered: a notebook shows each line at once, a pipe would hold the ticket back.
-    child = subprocess.Popen([sys.executable, "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    child = subprocess.Popen([python, "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, cwd=home.parent, env={**bare, "PYTHONUNBUFFERED": "1"})
     sshd = None
     try:
         child.stdin.write(code)
