@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import zipfile
+from pathlib import Path
 
 from tests.conftest import REPO
 
@@ -31,3 +33,23 @@ def test_cli_start_does_not_import_heavy_modules() -> None:
             "print(sorted(m for m in ('paramiko', 'keyring', 'cryptography', 'pycloudflared', 'pyngrok') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr
+
+
+def test_the_distribution_builds_and_twine_accepts_it(tmp_path: Path) -> None:
+    """Ready to publish: `python -m build` makes a wheel and an sdist that `twine check --strict` accepts;
+    the wheel holds the three packages with their data and the `rdev` command, and no tests."""
+    built = subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(tmp_path), str(REPO)],
+                           capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+    [wheel] = tmp_path.glob("rdev-*.whl")
+    [sdist] = tmp_path.glob("rdev-*.tar.gz")
+    checked = subprocess.run([sys.executable, "-m", "twine", "check", "--strict", str(wheel), str(sdist)],
+                             capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    names = zipfile.ZipFile(wheel).namelist()
+    for needed in ("bootstrap/presets.toml", "bootstrap/notebook_cell.tmpl", "colab_side/tunnels/cloudflared.py",
+                   "client_side/cli.py"):
+        assert needed in names
+    assert not [name for name in names if name.startswith("tests/")]
+    entry_points = next(name for name in names if name.endswith("entry_points.txt"))
+    assert "rdev = client_side.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
