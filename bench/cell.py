@@ -1,0 +1,76 @@
+"""The notebook cell's install step against installing rdev the way the cell used to (the whole
+package with the laptop's dependencies), each in a fresh virtual environment, as on a new runtime.
+
+The cell's step is what `rdev colab cell` prints before `import colab_side`: the runtime side it
+carries, written out, and pip installing the tunnel's one package. Both runs use the same pip cache,
+interleaved, and the medians are compared. Target: <= 0.2x.
+
+    .venv/bin/python bench/cell.py [--runs N] [--tunnel cloudflared|ngrok]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bootstrap import cell  # noqa: E402
+from client_side import colab_cell  # noqa: E402
+
+TARGET = 0.2
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA bench@laptop"
+
+
+def install_step(tunnel: str) -> str:
+    """The cell's lines before `import colab_side`: what a runtime runs to get rdev's runtime side."""
+    text = cell.render(KEY, tunnel, "colab", runtime_zip=colab_cell.runtime_zip())
+    return text.split("import colab_side\n", 1)[0]
+
+
+def timed_in_fresh_venv(root: Path, run: list[str]) -> float:
+    """Seconds `run` takes in a new virtual environment (its python is `{python}` in `run`)."""
+    shutil.rmtree(root, ignore_errors=True)
+    subprocess.run([sys.executable, "-m", "venv", str(root)], check=True, capture_output=True)
+    python = str(root / "bin" / "python")
+    start = time.perf_counter()
+    subprocess.run([python if part == "{python}" else part for part in run], check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--tunnel", default="cloudflared", choices=sorted(cell.TUNNEL_PACKAGES))
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="rdev-bench-cell-"))
+    step = work / "step.py"
+    step.write_text(install_step(args.tunnel) + "import colab_side\n")
+    cell_run = ["{python}", str(step)]
+    full_run = ["{python}", "-m", "pip", "install", "-q", str(REPO)]
+    try:
+        # One untimed round fills pip's cache, so neither side pays for the first download.
+        timed_in_fresh_venv(work / "venv", cell_run)
+        timed_in_fresh_venv(work / "venv", full_run)
+        ours, before = [], []
+        for _ in range(args.runs):
+            ours.append(timed_in_fresh_venv(work / "venv", cell_run))
+            before.append(timed_in_fresh_venv(work / "venv", full_run))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    ratio = statistics.median(ours) / statistics.median(before)
+    print(f"cell's install step ({args.tunnel}): {statistics.median(ours):.2f} s")
+    print(f"pip install rdev with its dependencies: {statistics.median(before):.2f} s")
+    print(f"ratio {ratio:.2f} (target <= {TARGET})")
+    return 0 if ratio <= TARGET else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
