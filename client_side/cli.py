@@ -176,6 +176,7 @@ def cell(
     text = colab_cell.cell(tunnel, runtime, source)
     typer.echo(text, nl=False)
     # Notes go to stderr, so that `rdev colab cell > cell.py` holds the cell alone.
+    typer.echo(colab_cell.policy_note(runtime), err=True)
     if tunnel == "ngrok":
         typer.echo("The cell reads your ngrok auth token from a notebook secret named NGROK_AUTHTOKEN (Colab: the key "
                    "icon; Kaggle: Add-ons > Secrets), else asks for it.", err=True)

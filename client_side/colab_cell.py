@@ -19,6 +19,7 @@ from bootstrap import cell as notebook_cell
 from bootstrap.ticket import PUBLIC_TUNNELS
 from bootstrap.validate import InvalidValue
 from client_side import keys
+from colab_side import runtime as runtimes
 from client_side.errors import BadInput, split
 
 DISTRIBUTION = "rdev"
@@ -42,6 +43,11 @@ def cell(tunnel: str, runtime: str, source: str | None) -> str:
                                     runtime_zip=runtime_zip() if installs is None else None)
     except InvalidValue as err:
         raise BadInput(*split(str(err))) from None
+
+
+def policy_note(runtime: str) -> str:
+    """What the notebook service's rules say about SSH there: the same words the cell prints on the runtime."""
+    return runtimes.policy_note(runtime) or ""
 
 
 def runtime_zip() -> bytes:

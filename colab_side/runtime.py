@@ -9,12 +9,16 @@ from pathlib import Path
 # Both services reclaim a runtime after about 12 hours at most; a generic box has no limit.
 _LIFETIME = {"colab": timedelta(hours=12), "kaggle": timedelta(hours=12)}
 _WORKDIR = {"colab": "/content", "kaggle": "/kaggle/working"}
+# Said where it applies, never worked around: the services' own words, and what follows for an SSH server.
 _POLICY = {
-    "colab": "Note: Colab's free tier does not allow SSH or remote shells (see its FAQ); use it on a paid plan "
-             "or at your own risk.",
-    "kaggle": "Note: Kaggle may end a session that starts an SSH server; save your work to /kaggle/working "
-              "and commit it often.",
+    "colab": "Note: Colab's FAQ lists, for runtimes used free of charge, \"remote control such as SSH shells, remote "
+             "desktops\", and for all runtimes \"connecting to remote proxies\", which a tunnel out of the runtime "
+             "is; the route Google offers is its own `colab ssh --proxy-mode` (google-colab-cli).",
+    "kaggle": "Note: on Kaggle an SSH tunnel needs the notebook's Internet setting on (Settings > Internet), and "
+              "Kaggle may end a session that starts an SSH server; save your work to /kaggle/working often.",
 }
+KAGGLE_INTERNET = ("On Kaggle, turn the notebook's Internet setting on (Settings > Internet): without it no tunnel "
+                   "reaches its service.")
 
 
 def detect(environ: dict[str, str] | None = None) -> str:

@@ -114,3 +114,10 @@ def test_copy_hands_the_text_to_xclip(tmp_path: Path) -> None:
 
 def test_copy_without_a_clipboard_returns_false(tmp_path: Path) -> None:
     assert copy_in_child("text", clean_env(tmp_path / "empty")) is False
+
+
+@pytest.mark.parametrize(("runtime", "words"), [("colab", '"connecting to remote proxies"'),
+                                                ("kaggle", "Internet setting on")])
+def test_the_command_says_the_services_rules(home: Path, rdev, runtime: str, words: str) -> None:
+    result = rdev("colab", "cell", "--runtime", runtime)
+    assert result.returncode == 0 and words in result.stderr and words not in result.stdout

@@ -16,6 +16,8 @@ from bootstrap.ticket import RUNTIMES
 from colab_side import runtime, server
 from colab_side.errors import ServeError
 from colab_side.server import _address
+from colab_side.state import StateFolder
+from colab_side.tunnels import make_tunnel
 
 STARTED = datetime(2026, 11, 22, 1, 0, tzinfo=timezone.utc)
 
@@ -116,3 +118,17 @@ def test_a_listen_name_is_served_on_one_address() -> None:
     with pytest.raises(ServeError, match="does not resolve") as caught:
         _address("no-such-host.invalid")
     assert caught.value.exit_code == 2
+
+
+def test_the_colab_note_quotes_both_lists_of_the_faq_and_names_googles_route() -> None:
+    note = runtime.policy_note("colab")
+    assert '"remote control such as SSH shells, remote desktops"' in note
+    assert '"connecting to remote proxies"' in note and "colab ssh --proxy-mode" in note
+
+
+def test_a_tunnel_that_fails_on_kaggle_names_the_internet_setting(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    tunnel = make_tunnel("cloudflared", listen="127.0.0.1", state=StateFolder(tmp_path), binary="/bin/true")
+    assert "Internet setting" not in tunnel._failure()
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
+    assert "Internet setting on (Settings > Internet)" in tunnel._failure()

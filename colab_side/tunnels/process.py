@@ -15,6 +15,7 @@ from abc import abstractmethod
 from typing import Callable
 
 from bootstrap.binaries import BinaryUnavailable
+from colab_side import runtime
 from colab_side.errors import ServeError
 from colab_side.state import StateFolder, record_tunnel, stop_tunnel, tunnel_running
 from colab_side.tunnels.base import Tunnel
@@ -47,7 +48,8 @@ class ProcessTunnel(Tunnel):
     def _failure(self) -> str:
         """The sentence for a tunnel that did not come up."""
         last = " | ".join(list(self.lines)[-3:]) or "it printed nothing"
-        return f"{self.name} gave no tunnel within {START_TIMEOUT:.0f} s; its last lines: {last}"
+        hint = f" {runtime.KAGGLE_INTERNET}" if runtime.detect() == "kaggle" else ""
+        return f"{self.name} gave no tunnel within {START_TIMEOUT:.0f} s; its last lines: {last}.{hint}"
 
     def _launch(self, argv: list[str], env: dict[str, str], halt: threading.Event | None) -> None:
         """Start `argv` detached and wait until `_ready` says the tunnel is up; else (no tunnel in time,
