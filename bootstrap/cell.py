@@ -11,10 +11,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import shlex
+from dataclasses import dataclass
 from importlib import resources
 from string import Template
 
-from bootstrap import pubkeys, ticket
+from bootstrap import pubkeys, ticket, validate
 from bootstrap.validate import InvalidValue
 
 TEMPLATE = "notebook_cell.tmpl"
@@ -25,11 +27,27 @@ TUNNEL_PACKAGES = {"cloudflared": "pycloudflared", "ngrok": "pyngrok"}
 _SECTION = re.compile(r"^#: (.+)\n", re.MULTILINE)
 
 
+@dataclass(frozen=True)
+class Drive:
+    """The ticket file on the user's Google Drive: `MyDrive/rdev/NAME.ticket` where Colab mounts Drive,
+    and `laptop_file`, the same file in the laptop's synced Drive folder."""
+
+    name: str  # the host's name on the laptop
+    laptop_file: str
+    mount: str = "/content/drive"
+
+    def connect_line(self) -> str:
+        return f"On your laptop, once Drive has synced: rdev connect {self.name} --ticket-file {shlex.quote(self.laptop_file)}"
+
+
 def render(public_key: str, tunnel: str, runtime: str, requirement: str | None = None, *,
-           runtime_zip: bytes | None = None) -> str:
+           runtime_zip: bytes | None = None, drive: Drive | None = None) -> str:
     """The cell's text for `tunnel` on `runtime`, letting in `public_key`. It installs pip's
     `requirement`, or else carries `runtime_zip` (colab_side and bootstrap, standard library only)
-    and pip-installs only the one package its tunnel needs."""
+    and pip-installs only the one package its tunnel needs. With `drive`, it mounts Drive and writes
+    the ticket file there (Colab only)."""
+    if drive is not None and runtime != "colab":
+        raise InvalidValue(f"Drive can be mounted in a Colab cell only, not on {runtime}: leave out --drive.")
     if tunnel not in TUNNELS:
         raise InvalidValue(f"The tunnel {tunnel!r} is not one the cell can start: use {', '.join(TUNNELS)}.")
     if runtime not in RUNTIMES:
@@ -49,6 +67,10 @@ def render(public_key: str, tunnel: str, runtime: str, requirement: str | None =
         key=repr(public_key.strip()),
         token_lines=sections[f"ngrok {runtime}"] if ngrok else "",
         token_argument=", token=token" if ngrok else "",
+        drive_lines=Template(sections["drive"]).substitute(
+            mount=repr(drive.mount), ticket_name=repr(f"{validate.name(drive.name)}.ticket"),
+            laptop_line=repr(drive.connect_line())) if drive else "",
+        ticket_argument=", ticket_file=ticket_file" if drive else "",
     )
 
 

@@ -169,11 +169,13 @@ def cell(
     runtime: str = typer.Option("colab", "--runtime", help="colab or kaggle"),
     source: Optional[str] = typer.Option(None, "--source", help="what the cell installs: a git URL, an https URL, or "
                                          "a path on the runtime (default: the cell carries this rdev's runtime side)"),
+    drive: bool = typer.Option(False, "--drive", help="mount Drive in the cell and write the ticket file there, "
+                               "for 'rdev connect colab --ticket-file' on this laptop's synced Drive (Colab only)"),
 ) -> None:
     """Print the one cell to paste into the notebook, with your key in it (and copy it where a clipboard is)."""
     from client_side import colab_cell
 
-    text = colab_cell.cell(tunnel, runtime, source)
+    text = colab_cell.cell(tunnel, runtime, source, drive=drive)
     typer.echo(text, nl=False)
     # Notes go to stderr, so that `rdev colab cell > cell.py` holds the cell alone.
     typer.echo(colab_cell.policy_note(runtime), err=True)

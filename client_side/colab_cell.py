@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import platform
 import zipfile
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit
 from bootstrap import cell as notebook_cell
 from bootstrap.ticket import PUBLIC_TUNNELS
 from bootstrap.validate import InvalidValue
-from client_side import keys
+from client_side import keys, paths
 from colab_side import runtime as runtimes
 from client_side.errors import BadInput, split
 
@@ -29,20 +30,38 @@ _KINDS = ("a git+https:// URL (optionally ending in @REF), an https:// URL of a 
           "or an absolute path on the runtime (e.g. /kaggle/input/rdev)")
 
 
-def cell(tunnel: str, runtime: str, source: str | None) -> str:
-    """The cell's text for `tunnel` on `runtime`, with rdev's public key (made if missing) in it."""
+def cell(tunnel: str, runtime: str, source: str | None, drive: bool = False) -> str:
+    """The cell's text for `tunnel` on `runtime`, with rdev's public key (made if missing) in it; with
+    `drive`, it writes the ticket file to the user's Drive and tells the laptop command that reads it."""
     # A notebook runtime is reachable only through a tunnel; "direct" is for tests and LAN boxes.
     if tunnel not in PUBLIC_TUNNELS:
         raise BadInput(f"The tunnel {tunnel!r} cannot reach a notebook", "use cloudflared or ngrok.")
     if runtime not in notebook_cell.RUNTIMES:
         raise BadInput(f"The runtime {runtime!r} has no cell", f"use {' or '.join(notebook_cell.RUNTIMES)}.")
+    if drive and runtime != "colab":
+        raise BadInput(f"Drive can be mounted in a Colab cell only, not on {runtime}", "leave out --drive.")
     # Every option is checked before the key pair is made: bad input writes nothing.
     installs = requirement(source) if source is not None else None
+    ticket = notebook_cell.Drive(name=runtime, laptop_file=f"{drive_folder()}/rdev/{runtime}.ticket") if drive else None
     try:
         return notebook_cell.render(keys.public_key(), tunnel, runtime, installs,
-                                    runtime_zip=runtime_zip() if installs is None else None)
+                                    runtime_zip=runtime_zip() if installs is None else None, drive=ticket)
     except InvalidValue as err:
         raise BadInput(*split(str(err))) from None
+
+
+def drive_folder(system: str | None = None) -> str:
+    """'My Drive' as Google Drive for desktop shows it on this laptop: found where it is, else its usual
+    place (macOS: ~/Library/CloudStorage/GoogleDrive-ACCOUNT/My Drive; Windows: G:/My Drive)."""
+    system = system or platform.system()
+    if system == "Darwin":
+        storage = paths.home() / "Library" / "CloudStorage"
+        found = sorted(storage.glob("GoogleDrive-*/My Drive"))
+        return str(found[0] if found else storage / "GoogleDrive-ACCOUNT" / "My Drive")
+    if system == "Windows":
+        return "G:/My Drive"
+    # Google has no Drive client for Linux: a sync tool (rclone, insync) puts My Drive where it is told.
+    return str(paths.home() / "Google Drive" / "My Drive")
 
 
 def policy_note(runtime: str) -> str:

@@ -121,3 +121,23 @@ def test_copy_without_a_clipboard_returns_false(tmp_path: Path) -> None:
 def test_the_command_says_the_services_rules(home: Path, rdev, runtime: str, words: str) -> None:
     result = rdev("colab", "cell", "--runtime", runtime)
     assert result.returncode == 0 and words in result.stderr and words not in result.stdout
+
+
+def test_drive_folder_is_where_google_drive_for_desktop_puts_it(home: Path) -> None:
+    assert colab_cell.drive_folder("Windows") == "G:/My Drive"
+    assert colab_cell.drive_folder("Darwin") == str(home / "Library/CloudStorage/GoogleDrive-ACCOUNT/My Drive")
+    synced = home / "Library" / "CloudStorage" / "GoogleDrive-ann@example.com" / "My Drive"
+    synced.mkdir(parents=True)
+    assert colab_cell.drive_folder("Darwin") == str(synced)
+
+
+def test_drive_cell_names_the_ticket_file_on_both_sides(home: Path) -> None:
+    text = colab_cell.cell("cloudflared", "colab", None, drive=True)
+    assert "drive.mount('/content/drive')" in text and "'colab.ticket'" in text and "ticket_file=ticket_file" in text
+    assert f"rdev connect colab --ticket-file '{colab_cell.drive_folder()}/rdev/colab.ticket'" in text
+
+
+def test_drive_on_kaggle_is_bad_input_and_writes_nothing(home: Path) -> None:
+    with pytest.raises(BadInput, match="Colab cell only") as caught:
+        colab_cell.cell("cloudflared", "kaggle", None, drive=True)
+    assert caught.value.exit_code == 2 and not (home / ".ssh").exists()
