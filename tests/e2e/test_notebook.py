@@ -3,14 +3,22 @@ only the display, and the server goes on until `stop()`."""
 
 from __future__ import annotations
 
+import json
+import os
 import queue
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import jupyter_client
+from jupyter_client.kernelspec import KernelSpecManager
 import pytest
 
+from bootstrap import cell
+from client_side import colab_cell
 from colab_side import processes
+from colab_side.state import default_state_dir
 from tests.conftest import REPO, run_module, ssh_through
 
 
@@ -65,3 +73,43 @@ def test_cell_shows_live_status_and_survives_an_interrupt(home: Path, rdev) -> N
         client.stop_channels()
         manager.shutdown_kernel(now=True)
         run_module("colab_side", "stop", "--state-dir", str(state))
+
+
+def test_the_printed_cell_serves_in_a_kernel_where_rdev_is_not_installed(home: Path, rdev) -> None:
+    """The cell as `rdev colab cell` renders it, run in a real Jupyter kernel of a fresh virtual
+    environment that has ipykernel but not rdev: it serves, and its ticket connects."""
+    fresh = home.parent / "kernel-venv"
+    subprocess.run([sys.executable, "-m", "venv", str(fresh)], check=True, timeout=300)
+    python = str(fresh / "bin" / "python")
+    installed = subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "ipykernel"],
+                               capture_output=True, text=True, timeout=600)
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    assert subprocess.run([python, "-c", "import colab_side"], cwd=home.parent, capture_output=True).returncode != 0
+    code = cell.render(rdev("key").stdout.strip(), "direct", "colab", runtime_zip=colab_cell.runtime_zip())
+    spec = home.parent / "kernels" / "fresh"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({"argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                                                  "display_name": "fresh", "language": "python"}))
+    manager = jupyter_client.KernelManager(kernel_name="fresh",
+                                           kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(spec.parent)]))
+    manager.start_kernel(cwd=str(home.parent), env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    client = manager.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=120)
+        client.execute(code)
+        printed: list[str] = []
+        for msg in messages(client, time.monotonic() + 120):
+            if msg["msg_type"] == "stream":
+                printed += msg["content"]["text"].splitlines()
+            elif msg["msg_type"] == "error":
+                pytest.fail("\n".join(msg["content"]["traceback"]))
+            if any(line.startswith("rdev1.") for line in printed):
+                break
+        ticket = next(line for line in printed if line.startswith("rdev1."))
+        assert rdev("connect", "colab", "--ticket", ticket, "--no-open").returncode == 0
+        assert ssh_through(home, "colab", "echo served by the kernel").stdout.strip() == "served by the kernel"
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+        run_module("colab_side", "stop", "--state-dir", str(default_state_dir()))
