@@ -40,18 +40,23 @@ class Drive:
         return f"On your laptop, once Drive has synced: rdev connect {self.name} --ticket-file {shlex.quote(self.laptop_file)}"
 
 
+def check(tunnel: str, runtime: str, drive: bool) -> None:
+    """Refuse a tunnel, runtime or Drive wish the cell cannot serve, with one sentence."""
+    if tunnel not in TUNNELS:
+        raise InvalidValue(f"The tunnel {tunnel!r} is not one the cell can start: use {', '.join(TUNNELS)}.")
+    if runtime not in RUNTIMES:
+        raise InvalidValue(f"The runtime {runtime!r} has no cell: use {' or '.join(RUNTIMES)}.")
+    if drive and runtime != "colab":
+        raise InvalidValue(f"Drive can be mounted in a Colab cell only, not on {runtime}: leave out --drive.")
+
+
 def render(public_key: str, tunnel: str, runtime: str, requirement: str | None = None, *,
            runtime_zip: bytes | None = None, drive: Drive | None = None) -> str:
     """The cell's text for `tunnel` on `runtime`, letting in `public_key`. It installs pip's
     `requirement`, or else carries `runtime_zip` (colab_side and bootstrap, standard library only)
     and pip-installs only the one package its tunnel needs. With `drive`, it mounts Drive and writes
     the ticket file there (Colab only)."""
-    if drive is not None and runtime != "colab":
-        raise InvalidValue(f"Drive can be mounted in a Colab cell only, not on {runtime}: leave out --drive.")
-    if tunnel not in TUNNELS:
-        raise InvalidValue(f"The tunnel {tunnel!r} is not one the cell can start: use {', '.join(TUNNELS)}.")
-    if runtime not in RUNTIMES:
-        raise InvalidValue(f"The runtime {runtime!r} has no cell: use {' or '.join(RUNTIMES)}.")
+    check(tunnel, runtime, drive=drive is not None)
     try:
         pubkeys.parse(public_key, pubkeys.USER_KEY_TYPES)
     except pubkeys.NotAKey as err:

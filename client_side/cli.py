@@ -63,7 +63,8 @@ def connect(
     editor: Optional[str] = typer.Option(None, "--editor", help="code, code-insiders, cursor, codium, windsurf or a path; "
                                          "remembered for this host (default: RDEV_EDITOR, else the first installed)"),
     cloudflared: Optional[str] = typer.Option(None, "--cloudflared", help="cloudflared binary for cloudflared tickets "
-                                              "(default: RDEV_CLOUDFLARED, PATH, else downloaded)"),
+                                              "(default: RDEV_CLOUDFLARED, the one this host used before, PATH, "
+                                              "else downloaded)"),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="read a password host's password from stdin"),
     accept_new_host_key: bool = typer.Option(False, "--accept-new-host-key",
                                              help="re-pin a password host whose host key changed"),

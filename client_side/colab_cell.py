@@ -9,7 +9,7 @@ cell is printed and copied, so nothing secret may go into it: a source URL with 
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import io
 import platform
 import zipfile
@@ -36,11 +36,11 @@ def cell(tunnel: str, runtime: str, source: str | None, drive: bool = False) -> 
     # A notebook runtime is reachable only through a tunnel; "direct" is for tests and LAN boxes.
     if tunnel not in PUBLIC_TUNNELS:
         raise BadInput(f"The tunnel {tunnel!r} cannot reach a notebook", "use cloudflared or ngrok.")
-    if runtime not in notebook_cell.RUNTIMES:
-        raise BadInput(f"The runtime {runtime!r} has no cell", f"use {' or '.join(notebook_cell.RUNTIMES)}.")
-    if drive and runtime != "colab":
-        raise BadInput(f"Drive can be mounted in a Colab cell only, not on {runtime}", "leave out --drive.")
     # Every option is checked before the key pair is made: bad input writes nothing.
+    try:
+        notebook_cell.check(tunnel, runtime, drive=drive)
+    except InvalidValue as err:
+        raise BadInput(*split(str(err))) from None
     installs = requirement(source) if source is not None else None
     ticket = notebook_cell.Drive(name=runtime, laptop_file=f"{drive_folder()}/rdev/{runtime}.ticket") if drive else None
     try:
@@ -75,7 +75,8 @@ def runtime_zip() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
         for package in RUNTIME_PACKAGES:
-            root = Path(importlib.import_module(package).__file__).parent
+            # Found, not imported: importing colab_side would load its whole server.
+            root = Path(importlib.util.find_spec(package).submodule_search_locations[0])
             for path in sorted(root.rglob("*.py")):
                 entry = zipfile.ZipInfo(path.relative_to(root.parent).as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
                 archive.writestr(entry, path.read_bytes(), compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)

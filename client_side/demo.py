@@ -69,7 +69,8 @@ def _step(say: Callable[[str], None], title: str, argv: list[str], env: dict[str
     result = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
     took = time.monotonic() - start
     if result.returncode != 0:
-        raise RdevError(f"The demo's step '{title}' failed: {result.stderr.strip() or result.stdout.strip()}",
+        said = (result.stderr.strip() or result.stdout.strip() or "no output").splitlines()[-1]
+        raise RdevError(f"The demo's step '{title}' failed ({said})",
                         "run 'rdev doctor' to see what is missing on this machine.")
     say(f"  {took:6.2f} s  {title}")
     for line in result.stdout.strip().splitlines() if show_output else ():

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from bootstrap import validate
-from client_side import keys, known_hosts, passwords, presets, probe, registry, remote, store
+from client_side import inputs, keys, known_hosts, passwords, presets, probe, registry, remote, store
 from client_side.errors import BadInput, RdevError
 from client_side.inputs import checked
 from client_side.locking import changing_files, setting_up
@@ -24,11 +24,11 @@ from client_side.registry import HostEntry
 def add(*, name: str, host: str, user: str | None, port: int, jump: str | None, preset_name: str | None,
         path: str | None) -> str:
     """Register a password host and write its config block; nothing is contacted yet."""
-    name = checked(validate.name, name)
+    name = inputs.name(name)
     preset = presets.get(preset_name) if preset_name else None
     entry = HostEntry(name=name, host=checked(validate.host, host), port=checked(validate.port, port),
                       user=checked(validate.user, user or getpass.getuser()), tunnel="direct",
-                      workdir=checked(validate.remote_path, path or (preset.workdir if preset else "~")),
+                      workdir=inputs.folder(path or (preset.workdir if preset else "~")),
                       login=True, jump=checked(validate.jump, jump) if jump else None, preset=preset_name)
     if entry.jump == name:
         raise BadInput(f"{name} cannot be its own jump host", "give another --jump.")
@@ -84,7 +84,7 @@ class _Login:
 def prepare(entry: HostEntry, *, password_stdin: bool, accept_new_host_key: bool,
             say: Callable[[str], None]) -> Prepared:
     """Show the preset's reminders, and pin the host key the server shows (or refuse a changed one)."""
-    preset = presets.get(entry.preset) if entry.preset else None
+    preset = _preset(entry)
     hint = presets.hint(preset)
     for reminder in preset.reminders if preset else ():
         say(reminder.replace("{name}", entry.name))
@@ -103,7 +103,7 @@ def prepare(entry: HostEntry, *, password_stdin: bool, accept_new_host_key: bool
 
 def set_password(name: str, *, from_stdin: bool, delete: bool, say: Callable[[str], None]) -> None:
     """`rdev password NAME`: check the password by logging in, then keep it; or forget it."""
-    entry = registry.get(checked(validate.name, name))
+    entry = registry.get(inputs.name(name))
     if not entry.login:
         raise BadInput(f"{name} is reached with a ticket, not a password", f"'rdev connect {name}' asks for one.")
     if delete:
@@ -112,7 +112,7 @@ def set_password(name: str, *, from_stdin: bool, delete: bool, say: Callable[[st
     if not passwords.usable():
         raise passwords.no_backend()
     password = _read_password(entry, from_stdin)
-    hint = presets.hint(presets.get(entry.preset) if entry.preset else None)
+    hint = presets.hint(_preset(entry))
     pinned = known_hosts.pinned(name)
     if not pinned:
         raise RdevError(f"{name}'s host key is not pinned yet", f"run 'rdev connect {name}' first.")
@@ -126,10 +126,15 @@ def _keep(name: str, password: str, say: Callable[[str], None]) -> None:
     try:
         kept = passwords.store(name, password)
     except RdevError as err:
-        say(f"The password was not stored: {err}")
+        say(f"The password was not stored ({err.problem}): {err.fix}")
         return
     if not kept:
-        say(f"The password was not stored. {passwords.no_backend()}")
+        missing = passwords.no_backend()
+        say(f"The password was not stored ({missing.problem}): {missing.fix}")
+
+
+def _preset(entry: HostEntry) -> presets.Preset | None:
+    return presets.get(entry.preset) if entry.preset else None
 
 
 def _key_works(name: str, hint: str) -> bool:

@@ -37,11 +37,11 @@ _SOCKET_PATH_MAX = 104 - 18
 _HASHED_SOCKET_LEN = 16
 
 
-def config_path(path: PurePath, token: str = "", expands: bool = True) -> str:
+def config_path(path: PurePath, expands: bool = True) -> str:
     """A path as a config value: forward slashes on Windows, `%` escaped where the option `expands`
-    tokens (then an ssh `token` such as `/%C` appended), double-quoted when it holds white space."""
+    tokens, double-quoted when it holds white space."""
     text = path.as_posix() if WINDOWS else str(path)
-    text = (text.replace("%", "%%") if expands else text) + token
+    text = text.replace("%", "%%") if expands else text
     # Quotes and backslashes are read by OpenSSH's own tokenizer, and Include takes glob patterns.
     if any(c in text for c in '"\'\\') or any(ord(c) < 32 for c in text) or (not expands and any(c in text for c in "*?[")):
         raise RdevError(f"The path {str(path)!r} contains a quote, backslash or control character, which an SSH "
@@ -103,17 +103,16 @@ def host_options(entry: HostEntry) -> dict[str, str]:
     return options
 
 
-def proxy_command(binary: str, windows: bool | None = None) -> str:
+def proxy_command(binary: str) -> str:
     """`<cloudflared> access ssh --hostname %h`, with the binary's absolute path quoted only when it
     holds a space. POSIX ssh hands the line to the shell, so only plain path characters are let
     through; Windows' ssh starts it without a shell, so it must be one absolute executable path,
     written with forward slashes (which CreateProcess takes, and OpenSSH's tokenizer leaves alone)."""
-    windows = WINDOWS if windows is None else windows
-    plain = r"[A-Za-z]:[A-Za-z0-9_./\\ ()+%-]+" if windows else r"/[A-Za-z0-9_./ +%-]+"
+    plain = r"[A-Za-z]:[A-Za-z0-9_./\\ ()+%-]+" if WINDOWS else r"/[A-Za-z0-9_./ +%-]+"
     if not re.fullmatch(plain, binary):
         raise RdevError(f"The cloudflared path {binary!r} is not an absolute path of plain characters, which a "
                         "ProxyCommand needs", "move cloudflared to a plain folder and pass --cloudflared.")
-    text = (binary.replace("\\", "/") if windows else binary).replace("%", "%%")
+    text = (binary.replace("\\", "/") if WINDOWS else binary).replace("%", "%%")
     if " " in text:
         text = f'"{text}"'
     return f"{text} access ssh --hostname %h"

@@ -12,9 +12,10 @@ _ESTABLISHED = "01"
 
 
 def read_pid(pid_file: Path) -> int | None:
+    """The pid a pid file starts with (sshd's holds only that; `record` adds a start time after it)."""
     try:
-        return int(pid_file.read_text().strip())
-    except (OSError, ValueError):
+        return int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
         return None
 
 
@@ -27,10 +28,16 @@ def is_ours(pid: int, marker: str) -> bool:
     return marker in cmdline
 
 
+def _stat(pid: int | str) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (field 2), which may hold spaces and
+    parentheses: so they are split after its last ')'. Field N of proc(5) is item N - 3 here."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def start_time(pid: int) -> str | None:
     """When `pid` started (field 22 of /proc/PID/stat): with the pid, it names one process for good."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+        return _stat(pid)[19]
     except (OSError, IndexError):
         return None
 
@@ -131,11 +138,9 @@ def _children_map() -> dict[int, list[int]]:
         if not entry.name.isdigit():
             continue
         try:
-            stat = (entry / "stat").read_text()
+            parent = int(_stat(entry.name)[1])
         except OSError:
             continue
-        # The command name in field 2 may hold spaces and parentheses: split after the last ')'.
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
         children.setdefault(parent, []).append(int(entry.name))
     return children
 
@@ -166,7 +171,7 @@ def alive(pid: int) -> bool:
         return True
     # A zombie has exited; only its parent has yet to reap it.
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        return _stat(pid)[0] != "Z"
     except OSError:
         return False
 
@@ -176,7 +181,7 @@ def ancestors(pid: int) -> list[int]:
     found = []
     while pid > 1:
         try:
-            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            pid = int(_stat(pid)[1])
         except OSError:
             break
         found.append(pid)

@@ -24,12 +24,12 @@ from colab_side import background, runtime, status
 from colab_side.environment import session_environment
 from colab_side.errors import ServeError
 from colab_side.sshd import Sshd, ensure_sshd, free_port, port_taken
-from colab_side.state import StateFolder, default_state_dir, end_processes, state_folder
+from colab_side.state import StateFolder, end_processes, state_folder
 from colab_side.state import stop as stop_folder
 from colab_side.supervisor import CHECK_EVERY, Part, Supervisor
 from colab_side.tunnels import Endpoint, Tunnel, make_tunnel
 
-__all__ = ["Server", "default_state_dir", "running", "serve", "stop"]  # default_state_dir: callers read it from here too
+__all__ = ["Server", "running", "serve", "stop"]
 
 T = TypeVar("T")
 
@@ -337,7 +337,8 @@ def _write_ticket(path: Path, ticket: str) -> None:
     try:
         atomic_write(path, (ticket + "\n").encode(), mode=0o600)
     except OSError as err:
-        raise ServeError(f"Could not write the ticket to {path}: {err.strerror}.") from None
+        raise ServeError(f"Could not write the ticket to {path} ({err.strerror}): check that its folder (a Drive "
+                         "mount?) exists and is writable.") from None
 
 
 def _timed_call(step: str, timings: list[tuple[str, float]], call: Callable[[], T]) -> T:

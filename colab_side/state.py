@@ -60,12 +60,8 @@ class StateFolder:
 
     @property
     def tunnel_pid(self) -> Path:
+        """The tunnel's pid and start time (processes.record): that process and no later one of its pid."""
         return self.root / "tunnel.pid"
-
-    @property
-    def tunnel_started(self) -> Path:
-        """When the process in tunnel.pid started: with its pid, it names that process and no later one."""
-        return self.root / "tunnel.started"
 
     @property
     def tunnel_log(self) -> Path:
@@ -152,18 +148,12 @@ def stop_sshd(state: StateFolder) -> bool:
 
 
 def record_tunnel(state: StateFolder, pid: int) -> None:
-    state.tunnel_pid.write_text(f"{pid}\n")
-    state.tunnel_started.write_text(f"{processes.start_time(pid)}\n")
+    processes.record(state.tunnel_pid, pid)
 
 
 def tunnel_running(state: StateFolder) -> int | None:
     """The tunnel's pid, if the very process `record_tunnel` wrote down still runs."""
-    pid = processes.read_pid(state.tunnel_pid)
-    try:
-        started = state.tunnel_started.read_text().strip()
-    except OSError:
-        return None
-    return pid if pid is not None and processes.start_time(pid) == started and processes.alive(pid) else None
+    return processes.read_recorded(state.tunnel_pid)
 
 
 def stop_tunnel(state: StateFolder) -> bool:
@@ -172,7 +162,6 @@ def stop_tunnel(state: StateFolder) -> bool:
     if pid is not None:
         processes.terminate([pid, *processes.descendants(pid)])
     state.tunnel_pid.unlink(missing_ok=True)
-    state.tunnel_started.unlink(missing_ok=True)
     return pid is not None
 
 

@@ -346,15 +346,15 @@ def test_symlinked_user_config_stays_a_link(home: Path, relative: bool) -> None:
 # --- paths as config values -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("path", "token", "expected"), [
-    ("/tmp/h/.ssh/rdev/known_hosts", "", "/tmp/h/.ssh/rdev/known_hosts"),
-    ("/tmp/my home/.ssh/rdev/known_hosts", "", '"/tmp/my home/.ssh/rdev/known_hosts"'),
-    ("/tmp/50%/.ssh/rdev/cm", "/%C", "/tmp/50%%/.ssh/rdev/cm/%C"),
-    ("/tmp/a b%c/cm", "/%C", '"/tmp/a b%%c/cm/%C"'),
-    ("/tmp/a#b/id", "", "/tmp/a#b/id"),
+@pytest.mark.parametrize(("path", "expected"), [
+    ("/tmp/h/.ssh/rdev/known_hosts", "/tmp/h/.ssh/rdev/known_hosts"),
+    ("/tmp/my home/.ssh/rdev/known_hosts", '"/tmp/my home/.ssh/rdev/known_hosts"'),
+    ("/tmp/50%/.ssh/rdev/cm/gpu", "/tmp/50%%/.ssh/rdev/cm/gpu"),
+    ("/tmp/a b%c/cm/gpu", '"/tmp/a b%%c/cm/gpu"'),
+    ("/tmp/a#b/id", "/tmp/a#b/id"),
 ])
-def test_config_path_quotes_and_escapes(path: str, token: str, expected: str) -> None:
-    assert sshconfig.config_path(Path(path), token) == expected
+def test_config_path_quotes_and_escapes(path: str, expected: str) -> None:
+    assert sshconfig.config_path(Path(path)) == expected
 
 
 @pytest.mark.parametrize("path", ['/tmp/say "hi"/h', "/tmp/new\nline/h", "/tmp/tab\there/h"])
@@ -467,8 +467,9 @@ def test_fixture_home_is_short_enough_for_controlmaster(home: Path) -> None:
      '"C:/Program Files/cloudflared/cloudflared.exe" access ssh --hostname %h'),
     (r"C:\50%\cloudflared.exe", True, "C:/50%%/cloudflared.exe access ssh --hostname %h"),
 ])
-def test_proxy_command_rendering(binary: str, windows: bool, expected: str) -> None:
-    assert sshconfig.proxy_command(binary, windows=windows) == expected
+def test_proxy_command_rendering(binary: str, windows: bool, expected: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sshconfig, "WINDOWS", windows)
+    assert sshconfig.proxy_command(binary) == expected
 
 
 @pytest.mark.parametrize(("binary", "windows"), [
@@ -476,9 +477,10 @@ def test_proxy_command_rendering(binary: str, windows: bool, expected: str) -> N
     ("/opt/a\\b/cloudflared", False), ("/opt/new\nline", False), ('C:\\"q"\\cloudflared.exe', True),
     ("cloudflared", False), ("bin/cloudflared", False), ("cloudflared.exe", True), (r"bin\cloudflared.exe", True),
 ])
-def test_proxy_command_refuses_shell_specials(binary: str, windows: bool) -> None:
+def test_proxy_command_refuses_shell_specials(binary: str, windows: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sshconfig, "WINDOWS", windows)
     with pytest.raises(RdevError):
-        sshconfig.proxy_command(binary, windows=windows)
+        sshconfig.proxy_command(binary)
 
 
 def test_cloudflared_host_block_has_proxy_command(home: Path) -> None:
@@ -494,7 +496,7 @@ def test_cloudflared_host_block_has_proxy_command(home: Path) -> None:
                                     "/opt/it's/cloudflared", "/opt/a>b/cloudflared"])
 def test_proxy_command_refuses_shell_operators(binary: str) -> None:
     with pytest.raises(RdevError):
-        sshconfig.proxy_command(binary, windows=False)
+        sshconfig.proxy_command(binary)
 
 
 @pytest.mark.parametrize("folder", ["o'brien", "back\\slash", "glob[1]", "star*"])

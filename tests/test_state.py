@@ -162,8 +162,7 @@ def test_a_reused_tunnel_pid_is_not_the_tunnel(tmp_path: Path) -> None:
     folder = state.StateFolder(tmp_path)
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", str(tmp_path / "tunnel.pid")])
     try:
-        folder.tunnel_pid.write_text(f"{other.pid}\n")
-        folder.tunnel_started.write_text("1\n")  # the recorded tunnel started long before this process
+        folder.tunnel_pid.write_text(f"{other.pid} 1\n")  # the recorded tunnel started long before this process
         assert state.tunnel_running(folder) is None
         assert not state.stop_tunnel(folder) and other.poll() is None
     finally:

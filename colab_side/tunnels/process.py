@@ -48,8 +48,9 @@ class ProcessTunnel(Tunnel):
     def _failure(self) -> str:
         """The sentence for a tunnel that did not come up."""
         last = " | ".join(list(self.lines)[-3:]) or "it printed nothing"
-        hint = f" {runtime.KAGGLE_INTERNET}" if runtime.detect() == "kaggle" else ""
-        return f"{self.name} gave no tunnel within {START_TIMEOUT:.0f} s; its last lines: {last}.{hint}"
+        fix = (runtime.KAGGLE_INTERNET if runtime.detect() == "kaggle"
+               else "Check that this machine reaches the internet, then serve again.")
+        return f"{self.name} gave no tunnel within {START_TIMEOUT:.0f} s (its last lines: {last}). {fix}"
 
     def _launch(self, argv: list[str], env: dict[str, str], halt: threading.Event | None) -> None:
         """Start `argv` detached and wait until `_ready` says the tunnel is up; else (no tunnel in time,

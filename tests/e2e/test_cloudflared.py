@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 from bootstrap import ticket as tickets
+from colab_side import processes
 from tests.conftest import read_or_empty, run_module, ssh_through
 
 
@@ -39,7 +40,7 @@ def test_cloudflared_from_environment_variable(home: Path, rdev, server, cloudfl
 def test_stop_ends_the_tunnel_too(home: Path, server, cloudflared_standin: Path) -> None:
     server("--tunnel", "cloudflared", "--cloudflared", str(cloudflared_standin))
     state = home.parent / "server"
-    pid = int((state / "tunnel.pid").read_text())
+    pid = processes.read_pid(state / "tunnel.pid")
     assert run_module("colab_side", "stop", "--state-dir", str(state)).returncode == 0
     assert not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     assert not list((home.parent / "edge").iterdir()), "the stand-in's tunnel record outlived it"
