@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from bootstrap import binaries
 from bootstrap import ticket as tickets
 from client_side import editor, paths, probe, registry, sshconfig
-from client_side.errors import RdevError, split
+from client_side.errors import RdevError
 
 OK, NOTE, PROBLEM = "ok", "note", "problem"
 OLDEST_SSH = (7, 3)  # Include and ProxyJump
@@ -117,7 +117,7 @@ def _cloudflared(hosts: dict) -> Finding:
     try:
         found = binaries.given_or_on_path("cloudflared", None, "RDEV_CLOUDFLARED")
     except binaries.BinaryUnavailable as err:
-        return Finding("cloudflared", PROBLEM, split(str(err))[0] + ".", "fix RDEV_CLOUDFLARED.")
+        return Finding("cloudflared", PROBLEM, err.problem + ".", "fix RDEV_CLOUDFLARED.")
     if found:
         return Finding("cloudflared", OK, found)
     try:

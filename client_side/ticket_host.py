@@ -161,4 +161,4 @@ def _cloudflared(explicit: str | None, remembered: HostEntry | None) -> str:
     try:
         return binaries.cloudflared(explicit)
     except binaries.BinaryUnavailable as err:
-        raise RdevError(*split(str(err))) from None
+        raise RdevError(err.problem, err.fix) from None
