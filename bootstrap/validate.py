@@ -106,3 +106,31 @@ def jump(value: str) -> str:
         raise InvalidValue(f"The jump host {value!r} is not [user@]host[:port]: give one host, "
                            "a registered name or for example 'me@gate.example.edu'.") from None
     return value
+
+
+_COLAB_SESSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# The server's assignment id, copied from the CLI's session file into a ProxyCommand line.
+_COLAB_ENDPOINT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
+# The CLI turns any other --gpu value into an A100 without a word, so rdev checks the name itself.
+COLAB_GPUS = ("T4", "L4", "G4", "H100", "A100")
+
+
+def colab_session(value: str) -> str:
+    """A session name of Google's colab CLI, as it goes into a ProxyCommand: no space, quote or `%`."""
+    if not isinstance(value, str) or not _COLAB_SESSION.fullmatch(value):
+        raise InvalidValue(f"The Colab session name {value!r} cannot be used: use 1 to 64 letters, digits, '.', "
+                           "'_' or '-', starting with a letter or digit (for example 'gpu').")
+    return value
+
+
+def colab_endpoint(value: object) -> str:
+    if not isinstance(value, str) or not _COLAB_ENDPOINT.fullmatch(value):
+        raise InvalidValue(f"The Colab runtime id {value!r} is not one Google's colab CLI writes.")
+    return value
+
+
+def colab_gpu(value: str) -> str:
+    upper = value.upper() if value.isascii() else ""
+    if upper not in COLAB_GPUS:
+        raise InvalidValue(f"The GPU {value!r} is not one Colab offers: use {', '.join(COLAB_GPUS)}.")
+    return upper

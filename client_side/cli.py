@@ -67,15 +67,24 @@ def connect(
                                               "else downloaded)"),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="read a password host's password from stdin"),
     accept_new_host_key: bool = typer.Option(False, "--accept-new-host-key",
-                                             help="re-pin a password host whose host key changed"),
+                                             help="re-pin a host whose host key changed (a password host, or a "
+                                             "Colab runtime)"),
+    colab_session: Optional[str] = typer.Option(None, "--colab-session", metavar="SESSION",
+                                                help="reach Colab through Google's own SSH route: the colab CLI's "
+                                                "session, created (after saying so) when it does not exist"),
+    gpu: Optional[str] = typer.Option(None, "--gpu", help="with --colab-session: the GPU of a runtime rdev creates "
+                                      "(T4, L4, G4, H100, A100)"),
+    colab: Optional[str] = typer.Option(None, "--colab", metavar="PATH", help="Google's colab CLI (default: "
+                                        "RDEV_COLAB, the one this host used before, PATH)"),
 ) -> None:
-    """Connect NAME: from a ticket, or (for a host added with 'rdev add') with its password once, then rdev's key.
-    Writes the SSH config, pins the host key, checks ssh, opens the editor."""
+    """Connect NAME: from a ticket, through Google's colab CLI (--colab-session), or (for a host added with 'rdev add')
+    with its password once, then rdev's key. Writes the SSH config, pins the host key, checks ssh, opens the editor."""
     from client_side import connect as connecting
 
     connecting.connect(name, ticket=ticket, ticket_file=ticket_file, open_editor=not no_open, path=path,
                        editor_name=editor, cloudflared=cloudflared, password_stdin=password_stdin,
-                       accept_new_host_key=accept_new_host_key, say=_say)
+                       accept_new_host_key=accept_new_host_key, colab_session=colab_session, gpu=gpu, colab=colab,
+                       say=_say)
 
 
 @app.command()
@@ -142,11 +151,22 @@ def list_hosts(as_json: bool = typer.Option(False, "--json", help="print JSON"))
 
 
 @app.command()
-def remove(name: str = typer.Argument(..., metavar="NAME", help="the host to forget", autocompletion=_host_names)) -> None:
+def remove(
+    name: str = typer.Argument(..., metavar="NAME", help="the host to forget", autocompletion=_host_names),
+    stop_runtime: bool = typer.Option(False, "--stop", help="first end its Colab runtime (see 'rdev stop')"),
+) -> None:
     """Remove NAME's SSH config block, pinned host key, editor settings and registry entry."""
     from client_side import removal
 
-    _say(removal.remove(name))
+    _say(removal.remove(name, stop_runtime=stop_runtime, say=_say))
+
+
+@app.command()
+def stop(name: str = typer.Argument(..., metavar="NAME", autocompletion=_host_names)) -> None:
+    """End NAME's Colab runtime with Google's colab CLI (a paid runtime uses compute units while it runs)."""
+    from client_side import colab_host
+
+    colab_host.stop(name, _say)
 
 
 @app.command()

@@ -1,6 +1,7 @@
 """`rdev connect NAME`: pick the kind of host, let it prepare, then the one pipeline for all kinds.
 
-A host added with `rdev add` is a password host unless a ticket is given; any other name is a
+A host added with `rdev add` is a password host unless a ticket is given; `--colab-session` (or a
+host connected with it before) is a Colab runtime behind Google's colab CLI; any other name is a
 ticket host. Every input the user gave is checked before anything is written.
 """
 
@@ -8,17 +9,29 @@ from __future__ import annotations
 
 from typing import Callable
 
-from client_side import inputs, password_host, pipeline, registry, sshconfig, ticket_host
+from client_side import colab_host, inputs, password_host, pipeline, registry, sshconfig, ticket_host
+from client_side.errors import BadInput
 
 
 def connect(name: str, *, ticket: str | None, ticket_file: str | None, open_editor: bool, path: str | None,
             editor_name: str | None, cloudflared: str | None, password_stdin: bool, accept_new_host_key: bool,
+            colab_session: str | None = None, gpu: str | None = None, colab: str | None = None,
             say: Callable[[str], None]) -> None:
     name = inputs.name(name)
     sshconfig.check_user_config()
     remembered = registry.load().get(name)
+    has_ticket = ticket is not None or ticket_file is not None
+    if colab_session is not None and has_ticket:
+        raise BadInput("--colab-session and a ticket are two ways to reach a runtime", "give one of them.")
     how = pipeline.opening(open_editor=open_editor, editor_name=editor_name, path=path, remembered=remembered)
-    if remembered and remembered.login and ticket is None and ticket_file is None:
+    if colab_session is not None or (remembered and remembered.colab_session and not has_ticket):
+        prepared = colab_host.prepare(name, session=colab_session, gpu=gpu, colab=colab, remembered=remembered,
+                                      accept_new_host_key=accept_new_host_key, say=say)
+    elif gpu or colab:
+        raise BadInput(f"--gpu and --colab are for a Colab runtime reached through Google's colab CLI, which {name} "
+                       "is not", f"add --colab-session SESSION to reach one (e.g. rdev connect {name} "
+                       "--colab-session gpu --gpu T4).")
+    elif remembered and remembered.login and not has_ticket:
         prepared = password_host.prepare(remembered, password_stdin=password_stdin,
                                          accept_new_host_key=accept_new_host_key, say=say)
     else:

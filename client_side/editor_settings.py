@@ -2,7 +2,9 @@
 
 `remote.SSH.remotePlatform` maps each host rdev writes to `linux`, so the editor does not ask which
 platform it runs. `remote.SSH.connectTimeout` (one value for all hosts, 15 s by default) is raised
-for tunnel hosts, whose first connection waits on the tunnel. Both are taken out again by
+for tunnel hosts and Colab runtimes behind Google's colab CLI, whose first connection waits on the
+tunnel, or on the CLI's start and Colab's proxy (rdev itself starts a runtime, in the foreground,
+before the editor connects). Both are taken out again by
 `rdev remove`; a raised timeout goes back to what it was once no tunnel host is left.
 Call these under `locking.changing_files()`.
 """
@@ -38,10 +40,15 @@ def files(kinds: Iterable[Kind]) -> list[Path]:
     return list(dict.fromkeys(paths.editor_settings(kind.config_folder) for kind in kinds))
 
 
+def slow_to_reach(tunnel: str) -> bool:
+    """A host whose first connection waits on a tunnel, or on Google's colab CLI and its proxy."""
+    return tunnel in (*PUBLIC_TUNNELS, "colab-cli")
+
+
 def wanted(name: str, tunnel: str) -> str:
     """The settings for `name` as a user would type them, for a file rdev must not edit."""
     lines = [f'"{PLATFORM}": {{"{name}": "linux"}}']
-    if tunnel in PUBLIC_TUNNELS:
+    if slow_to_reach(tunnel):
         lines.append(f'"{TIMEOUT}": {TUNNEL_TIMEOUT}')
     return ", ".join(lines)
 
@@ -68,7 +75,7 @@ def _added(text: str, key: str, name: str, tunnel: str, record: dict[str, dict[s
     if jsonc.get(new, (PLATFORM, name)) != "linux":
         new = jsonc.set_value(new, (PLATFORM, name), "linux")
     timeout = jsonc.get(new, (TIMEOUT,))
-    if tunnel in PUBLIC_TUNNELS and not (isinstance(timeout, (int, float)) and timeout >= TUNNEL_TIMEOUT):
+    if slow_to_reach(tunnel) and not (isinstance(timeout, (int, float)) and timeout >= TUNNEL_TIMEOUT):
         # Remember what it was (the first time only), so `rdev remove` can put it back.
         record.setdefault(key, {} if timeout is None else {"previous": json.dumps(timeout)})
         new = jsonc.set_value(new, (TIMEOUT,), TUNNEL_TIMEOUT)

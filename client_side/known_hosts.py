@@ -35,3 +35,12 @@ def with_keys(name: str, host_keys: tuple[str, ...]) -> bytes:
     lines = [line for line in _lines() if line.split(" ", 1)[0] != alias(name)]
     lines += [f"{alias(name)} {key}" for key in host_keys]
     return "".join(line + "\n" for line in lines).encode()
+
+
+def fingerprint(key: str) -> str:
+    """`SHA256:...` of a `type base64` key, as ssh prints it."""
+    import base64
+    import hashlib
+
+    digest = hashlib.sha256(base64.b64decode(key.split()[1])).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")

@@ -101,3 +101,12 @@ def editor_settings(config_folder: str, system: str | None = None) -> Path:
 def editor_settings_record() -> Path:
     """What rdev changed in editors' settings that is not plainly its own (a raised connect timeout)."""
     return config_dir() / "editor-settings.toml"
+
+
+def colab_cli_dir() -> Path:
+    """Google's colab CLI keeps its state in ~/.config/colab-cli from HOME (not XDG): its choice, read by rdev."""
+    return home() / ".config" / "colab-cli"
+
+
+def colab_sessions() -> Path:
+    return colab_cli_dir() / "sessions.json"

@@ -27,6 +27,7 @@ class Prepared:
     # Runs once the host is written and before the probe, e.g. a password login that installs rdev's key.
     admit: Callable[[], None] | None = None
     done: str = "ssh works"  # how the success line starts
+    failures: probe.Failures = ()  # the kind's own reading of ssh's errors, before ssh's own
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def establish(prepared: Prepared, how: Opening, say: Callable[[str], None]) -> N
             editor_settings.add(entry.name, tunnel=entry.tunnel, kinds=editor.settings_kinds(how.editor), say=say)
         if prepared.admit:
             prepared.admit()
-        home = probe.check(entry.name)
+        home = probe.check(entry.name, prepared.failures)
     say(f"{entry.name}: {prepared.done} ({entry.user}@{entry.host}:{entry.port}). Try: ssh {entry.name}")
     if how.open:
         say(editor.open_folder(entry.name, folder=_folder(how.folder or entry.workdir, home), editor=how.editor))

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from typing import Sequence
 
 from client_side import paths
-from client_side.errors import RdevError
+from client_side.errors import RdevError, split
+
+# (pattern, problem, fix): the first pattern found in ssh's error output decides what the user sees.
+Failures = Sequence[tuple[str, str, str]]
 
 PROBE_TIMEOUT = 60
 
-# The first pattern found in ssh's error output decides what the user sees: (pattern, problem, fix).
-_FAILURES: list[tuple[str, str, str]] = [
+_FAILURES: Failures = [
     ("REMOTE HOST IDENTIFICATION HAS CHANGED", "{name}'s host key does not match the one pinned for it",
      "if the runtime was restarted, get its new ticket and run 'rdev connect {name}' again; otherwise someone may "
      "be in the way."),
@@ -51,9 +54,13 @@ def ssh_argv(name: str, *options: str) -> list[str]:
     return [ssh_binary(), "-F", str(paths.user_ssh_config()), *options, name]
 
 
-def failure(name: str, stderr: str) -> RdevError:
-    """The error for an ssh to `name` that failed with `stderr`."""
-    for pattern, problem, fix in _FAILURES:
+def failure(name: str, stderr: str, first: Failures = ()) -> RdevError:
+    """The error for an ssh to `name` that failed with `stderr`; a kind of host's own patterns (`first`)
+    come before ssh's. A ProxyCommand of rdev's says "rdev: problem: fix" itself."""
+    said = next((line[len("rdev: "):] for line in stderr.splitlines() if line.startswith("rdev: ")), None)
+    if said:
+        return RdevError(*split(said))
+    for pattern, problem, fix in (*first, *_FAILURES):
         if pattern in stderr:
             return RdevError(problem.format(name=name), fix.format(name=name))
     last = stderr.strip().splitlines()[-1] if stderr.strip() else "no error output"
@@ -74,12 +81,12 @@ def try_login(name: str, hint: str = "Check the network and the server.") -> sub
         raise RdevError(f"Cannot reach {name}: ssh did not finish within {PROBE_TIMEOUT} s.", hint) from None
 
 
-def check(name: str) -> str:
+def check(name: str, failures: Failures = ()) -> str:
     """Log in to `name` as the editor will; the remote home folder ("" if it printed none), or
     RdevError with one sentence if ssh fails."""
     result = try_login(name)
     if result.returncode != 0:
-        raise failure(name, result.stderr)
+        raise failure(name, result.stderr, failures)
     # Login scripts may print before it: the home is the last line, if it is an absolute path.
     lines = result.stdout.strip().splitlines()
     return lines[-1] if lines and lines[-1].startswith("/") else ""

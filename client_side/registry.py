@@ -43,6 +43,12 @@ class HostEntry:
     jump: str | None = None  # ProxyJump: a registered name or [user@]host[:port]
     preset: str | None = None
     editor: str | None = None  # the editor the user chose for this host with --editor (a name or a path)
+    # Reached through Google's `colab ssh --proxy-mode`: the CLI's session name, the runtime (assignment
+    # endpoint) whose host key is pinned, the CLI binary, and the GPU asked for when rdev creates one.
+    colab_session: str | None = None
+    colab_endpoint: str | None = None
+    colab: str | None = None
+    gpu: str | None = None
 
 
 def from_ticket(name: str, ticket: Ticket, *, cloudflared: str | None, ticket_file: str | None,
@@ -80,7 +86,13 @@ def _entry(name: str, table: dict, path: Path) -> HostEntry:
         if entry.jump is not None:
             validate.jump(entry.jump)
         if not all(isinstance(v, (str, type(None))) for v in (entry.started, entry.ticket_file, entry.cloudflared,
-                                                              entry.jump, entry.preset, entry.editor)) or not isinstance(entry.login, bool):
+                                                              entry.jump, entry.preset, entry.editor, entry.colab,
+                                                              entry.gpu)) or not isinstance(entry.login, bool):
+            raise validate.InvalidValue("not as rdev writes it")
+        if entry.colab_session is not None:
+            validate.colab_session(entry.colab_session)
+            validate.colab_endpoint(entry.colab_endpoint)
+        if entry.gpu is not None and validate.colab_gpu(entry.gpu) != entry.gpu:
             raise validate.InvalidValue("not as rdev writes it")
     except (TypeError, AttributeError, validate.InvalidValue):
         raise RdevError(f"The entry for {name!r} in {path} is damaged", "fix that table in the file or delete it.") from None

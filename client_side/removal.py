@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from bootstrap.ticket import PUBLIC_TUNNELS
+from typing import Callable
+
 from client_side import editor_settings, inputs, passwords, probe, registry, sshconfig, store
 from client_side.locking import changing_files, setting_up
 
 
-def remove(name: str) -> str:
+def remove(name: str, *, stop_runtime: bool = False, say: Callable[[str], None] = print) -> str:
+    """Forget `name` everywhere rdev wrote it; its Colab runtime keeps running unless `stop_runtime`."""
     name = inputs.name(name)
     if name not in registry.load() and not sshconfig.has_entry(name):
         raise registry.unknown_host(name)
+    if stop_runtime:
+        from client_side import colab_host
+
+        colab_host.stop(name, say)
     with setting_up(name):
         # Close the shared connection while the config still says where its socket is (without rdev's
         # block, a socket of that name would be the user's own).
@@ -19,7 +25,7 @@ def remove(name: str) -> str:
         removed = store.drop(name)
     notes: list[str] = []
     with changing_files():
-        tunnels_left = any(e.tunnel in PUBLIC_TUNNELS for e in registry.load().values())
+        tunnels_left = any(editor_settings.slow_to_reach(e.tunnel) for e in registry.load().values())
         settings = editor_settings.forget(name, tunnel_hosts_left=tunnels_left, say=notes.append)
     forgot = removed is not None and removed.login and passwords.forget(name)
     gone = ["its SSH config block", "pinned host key"] + ["kept password"] * forgot + ["editor settings"] * settings

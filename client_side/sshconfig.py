@@ -18,6 +18,7 @@ import hashlib
 import os
 import re
 import stat
+import sys
 from pathlib import Path, PurePath
 
 import sshconf
@@ -90,6 +91,8 @@ def host_options(entry: HostEntry) -> dict[str, str]:
     # the host is reached, and `ProxyCommand none` keeps a user's `Host *` proxy away.
     if entry.jump:
         options["ProxyJump"] = entry.jump
+    elif entry.colab_session:
+        options["ProxyCommand"] = colab_proxy_command(entry)
     elif entry.tunnel == "cloudflared" and entry.cloudflared:
         options["ProxyCommand"] = proxy_command(entry.cloudflared)
     else:
@@ -104,18 +107,33 @@ def host_options(entry: HostEntry) -> dict[str, str]:
 
 
 def proxy_command(binary: str) -> str:
-    """`<cloudflared> access ssh --hostname %h`, with the binary's absolute path quoted only when it
-    holds a space. POSIX ssh hands the line to the shell, so only plain path characters are let
-    through; Windows' ssh starts it without a shell, so it must be one absolute executable path,
-    written with forward slashes (which CreateProcess takes, and OpenSSH's tokenizer leaves alone)."""
+    """`<cloudflared> access ssh --hostname %h`."""
+    return f"{command_word(binary, 'cloudflared')} access ssh --hostname %h"
+
+
+def colab_proxy_command(entry: HostEntry) -> str:
+    """rdev's guard (`client_side.colab_proxy`), which checks the session and then runs
+    `<colab> ssh --proxy-mode -s SESSION -i <rdev's key>`: the key the CLI sends for the runtime
+    to authorize is the one ssh then logs in with."""
+    if not (entry.colab and entry.colab_session and entry.colab_endpoint):
+        raise ValueError(f"{entry.name} is not a Colab CLI host")
+    guard = f"{command_word(sys.executable, 'Python')} -I -m client_side.colab_proxy {entry.name} {entry.colab_endpoint}"
+    colab = f"{command_word(entry.colab, 'colab')} ssh --proxy-mode -s {entry.colab_session}"
+    return f"{guard} -- {colab} -i {command_word(str(paths.private_key()), 'key')}"
+
+
+def command_word(binary: str, what: str) -> str:
+    """An absolute path as one word of a ProxyCommand, quoted only when it holds a space. POSIX ssh
+    hands the line to the shell, so only plain path characters are let through; Windows' ssh
+    starts it without a shell, so it must be an absolute path, written with forward slashes
+    (which CreateProcess takes, and OpenSSH's tokenizer leaves alone)."""
     plain = r"[A-Za-z]:[A-Za-z0-9_./\\ ()+%-]+" if WINDOWS else r"/[A-Za-z0-9_./ +%-]+"
     if not re.fullmatch(plain, binary):
-        raise RdevError(f"The cloudflared path {binary!r} is not an absolute path of plain characters, which a "
-                        "ProxyCommand needs", "move cloudflared to a plain folder and pass --cloudflared.")
+        raise BadInput(f"The {what} path {binary!r} is not an absolute path of plain characters, which a "
+                       f"ProxyCommand needs", f"move {what} to a plain folder (letters, digits, '_', '.', '-', "
+                       "'+', space) and run again.")
     text = (binary.replace("\\", "/") if WINDOWS else binary).replace("%", "%%")
-    if " " in text:
-        text = f'"{text}"'
-    return f"{text} access ssh --hostname %h"
+    return f'"{text}"' if " " in text else text
 
 
 def _render(conf: sshconf.SshConfigFile) -> bytes:

@@ -32,6 +32,12 @@ def put(entry: HostEntry, host_keys: tuple[str, ...] | None = None) -> None:
         _write(changes)
 
 
+def pin(name: str, host_keys: tuple[str, ...]) -> None:
+    """Pin `host_keys` as `name`'s only keys; its config block and registry entry stay as they are."""
+    with changing_files():
+        _write({paths.known_hosts(): known_hosts.with_keys(name, host_keys)})
+
+
 def drop(name: str) -> HostEntry | None:
     """Take `name` out of every record; its registry entry, or None if the registry had none."""
     with changing_files():

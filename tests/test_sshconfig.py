@@ -7,7 +7,8 @@ import os
 import shutil
 import stat
 import subprocess
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, replace
 from pathlib import Path, PureWindowsPath
 
 import pytest
@@ -637,3 +638,37 @@ def test_a_non_text_rdev_config_is_one_sentence(home: Path) -> None:
     paths.rdev_ssh_config().write_bytes(b"Host gpu\n  User \xff\xfe\n")
     with pytest.raises(RdevError, match="not text rdev wrote"):
         write(COLAB)
+
+
+# --- a Colab runtime behind Google's colab CLI ---------------------------------------------------------------
+
+CLI_HOST = HostEntry(name="colab", host="colab-runtime", port=22, user="root", tunnel="colab-cli", workdir="/content",
+                     runtime="colab", colab_session="gpu", colab_endpoint="gpu-t4-s-3kq9", colab="/opt/colab/bin/colab",
+                     gpu="T4")
+
+
+def test_colab_cli_host_renders_exactly(home: Path) -> None:
+    write(CLI_HOST)
+    guard = f"{sys.executable} -I -m client_side.colab_proxy colab gpu-t4-s-3kq9"
+    proxy = f"{guard} -- /opt/colab/bin/colab ssh --proxy-mode -s gpu -i {home}/.ssh/rdev/id_ed25519"
+    assert paths.rdev_ssh_config().read_text() == expected_file(home, CLI_HOST).replace("ProxyCommand none", f"ProxyCommand {proxy}")
+
+
+def test_colab_cli_host_means_to_ssh_what_rdev_meant(home: Path) -> None:
+    write(CLI_HOST)
+    options = ssh_g("colab", paths.user_ssh_config())
+    [proxy] = options["proxycommand"]
+    assert proxy.endswith(f"-- /opt/colab/bin/colab ssh --proxy-mode -s gpu -i {home}/.ssh/rdev/id_ed25519")
+    assert options["user"] == ["root"]
+    assert options["identityfile"] == [f"{home}/.ssh/rdev/id_ed25519"]
+    assert options["hostkeyalias"] == ["rdev-colab"]
+    assert options["stricthostkeychecking"] == ["true"]
+    assert options["controlmaster"] == ["auto"]
+
+
+def test_colab_cli_paths_that_a_proxy_command_cannot_hold_are_refused(home: Path) -> None:
+    for colab in ("/opt/a;b/colab", "/opt/$(x)/colab", "colab", "/opt/it's/colab"):
+        with pytest.raises(RdevError) as caught:
+            store.put(replace(CLI_HOST, colab=colab))
+        assert caught.value.exit_code == 2
+    assert not paths.rdev_ssh_config().exists()

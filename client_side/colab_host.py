@@ -1,0 +1,136 @@
+"""A Colab runtime reached through Google's own SSH route: `colab ssh --proxy-mode` as the ProxyCommand.
+
+`prepare` finds the CLI, makes sure the session exists and its token is fresh (in the foreground,
+see `colab_cli`), and tells whether the host key must be pinned: on first contact, and when the
+session now names another runtime (a changed key on the same runtime is refused by ssh).
+`admit` opens the master connection before anything else does, since the proxy allows one SSH
+session per runtime and every later connection (the probe, the editor's) shares it. The key is
+pinned from that very connection, through the authenticated proxy, and the same connection gives
+the runtime's shells the notebook kernel's environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass, replace
+from typing import Callable
+
+from bootstrap import validate
+from client_side import colab_cli, inputs, known_hosts, paths, probe, registry, sshconfig, store
+from client_side.errors import BadInput, RdevError
+from client_side.inputs import checked
+from client_side.locking import setting_up
+from client_side.pipeline import Prepared
+from client_side.registry import HostEntry
+
+# The runtime side travels in the connection (nothing of rdev is installed there): its zip is put
+# on PYTHONPATH for one run of colab_side.kernel_env.
+_KERNEL_ENV = ('f=$(mktemp) && cat > "$f" && PYTHONPATH="$f" python3 -m colab_side.kernel_env; s=$?; '
+               'rm -f "$f"; exit $s')
+# The first connection waits for the CLI to start and the proxy to answer.
+_FIRST_CONNECTION_TIMEOUT = 120
+
+
+def prepare(name: str, *, session: str | None, gpu: str | None, colab: str | None, remembered: HostEntry | None,
+            accept_new_host_key: bool, say: Callable[[str], None]) -> Prepared:
+    """The host for Colab session `session` (else the one remembered), its runtime started if need be."""
+    session = checked(validate.colab_session, session or (remembered.colab_session if remembered else ""))
+    gpu = checked(validate.colab_gpu, gpu) if gpu else (remembered.gpu if remembered else None)
+    entry = HostEntry(name=name, host="colab-runtime", port=22, user="root", tunnel="colab-cli", workdir="/content",
+                      runtime="colab", editor=remembered.editor if remembered else None, colab_session=session,
+                      colab_endpoint="unknown", colab=colab_cli.find(colab, remembered.colab if remembered else None),
+                      gpu=gpu)
+    sshconfig.block(entry)  # a path the ProxyCommand cannot hold is refused before a runtime is created
+    found = colab_cli.ready_session(entry.colab or "", session, gpu, name, say)
+    entry = replace(entry, colab_endpoint=checked(validate.colab_endpoint, found.endpoint))
+    same_runtime = remembered is not None and remembered.colab_endpoint == found.endpoint
+    repin = accept_new_host_key or not (same_runtime and known_hosts.pinned(name))
+    if repin and remembered is not None and remembered.colab_endpoint and not same_runtime:
+        say(f"Colab session {session} now runs a new runtime; rdev pins its host key.")
+    opener = _Opener(name=name, repin=repin, failures=colab_cli.failures(session), say=say)
+    return Prepared(entry=entry, host_keys=() if repin else None, admit=opener.admit,
+                    done=f"ssh works through Colab's proxy (session {session})", failures=opener.failures)
+
+
+@dataclass(frozen=True)
+class _Opener:
+    name: str
+    repin: bool
+    failures: probe.Failures
+    say: Callable[[str], None]
+
+    def admit(self) -> None:
+        """Open the master connection (pinning the key it shows when asked to), and on it write the
+        notebook kernel's environment where the runtime's shells read it."""
+        from client_side import colab_cell
+
+        options = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=60"]
+        scratch = paths.rdev_ssh_dir() / f".{self.name}.first-contact"
+        if self.repin:
+            scratch.unlink(missing_ok=True)
+            # accept-new only into a file of its own: rdev then pins what this connection verified.
+            options += ["-o", f"UserKnownHostsFile={scratch}", "-o", "StrictHostKeyChecking=accept-new",
+                        "-o", "HashKnownHosts=no"]
+        try:
+            result = subprocess.run(probe.ssh_argv(self.name, *options) + [_KERNEL_ENV], input=colab_cell.runtime_zip(),
+                                    capture_output=True, timeout=_FIRST_CONNECTION_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise RdevError(f"Cannot reach {self.name}: the first connection did not finish within "
+                            f"{_FIRST_CONNECTION_TIMEOUT} s", f"check the runtime with 'colab status' and run "
+                            f"'rdev connect {self.name}' again.") from None
+        try:
+            if result.returncode == 255:
+                raise probe.failure(self.name, result.stderr.decode(errors="replace"), self.failures)
+            if self.repin:
+                self._pin(scratch)
+        finally:
+            scratch.unlink(missing_ok=True)
+        self._report(result)
+
+    def _pin(self, scratch: os.PathLike) -> None:
+        try:
+            lines = open(scratch, encoding="utf-8").read().splitlines()
+        except FileNotFoundError:
+            lines = []
+        keys = tuple(dict.fromkeys(" ".join(line.split()[1:3]) for line in lines if len(line.split()) >= 3))
+        if not keys:
+            raise RdevError(f"ssh reached {self.name} but recorded no host key to pin",
+                            f"run 'rdev connect {self.name}' again; 'ssh -v {self.name}' shows more.")
+        store.pin(self.name, keys)
+        self.say(f"Pinned {self.name}'s host key {known_hosts.fingerprint(keys[0])} (shown through Colab's "
+                 "authenticated proxy).")
+
+    def _report(self, result: subprocess.CompletedProcess) -> None:
+        lines = result.stdout.decode(errors="replace").strip().splitlines()
+        try:
+            report = json.loads(lines[-1]) if result.returncode == 0 and lines else None
+        except ValueError:
+            report = None
+        if not isinstance(report, dict):
+            why = result.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+            self.say(f"{self.name}: the notebook kernel's environment was not set up ({why[0]}); the terminal has "
+                     "the SSH session's own.")
+        elif report.get("kernel") is None:
+            self.say(f"{self.name}: no notebook kernel runs on the runtime yet, so the terminal has the SSH session's "
+                     f"environment; 'rdev connect {self.name}' again once a notebook is attached picks up its GPU "
+                     "variables.")
+        else:
+            names = [str(n) for n in report.get("variables", [])]
+            self.say(f"{self.name}: shells on the runtime get the notebook kernel's environment "
+                     f"({', '.join(names) or 'nothing was missing'}).")
+
+
+def stop(name: str, say: Callable[[str], None]) -> None:
+    """`rdev stop NAME`: end the Colab runtime of NAME with the CLI's stop; the host stays known."""
+    entry = registry.get(inputs.name(name))
+    if not entry.colab_session:
+        raise BadInput(f"{name} is not a Colab runtime reached through Google's colab CLI, so rdev does not stop it",
+                       "stop a notebook's server in its notebook ('python -m colab_side stop').")
+    colab = colab_cli.find(None, entry.colab)
+    with setting_up(name):
+        # Its ProxyCommand holds the runtime's one WebSocket; the runtime is going anyway.
+        probe.close_master(name)
+        colab_cli.stop(colab, entry.colab_session)
+    say(f"Stopped Colab session {entry.colab_session}. 'rdev connect {name}' starts a new runtime.")

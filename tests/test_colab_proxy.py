@@ -1,0 +1,117 @@
+"""The ProxyCommand guard of a Colab CLI host: it hands over to the CLI only for the pinned runtime's
+live session, and never lets a background connection create, log in or refresh on the SSH stream."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+
+@pytest.fixture
+def fake_colab(home: Path) -> tuple[Path, Path]:
+    """A `colab` that records its arguments; `status` renews the session's token, as the real one does."""
+    record = home.parent / "colab-calls"
+    script = home.parent / "colab"
+    script.write_text(f"""#!{sys.executable}
+import json, sys, datetime, pathlib
+open({str(record)!r}, "a").write(json.dumps(sys.argv[1:]) + "\\n")
+if sys.argv[1] == "status":
+    print("[colab] Session refreshed")  # stdout: must not reach the SSH stream
+    f = pathlib.Path({str(home)!r}) / ".config/colab-cli/sessions.json"
+    data = json.loads(f.read_text())
+    soon = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
+    data[sys.argv[3]]["token_expires_at"] = soon.isoformat()
+    f.write_text(json.dumps(data))
+else:
+    sys.stdout.write("BRIDGE " + sys.stdin.read())
+""")
+    script.chmod(0o755)
+    return script, record
+
+
+def session_file(home: Path, **sessions: dict) -> None:
+    folder = home / ".config" / "colab-cli"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sessions.json").write_text(json.dumps({name: {"name": name, "token": "t", "url": "http://127.0.0.1:9",
+                                                             **fields} for name, fields in sessions.items()}))
+
+
+def in_an_hour() -> str:
+    return (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
+
+
+def guard(colab: Path, endpoint: str = "ep-1", stdin: str = "SSH-2.0-OpenSSH_9.2\n") -> subprocess.CompletedProcess:
+    argv = [sys.executable, "-I", "-m", "client_side.colab_proxy", "colab", endpoint, "--", str(colab), "ssh",
+            "--proxy-mode", "-s", "gpu", "-i", "/k/id_ed25519"]
+    return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=60, cwd=REPO, env=os.environ.copy())
+
+
+def calls(record: Path) -> list[list[str]]:
+    return [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
+
+
+def test_a_live_session_of_the_pinned_runtime_becomes_the_cli_itself(home: Path, fake_colab: tuple[Path, Path]) -> None:
+    colab, record = fake_colab
+    session_file(home, gpu={"endpoint": "ep-1", "token_expires_at": in_an_hour()})
+    result = guard(colab)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "BRIDGE SSH-2.0-OpenSSH_9.2\n"  # the stream passes untouched
+    assert calls(record) == [["ssh", "--proxy-mode", "-s", "gpu", "-i", "/k/id_ed25519"]]
+
+
+def test_a_missing_session_is_never_created_in_the_background(home: Path, fake_colab: tuple[Path, Path]) -> None:
+    colab, record = fake_colab
+    session_file(home, other={"endpoint": "ep-9", "token_expires_at": in_an_hour()})
+    result = guard(colab)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("rdev: Colab session gpu no longer exists")
+    assert "rdev connect colab" in result.stderr
+    assert calls(record) == []  # the CLI, which would create it, never ran
+
+
+def test_a_session_that_now_names_another_runtime_is_refused(home: Path, fake_colab: tuple[Path, Path]) -> None:
+    colab, record = fake_colab
+    session_file(home, gpu={"endpoint": "ep-2", "token_expires_at": in_an_hour()})
+    result = guard(colab, endpoint="ep-1")
+    assert result.returncode == 1
+    assert "another runtime" in result.stderr and "rdev connect colab" in result.stderr
+    assert calls(record) == []
+
+
+@pytest.mark.parametrize("expires", [None, "2020-01-01T00:00:00+00:00"])
+def test_a_stale_token_is_renewed_off_the_stream_first(home: Path, fake_colab: tuple[Path, Path],
+                                                       expires: str | None) -> None:
+    colab, record = fake_colab
+    session_file(home, gpu={"endpoint": "ep-1", "token_expires_at": expires})
+    result = guard(colab)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "BRIDGE SSH-2.0-OpenSSH_9.2\n"  # the status line went to stderr
+    assert "[colab] Session refreshed" in result.stderr
+    assert [c[0] for c in calls(record)] == ["status", "ssh"]
+
+
+def test_a_token_that_needs_a_login_stops_before_the_cli_bridges(home: Path, tmp_path: Path) -> None:
+    colab = tmp_path / "colab"
+    colab.write_text("#!/bin/sh\n[ \"$1\" = status ] && read code && exit 0\necho BRIDGED\n")  # a login reads stdin
+    colab.chmod(0o755)
+    session_file(home, gpu={"endpoint": "ep-1", "token_expires_at": "2020-01-01T00:00:00"})
+    result = guard(colab)
+    assert result.returncode == 1
+    assert "BRIDGED" not in result.stdout
+    assert "needs you" in result.stderr and "rdev connect colab" in result.stderr
+
+
+def test_a_command_line_rdev_did_not_write_is_refused(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "client_side.colab_proxy", "colab"], capture_output=True, text=True,
+                            cwd=REPO, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.startswith("rdev: ") and "rdev connect" in result.stderr
