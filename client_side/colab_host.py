@@ -68,6 +68,7 @@ class _Opener:
 
         options = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=60"]
         scratch = paths.rdev_ssh_dir() / f".{self.name}.first-contact"
+        paths.proxy_log(self.name).unlink(missing_ok=True)  # what it holds must be this connection's
         if self.repin:
             scratch.unlink(missing_ok=True)
             # accept-new only into a file of its own: rdev then pins what this connection verified.
@@ -82,7 +83,8 @@ class _Opener:
                             f"'rdev connect {self.name}' again.") from None
         try:
             if result.returncode == 255:
-                raise probe.failure(self.name, result.stderr.decode(errors="replace"), self.failures)
+                said = result.stderr.decode(errors="replace") + "\n" + _proxy_said(self.name)
+                raise probe.failure(self.name, said, self.failures)
             if self.repin:
                 self._pin(scratch)
         finally:
@@ -120,6 +122,15 @@ class _Opener:
             names = [str(n) for n in report.get("variables", [])]
             self.say(f"{self.name}: shells on the runtime get the notebook kernel's environment "
                      f"({', '.join(names) or 'nothing was missing'}).")
+
+
+def _proxy_said(name: str) -> str:
+    """What the ProxyCommand (the guard, the CLI) said: with ControlPersist, ssh gives it /dev/null as
+    stderr, so it writes to its log instead."""
+    try:
+        return paths.proxy_log(name).read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
 
 
 def stop(name: str, say: Callable[[str], None]) -> None:

@@ -10,17 +10,20 @@ byte stream) it refuses what only the foreground `rdev connect NAME` may do:
 - a proxy token at its expiry that cannot be refreshed without a login: the CLI would ask for an
   authorization code on the SSH stream. A refresh that needs no login is done here first, with
   the CLI's input and output kept off that stream.
-Its messages go to stderr as "rdev: problem: fix", which rdev's own probe shows (a master in the
-background drops a ProxyCommand's stderr).
+Its messages go to stderr as "rdev: problem: fix". With ControlPersist, ssh gives a ProxyCommand
+/dev/null as stderr, so then they (and the CLI's) go to `paths.proxy_log(NAME)`, one connection's
+worth, where `rdev connect` reads them to say what failed.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 
-from client_side import colab_sessions
+from bootstrap.files import ensure_private_dir
+from client_side import colab_sessions, paths
 from client_side.errors import RdevError
 
 _REFRESH_TIMEOUT = 120
@@ -34,12 +37,28 @@ def main(argv: list[str]) -> int:
     name, endpoint, command = argv[0], argv[1], argv[3:]
     session = command[command.index("-s") + 1]
     try:
+        _keep_messages(name)
         _check(name, endpoint, command[0], session)
     except RdevError as err:
         print(f"rdev: {err}", file=sys.stderr)
         return 1
     os.execv(command[0], command)
     return 1  # not reached: execv replaces this process or raises
+
+
+def _keep_messages(name: str) -> None:
+    """Point stderr (this process's, and the CLI's after exec) at the log when ssh gave it /dev/null."""
+    try:
+        info, null = os.fstat(2), os.stat(os.devnull)
+    except OSError:
+        info = null = None
+    if info is None or (stat.S_ISCHR(info.st_mode) and info.st_rdev == null.st_rdev):
+        log = paths.proxy_log(name)
+        ensure_private_dir(log.parent)
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(fd, 2)
+        os.close(fd)
+        sys.stderr = open(2, "w", closefd=False)
 
 
 def _check(name: str, endpoint: str, colab: str, session: str) -> None:

@@ -110,3 +110,8 @@ def colab_cli_dir() -> Path:
 
 def colab_sessions() -> Path:
     return colab_cli_dir() / "sessions.json"
+
+
+def proxy_log(name: str) -> Path:
+    """What `name`'s ProxyCommand last said, where ssh would have dropped it (see colab_proxy)."""
+    return rdev_ssh_dir() / "logs" / f"{name}.log"

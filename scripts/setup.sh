@@ -23,3 +23,10 @@ fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+
+# Google's real Colab CLI, for the tests that drive it against a stand-in runtime proxy. It sits in its own
+# venv (it pins its own dependencies) and says it needs Python >= 3.12 but runs on 3.11, hence --ignore-requires-python.
+[ -x .venv-colab/bin/python ] || python3 -m venv .venv-colab
+if ! { [ -x .venv-colab/bin/colab ] && .venv-colab/bin/python -m pip show google-colab-cli 2>/dev/null | grep -qx 'Version: 0.7.5'; }; then
+  .venv-colab/bin/python -m pip install -q --disable-pip-version-check --ignore-requires-python 'google-colab-cli==0.7.5'
+fi
