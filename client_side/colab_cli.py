@@ -58,9 +58,10 @@ def find(given: str | None, remembered: str | None) -> str:
     if os.name == "nt":
         raise RdevError("Google's colab CLI does not run on Windows",
                         "use the tunnel cell instead: 'rdev colab cell', then 'rdev connect NAME' with its ticket.")
-    chosen = given or os.environ.get("RDEV_COLAB")
-    if chosen:
-        where = "--colab" if given else "RDEV_COLAB"
+    chosen = given if given is not None else os.environ.get("RDEV_COLAB") or None
+    if chosen is not None:
+        where = "--colab" if given is not None else "RDEV_COLAB"
+        chosen = os.path.expanduser(chosen)  # a shell leaves the ~ of --colab=~/... alone
         found = shutil.which(chosen) if os.sep not in chosen else (chosen if _runnable(chosen) else None)
         if not found:
             raise BadInput(f"{where} names {chosen!r}, which is not an executable file",

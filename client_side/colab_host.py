@@ -37,7 +37,7 @@ def prepare(name: str, *, session: str | None, gpu: str | None, colab: str | Non
             accept_new_host_key: bool, say: Callable[[str], None]) -> Prepared:
     """The host for Colab session `session` (else the one remembered), its runtime started if need be."""
     session = checked(validate.colab_session, session or (remembered.colab_session if remembered else ""))
-    gpu = checked(validate.colab_gpu, gpu) if gpu else (remembered.gpu if remembered else None)
+    gpu = checked(validate.colab_gpu, gpu) if gpu is not None else (remembered.gpu if remembered else None)
     entry = HostEntry(name=name, host="colab-runtime", port=22, user="root", tunnel="colab-cli", workdir="/content",
                       runtime="colab", editor=remembered.editor if remembered else None, colab_session=session,
                       colab_endpoint="unknown", colab=colab_cli.find(colab, remembered.colab if remembered else None),
@@ -137,8 +137,9 @@ def stop(name: str, say: Callable[[str], None]) -> None:
     """`rdev stop NAME`: end the Colab runtime of NAME with the CLI's stop; the host stays known."""
     entry = registry.get(inputs.name(name))
     if not entry.colab_session:
-        raise BadInput(f"{name} is not a Colab runtime reached through Google's colab CLI, so rdev does not stop it",
-                       "stop a notebook's server in its notebook ('python -m colab_side stop').")
+        raise BadInput(f"{name} is not a Colab runtime reached through Google's colab CLI, so rdev has nothing to stop",
+                       "'rdev stop' ends runtimes connected with --colab-session (a tunnel cell's server stops "
+                       "in its notebook with 'python -m colab_side stop').")
     colab = colab_cli.find(None, entry.colab)
     with setting_up(name):
         # Its ProxyCommand holds the runtime's one WebSocket; the runtime is going anyway.

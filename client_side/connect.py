@@ -27,7 +27,7 @@ def connect(name: str, *, ticket: str | None, ticket_file: str | None, open_edit
     if colab_session is not None or (remembered and remembered.colab_session and not has_ticket):
         prepared = colab_host.prepare(name, session=colab_session, gpu=gpu, colab=colab, remembered=remembered,
                                       accept_new_host_key=accept_new_host_key, say=say)
-    elif gpu or colab:
+    elif gpu is not None or colab is not None:
         raise BadInput(f"--gpu and --colab are for a Colab runtime reached through Google's colab CLI, which {name} "
                        "is not", f"add --colab-session SESSION to reach one (e.g. rdev connect {name} "
                        "--colab-session gpu --gpu T4).")

@@ -13,7 +13,8 @@ _WORKDIR = {"colab": "/content", "kaggle": "/kaggle/working"}
 _POLICY = {
     "colab": "Note: Colab's FAQ lists, for runtimes used free of charge, \"remote control such as SSH shells, remote "
              "desktops\", and for all runtimes \"connecting to remote proxies\", which a tunnel out of the runtime "
-             "is; the route Google offers is its own `colab ssh --proxy-mode` (google-colab-cli).",
+             "is; the route Google offers is its own `colab ssh --proxy-mode` (google-colab-cli), which rdev uses with "
+             "'rdev connect colab --colab-session SESSION' on the laptop.",
     "kaggle": "Note: on Kaggle an SSH tunnel needs the notebook's Internet setting on (Settings > Internet), and "
               "Kaggle may end a session that starts an SSH server; save your work to /kaggle/working often.",
 }

@@ -20,31 +20,11 @@ import pytest
 
 from client_side import known_hosts
 from tests.conftest import editor_calls, editor_standin, snapshot, ssh_through, standin
-from tests.stand_ins.colab_runtime import ColabProxy, Runtime, colab_binary, quiet_settings, remove_session, write_session
+from tests.stand_ins.colab_runtime import SESSION, ColabProxy, Runtime, colab_binary, remove_session, write_session
 
 # Colab's user is root; the stand-in runtime's sshd serves the user the tests run as.
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="Colab runtimes log in as root")
 
-SESSION = "s1"
-
-
-@pytest.fixture
-def runtime(home: Path) -> Iterator[Runtime]:
-    vm = Runtime(home.parent / "runtime", "gpu-t4-s-first")
-    vm.start()
-    yield vm
-    vm.stop()
-
-
-@pytest.fixture
-def proxy(home: Path, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> Iterator[ColabProxy]:
-    server = ColabProxy(runtime)
-    quiet_settings(home)
-    write_session(home, SESSION, server, runtime.endpoint)
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    monkeypatch.setenv("RDEV_COLAB", str(colab_binary()))
-    yield server
-    server.close()
 
 
 @pytest.fixture

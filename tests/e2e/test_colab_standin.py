@@ -10,31 +10,10 @@ import shlex
 import subprocess
 import time
 from pathlib import Path
-from typing import Iterator
 
-import pytest
+from tests.stand_ins.colab_runtime import SESSION, ColabProxy, Runtime, cli_env, colab_binary
 
-from tests.stand_ins.colab_runtime import ColabProxy, Runtime, cli_env, colab_binary, quiet_settings, write_session
-
-SESSION = "s1"
 ALIAS = "colab-standin"
-
-
-@pytest.fixture
-def runtime(home: Path) -> Iterator[Runtime]:
-    vm = Runtime(home.parent / "runtime", "gpu-t4-s-standin1")
-    vm.start()
-    yield vm
-    vm.stop()
-
-
-@pytest.fixture
-def proxy(home: Path, runtime: Runtime) -> Iterator[ColabProxy]:
-    server = ColabProxy(runtime)
-    quiet_settings(home)
-    write_session(home, SESSION, server, runtime.endpoint)
-    yield server
-    server.close()
 
 
 def keypair(home: Path, kind: str = "ed25519") -> Path:

@@ -32,6 +32,8 @@ from colab_side.sshd import Sshd, ensure_sshd, free_port
 from colab_side.state import state_folder, stop_sshd
 
 REPO = Path(__file__).resolve().parents[2]
+# The CLI session the end-to-end tests write (tests/e2e/conftest.py).
+SESSION = "s1"
 SSH_PATH = "/colab/ssh"
 TOKEN_PARAMETER = "colab-runtime-proxy-token"
 PUBKEY_HEADER = "X-Colab-Ssh-Pubkey"

@@ -1,0 +1,31 @@
+"""Fixtures of the end-to-end tests of Colab's own SSH route: a stand-in runtime (a real sshd) and a
+stand-in for Colab's runtime proxy in front of it, with Google's real CLI pointed at them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.stand_ins.colab_runtime import SESSION, ColabProxy, Runtime, colab_binary, quiet_settings, write_session
+
+
+@pytest.fixture
+def runtime(home: Path) -> Iterator[Runtime]:
+    vm = Runtime(home.parent / "runtime", "gpu-t4-s-first")
+    vm.start()
+    yield vm
+    vm.stop()
+
+
+@pytest.fixture
+def proxy(home: Path, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> Iterator[ColabProxy]:
+    """The proxy, and the CLI's session SESSION naming it, as `colab new` leaves it; rdev finds the real CLI."""
+    server = ColabProxy(runtime)
+    quiet_settings(home)
+    write_session(home, SESSION, server, runtime.endpoint)
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.setenv("RDEV_COLAB", str(colab_binary()))
+    yield server
+    server.close()
