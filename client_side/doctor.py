@@ -38,8 +38,8 @@ def report(check_hosts: bool, as_json: bool) -> tuple[str, bool]:
         hosts, damaged = registry.load(), None
     except RdevError as err:
         hosts, damaged = {}, err
-    findings = [_ssh_client(), *_ssh_modes(), _include(hosts), _key(hosts), _cloudflared(hosts), _keyring(hosts),
-                *_editors(), *_registered(hosts, damaged, check_hosts)]
+    findings = [_ssh_client(), *_ssh_modes(), _include(hosts), _key(hosts), _cloudflared(hosts), *_colab(hosts),
+                _keyring(hosts), *_editors(), *_registered(hosts, damaged, check_hosts)]
     problems = sum(f.status == PROBLEM for f in findings)
     if as_json:
         return json.dumps([asdict(f) for f in findings], indent=2), problems > 0
@@ -133,6 +133,19 @@ def _cloudflared(hosts: dict) -> Finding:
     if os.access(info.executable, os.X_OK):
         return Finding("cloudflared", OK, f"{info.executable} (pycloudflared's copy)")
     return Finding("cloudflared", OK, f"not downloaded yet; pycloudflared fetches it for this machine on first use ({info.url})")
+
+
+def _colab(hosts: dict) -> list[Finding]:
+    """Google's colab CLI, only when a host is reached through it."""
+    remembered = [e.colab for e in hosts.values() if e.colab_session]
+    if not remembered:
+        return []
+    from client_side import colab_cli
+
+    try:
+        return [Finding("colab CLI", OK, colab_cli.find(None, remembered[0]))]
+    except RdevError as err:
+        return [Finding("colab CLI", PROBLEM, err.problem + ".", err.fix)]
 
 
 def _keyring(hosts: dict) -> Finding:

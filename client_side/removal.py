@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from client_side import editor_settings, inputs, passwords, probe, registry, sshconfig, store
+from client_side import editor_settings, inputs, passwords, paths, probe, registry, sshconfig, store
 from client_side.locking import changing_files, setting_up
 
 
@@ -23,6 +23,7 @@ def remove(name: str, *, stop_runtime: bool = False, say: Callable[[str], None] 
         if sshconfig.has_entry(name):
             probe.close_master(name)
         removed = store.drop(name)
+        paths.proxy_log(name).unlink(missing_ok=True)
     notes: list[str] = []
     with changing_files():
         tunnels_left = any(editor_settings.slow_to_reach(e.tunnel) for e in registry.load().values())

@@ -477,3 +477,15 @@ def test_an_empty_colab_path_is_refused_not_ignored(home: Path) -> None:
     with pytest.raises(BadInput) as caught:
         colab_cli.find("", None)
     assert "--colab" in caught.value.problem
+
+
+def test_remove_takes_the_proxy_log_away(home: Path) -> None:
+    from client_side import removal, store
+    from client_side.registry import HostEntry
+
+    store.put(HostEntry(name="colab", host="colab-runtime", port=22, user="root", tunnel="colab-cli",
+                        colab_session="s1", colab_endpoint="ep-1", colab="/usr/bin/true"))
+    paths.proxy_log("colab").parent.mkdir(parents=True)
+    paths.proxy_log("colab").write_text("rdev: Colab session s1 no longer exists: run 'rdev connect colab'.\n")
+    removal.remove("colab", say=lambda line: None)
+    assert not paths.proxy_log("colab").exists()

@@ -100,3 +100,24 @@ def test_a_damaged_host_list_is_a_problem_not_a_traceback(home: Path, rdev) -> N
     result = rdev("doctor")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert any(line.startswith("PROBLEM  hosts:") for line in result.stdout.splitlines())
+
+
+def test_a_colab_cli_host_whose_cli_is_gone_is_a_problem(home: Path, rdev, tmp_path: Path) -> None:
+    from client_side import store
+    from client_side.registry import HostEntry
+
+    colab = tmp_path / "colab"
+    colab.write_text("#!/bin/sh\n")
+    colab.chmod(0o755)
+    store.put(HostEntry(name="colab", host="colab-runtime", port=22, user="root", tunnel="colab-cli",
+                        colab_session="gpu", colab_endpoint="ep-1", colab=str(colab)))
+    env = {**bare_path_with(tmp_path / "nothing"), "RDEV_COLAB": ""}
+    assert findings(rdev("doctor", "--json", env=env))["colab CLI"] == {"check": "colab CLI", "status": "ok",
+                                                                        "detail": str(colab), "fix": ""}
+    colab.unlink()
+    found = findings(rdev("doctor", "--json", env=env))["colab CLI"]
+    assert found["status"] == "problem" and "pipx install google-colab-cli" in found["fix"]
+
+
+def test_no_colab_line_without_a_colab_cli_host(home: Path, rdev) -> None:
+    assert "colab CLI" not in findings(rdev("doctor", "--json"))
