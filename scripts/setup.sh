@@ -30,3 +30,24 @@ fi
 if ! { [ -x .venv-colab/bin/colab ] && .venv-colab/bin/python -m pip show google-colab-cli 2>/dev/null | grep -qx 'Version: 0.7.5'; }; then
   .venv-colab/bin/python -m pip install -q --disable-pip-version-check --ignore-requires-python 'google-colab-cli==0.7.5'
 fi
+
+# Slurm for the cluster tests: Debian's slurm-wlm (slurmctld, slurmd, the client commands) and munge. The tests
+# start their own daemons from their own config (tests/slurm_cluster.py); the packages must not start the
+# system's, and without systemd their init scripts would, so a policy-rc.d refuses (removed only if ours).
+slurm_missing=()
+for binary in slurmctld slurmd munged sbatch; do
+  [ -x "/usr/sbin/$binary" ] || [ -x "/usr/bin/$binary" ] || command -v "$binary" >/dev/null || slurm_missing+=("$binary")
+done
+if [ ${#slurm_missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: please install slurm-wlm slurm-client munge (e.g. sudo apt-get install slurm-wlm slurm-client munge) and run again." >&2
+    exit 1
+  fi
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 0755 /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  [ ${#missing[@]} -gt 0 ] || apt-get update -q  # the first section updated the lists already when it installed
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends slurm-wlm slurm-client munge
+fi
