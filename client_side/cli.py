@@ -72,7 +72,7 @@ def connect(
     colab_session: Optional[str] = typer.Option(None, "--colab-session", metavar="SESSION",
                                                 help="reach Colab through Google's own SSH route: the colab CLI's "
                                                 "session, created (after saying so) when it does not exist"),
-    gpu: Optional[str] = typer.Option(None, "--gpu", help="with --colab-session: the GPU of a runtime rdev creates "
+    gpu: Optional[str] = typer.Option(None, "--gpu", metavar="GPU", help="with --colab-session: the GPU of a runtime rdev creates "
                                       "(T4, L4, G4, H100, A100)"),
     colab: Optional[str] = typer.Option(None, "--colab", metavar="PATH", help="Google's colab CLI (default: "
                                         "RDEV_COLAB, the one this host used before, PATH)"),

@@ -23,7 +23,8 @@ INSTALL = ("install it with 'pipx install google-colab-cli' (it needs Python 3.1
 # CLI's own words are in its commands/ssh.py; `{name}` is the host, `{session}` the CLI's session.
 _FAILURES: probe.Failures = [
     ("Authentication failed (HTTP 401)", "Colab refused session {session}'s access token",
-     "run 'rdev connect {name}' to renew it; if that does not help, 'rdev stop {name}' and connect again."),
+     "renew it with 'colab status -s {session}' and run 'rdev connect {name}' again; if that does not help, "
+     "'rdev stop {name}' and connect again."),
     ("Endpoint not found (HTTP 404)", "The runtime of Colab session {session} has no SSH endpoint (an older "
      "runtime, or one created without SSH)", "end it with 'rdev stop {name}', then 'rdev connect {name}' creates "
      "one that has."),
@@ -31,8 +32,10 @@ _FAILURES: probe.Failures = [
      "(Colab allows one)", "close it (a 'colab ssh' in another terminal, or another laptop) and run again."),
     ("Bad gateway (HTTP 502)", "Colab's proxy cannot reach the sshd of session {session}'s runtime",
      "check it with 'colab status -s {session}'; if it is unhealthy, 'rdev stop {name}' and connect again."),
-    ("unsupported key type", "Colab refused rdev's key type", "rdev's key must be ed25519: remove ~/.ssh/rdev/id_ed25519* "
-     "and run 'rdev connect {name}' again."),
+    ("unsupported key type", "Colab refused rdev's ed25519 key as an unsupported type",
+     "update Google's colab CLI ('pipx upgrade google-colab-cli') and run again."),
+    ("No such command 'ssh'", "This version of Google's colab CLI has no 'ssh' command",
+     "update it ('pipx upgrade google-colab-cli'; 0.7.5 or later) and run again."),
     ("Enter the authorization code", "Google's colab CLI needs you to log in", "run 'colab sessions' in a terminal "
      "to log in, then 'rdev connect {name}' again."),
     ("No valid default credentials", "Google's colab CLI needs you to log in", "run 'colab sessions' in a terminal "

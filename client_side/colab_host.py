@@ -12,14 +12,15 @@ the runtime's shells the notebook kernel's environment.
 from __future__ import annotations
 
 import json
-import os
+import re
 import subprocess
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Callable
 
 from bootstrap import validate
-from client_side import colab_cli, inputs, known_hosts, paths, probe, registry, sshconfig, store
-from client_side.errors import BadInput, RdevError
+from client_side import colab_cli, colab_sessions, inputs, known_hosts, paths, probe, registry, sshconfig, store
+from client_side.errors import BadInput, RdevError, split
 from client_side.inputs import checked
 from client_side.locking import setting_up
 from client_side.pipeline import Prepared
@@ -29,6 +30,7 @@ from client_side.registry import HostEntry
 # on PYTHONPATH for one run of colab_side.kernel_env.
 _KERNEL_ENV = ('f=$(mktemp) && cat > "$f" && PYTHONPATH="$f" python3 -m colab_side.kernel_env; s=$?; '
                'rm -f "$f"; exit $s')
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # The first connection waits for the CLI to start and the proxy to answer.
 _FIRST_CONNECTION_TIMEOUT = 120
 
@@ -44,7 +46,12 @@ def prepare(name: str, *, session: str | None, gpu: str | None, colab: str | Non
                       gpu=gpu)
     sshconfig.block(entry)  # a path the ProxyCommand cannot hold is refused before a runtime is created
     found = colab_cli.ready_session(entry.colab or "", session, gpu, name, say)
-    entry = replace(entry, colab_endpoint=checked(validate.colab_endpoint, found.endpoint))
+    try:
+        entry = replace(entry, colab_endpoint=validate.colab_endpoint(found.endpoint))
+    except validate.InvalidValue:
+        raise RdevError(f"Google's colab CLI names the runtime of session {session} {found.endpoint!r}, which rdev "
+                        "cannot put into an SSH config", f"check it with 'colab sessions'; 'rdev stop {name}' and "
+                        "connecting again gives a new runtime.") from None
     same_runtime = remembered is not None and remembered.colab_endpoint == found.endpoint
     repin = accept_new_host_key or not (same_runtime and known_hosts.pinned(name))
     if repin and remembered is not None and remembered.colab_endpoint and not same_runtime:
@@ -72,7 +79,7 @@ class _Opener:
         if self.repin:
             scratch.unlink(missing_ok=True)
             # accept-new only into a file of its own: rdev then pins what this connection verified.
-            options += ["-o", f"UserKnownHostsFile={scratch}", "-o", "StrictHostKeyChecking=accept-new",
+            options += ["-o", f"UserKnownHostsFile={sshconfig.config_path(scratch)}", "-o", "StrictHostKeyChecking=accept-new",
                         "-o", "HashKnownHosts=no"]
         try:
             result = subprocess.run(probe.ssh_argv(self.name, *options) + [_KERNEL_ENV], input=colab_cell.runtime_zip(),
@@ -83,17 +90,27 @@ class _Opener:
                             f"'rdev connect {self.name}' again.") from None
         try:
             if result.returncode == 255:
-                said = result.stderr.decode(errors="replace") + "\n" + _proxy_said(self.name)
-                raise probe.failure(self.name, said, self.failures)
+                raise self._failure(result.stderr.decode(errors="replace"))
             if self.repin:
                 self._pin(scratch)
         finally:
             scratch.unlink(missing_ok=True)
         self._report(result)
 
-    def _pin(self, scratch: os.PathLike) -> None:
+    def _failure(self, stderr: str) -> RdevError:
+        """What failed: the guard's own sentence if it refused, else what the CLI or ssh said."""
         try:
-            lines = open(scratch, encoding="utf-8").read().splitlines()
+            said = paths.proxy_log(self.name).read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            said = ""
+        refusal = next((line[len("rdev: "):] for line in said.splitlines() if line.startswith("rdev: ")), None)
+        if refusal:
+            return RdevError(*split(refusal))
+        return probe.failure(self.name, f"{stderr}\n{said}", self.failures)
+
+    def _pin(self, scratch: Path) -> None:
+        try:
+            lines = scratch.read_text(encoding="utf-8").splitlines()
         except FileNotFoundError:
             lines = []
         keys = tuple(dict.fromkeys(" ".join(line.split()[1:3]) for line in lines if len(line.split()) >= 3))
@@ -111,7 +128,8 @@ class _Opener:
         except ValueError:
             report = None
         if not isinstance(report, dict):
-            why = result.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+            why = [_printable(line) for line in result.stderr.decode(errors="replace").strip().splitlines()[-1:]]
+            why = why or ["no output"]
             self.say(f"{self.name}: the notebook kernel's environment was not set up ({why[0]}); the terminal has "
                      "the SSH session's own.")
         elif report.get("kernel") is None:
@@ -119,18 +137,14 @@ class _Opener:
                      f"environment; 'rdev connect {self.name}' again once a notebook is attached picks up its GPU "
                      "variables.")
         else:
-            names = [str(n) for n in report.get("variables", [])]
+            # Names from the runtime are shown only as names: nothing there may reach the terminal as control codes.
+            names = [n for n in report.get("variables", []) if isinstance(n, str) and _NAME.fullmatch(n)]
             self.say(f"{self.name}: shells on the runtime get the notebook kernel's environment "
                      f"({', '.join(names) or 'nothing was missing'}).")
 
 
-def _proxy_said(name: str) -> str:
-    """What the ProxyCommand (the guard, the CLI) said: with ControlPersist, ssh gives it /dev/null as
-    stderr, so it writes to its log instead."""
-    try:
-        return paths.proxy_log(name).read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return ""
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 def stop(name: str, say: Callable[[str], None]) -> None:
@@ -141,6 +155,9 @@ def stop(name: str, say: Callable[[str], None]) -> None:
                        "'rdev stop' ends runtimes connected with --colab-session (a tunnel cell's server stops "
                        "in its notebook with 'python -m colab_side stop').")
     colab = colab_cli.find(None, entry.colab)
+    if colab_sessions.read(entry.colab_session) is None:
+        say(f"Colab session {entry.colab_session} had already ended; nothing runs for {name}.")
+        return
     with setting_up(name):
         # Its ProxyCommand holds the runtime's one WebSocket; the runtime is going anyway.
         probe.close_master(name)

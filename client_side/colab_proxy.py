@@ -5,14 +5,15 @@
 OpenSSH starts it for each new master connection, often in the background for the editor, where
 nobody sees the CLI's prompts or progress. So before it hands over (exec: no extra process in the
 byte stream) it refuses what only the foreground `rdev connect NAME` may do:
-- a session missing from the CLI's file: the CLI would create a new, possibly paid, runtime;
+- a session the CLI would not find (missing, or a session file it cannot read): the CLI would
+  create a new, possibly paid, runtime;
 - a session that now names another runtime than ENDPOINT, whose host key is the one pinned;
-- a proxy token at its expiry that cannot be refreshed without a login: the CLI would ask for an
-  authorization code on the SSH stream. A refresh that needs no login is done here first, with
+- a proxy token at its expiry that cannot be renewed without a login: the CLI would ask for an
+  authorization code on the SSH stream. A renewal that needs no login is done here first, with
   the CLI's input and output kept off that stream.
-Its messages go to stderr as "rdev: problem: fix". With ControlPersist, ssh gives a ProxyCommand
-/dev/null as stderr, so then they (and the CLI's) go to `paths.proxy_log(NAME)`, one connection's
-worth, where `rdev connect` reads them to say what failed.
+A refusal is written as "rdev: problem: fix" to `paths.proxy_log(NAME)`, where `rdev connect`
+looks for it, and to stderr. With ControlPersist, ssh gives a ProxyCommand /dev/null as stderr,
+so the CLI's own messages then go to that log too (one connection's worth).
 """
 
 from __future__ import annotations
@@ -22,11 +23,14 @@ import stat
 import subprocess
 import sys
 
+from bootstrap import validate
 from bootstrap.files import ensure_private_dir
 from client_side import colab_sessions, paths
 from client_side.errors import RdevError
 
 _REFRESH_TIMEOUT = 120
+# After a renewal the token must outlast the CLI's own margin (5 minutes) by more than its start-up.
+_AFTER_RENEWAL = colab_sessions.REFRESH_MARGIN * 0.7
 
 
 def main(argv: list[str]) -> int:
@@ -36,29 +40,42 @@ def main(argv: list[str]) -> int:
         return 2
     name, endpoint, command = argv[0], argv[1], argv[3:]
     session = command[command.index("-s") + 1]
+    log = None
     try:
-        _keep_messages(name)
+        log = _log(validate.name(name))
         _check(name, endpoint, command[0], session)
+        os.execv(command[0], command)
+    except validate.InvalidValue as err:
+        return _refuse(RdevError(str(err), "run 'rdev connect NAME' to write this host again."), log)
     except RdevError as err:
-        print(f"rdev: {err}", file=sys.stderr)
-        return 1
-    os.execv(command[0], command)
+        return _refuse(err, log)
+    except OSError as err:
+        return _refuse(RdevError(f"{err.filename or command[0]} cannot be used ({err.strerror or err})",
+                                 f"run 'rdev connect {name}' to find Google's colab CLI again."), log)
     return 1  # not reached: execv replaces this process or raises
 
 
-def _keep_messages(name: str) -> None:
-    """Point stderr (this process's, and the CLI's after exec) at the log when ssh gave it /dev/null."""
-    try:
-        info, null = os.fstat(2), os.stat(os.devnull)
-    except OSError:
-        info = null = None
-    if info is None or (stat.S_ISCHR(info.st_mode) and info.st_rdev == null.st_rdev):
-        log = paths.proxy_log(name)
-        ensure_private_dir(log.parent)
-        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def _refuse(err: RdevError, log: int | None) -> int:
+    line = f"rdev: {err}\n"
+    sys.stderr.write(line)
+    sys.stderr.flush()
+    if log is not None and log != 2:
+        os.write(log, line.encode())
+    return 1
+
+
+def _log(name: str) -> int | None:
+    """The log's descriptor; when ssh gave stderr /dev/null, stderr (this process's, and the CLI's
+    after exec) is pointed at it (2 is returned)."""
+    path = paths.proxy_log(name)
+    ensure_private_dir(path.parent)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    info, null = os.fstat(2), os.stat(os.devnull)
+    if stat.S_ISCHR(info.st_mode) and info.st_rdev == null.st_rdev:
         os.dup2(fd, 2)
         os.close(fd)
-        sys.stderr = open(2, "w", closefd=False)
+        return 2
+    return fd
 
 
 def _check(name: str, endpoint: str, colab: str, session: str) -> None:
@@ -73,9 +90,9 @@ def _check(name: str, endpoint: str, colab: str, session: str) -> None:
     try:
         subprocess.run([colab, "status", "-s", session], stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(),
                        timeout=_REFRESH_TIMEOUT, check=False)
-    except (OSError, subprocess.TimeoutExpired):
+    except subprocess.TimeoutExpired:
         pass
-    if not _session(name, session).fresh(colab_sessions.REFRESH_MARGIN / 2):
+    if not _session(name, session).fresh(_AFTER_RENEWAL):
         raise RdevError(f"Colab session {session}'s access token has expired and renewing it needs you",
                         f"run 'rdev connect {name}' in a terminal.")
 

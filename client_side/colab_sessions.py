@@ -41,29 +41,58 @@ class Session:
 
 def read(name: str) -> Session | None:
     """The session called `name`, or None when the CLI has no such session."""
-    table = _table()
-    found = table.get(name)
-    if not isinstance(found, dict) or not isinstance(found.get("endpoint"), str):
+    found = _table().get(name)
+    if found is None:
         return None
     return Session(name=name, endpoint=found["endpoint"], expires=_when(found.get("token_expires_at")),
-                   accelerator=str(found.get("accelerator") or "NONE"))
+                   accelerator=found.get("accelerator") or "NONE")
 
 
-def _table() -> dict:
+def _table() -> dict[str, dict]:
+    """The file's sessions, read as the CLI reads them. The CLI takes a file it cannot read whole
+    (bad JSON, one entry not as it writes them) for no sessions at all, and would then create a
+    runtime for any session asked for: rdev refuses such a file instead."""
     path = paths.colab_sessions()
     for attempt in range(_READ_ATTEMPTS):
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
+            data = json.loads(text) if text.strip() else {}
+            if _as_the_cli_writes(data):
+                return data
+            why = "an entry is not as the CLI writes it"
         except FileNotFoundError:
             return {}
         except (OSError, UnicodeDecodeError, ValueError) as err:
-            if attempt == _READ_ATTEMPTS - 1:
-                raise RdevError(f"Google's colab CLI's session file {path} cannot be read ({err})",
-                                "run 'colab sessions' to see what the CLI makes of it, or remove that file.") from None
-            time.sleep(0.1)
-            continue
-        return data if isinstance(data, dict) else {}
-    return {}
+            why = str(err)
+        time.sleep(0.1)  # perhaps caught half-written
+    raise RdevError(f"Google's colab CLI cannot read its own session file {path} ({why}), and would start a new "
+                    "runtime for any session", "run 'colab sessions' to see what it has, and mend that file's "
+                    "damaged entry (do not remove the file: it is how the CLI finds runtimes that still run).")
+
+
+_REQUIRED = ("name", "token", "url", "endpoint")
+_TEXT = ("variant", "accelerator", "machine_shape")  # with defaults, but never null
+_OPTIONAL_TEXT = ("kernel_id", "session_id", "running")
+
+
+def _as_the_cli_writes(data: object) -> bool:
+    """Whether every entry would load into the CLI's own model (`colab_cli.state.SessionState`)."""
+    if not isinstance(data, dict):
+        return False
+    for entry in data.values():
+        if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in _REQUIRED):
+            return False
+        if not all(isinstance(entry.get(k, ""), str) for k in _TEXT):
+            return False
+        if not all(isinstance(entry.get(k), (str, type(None))) for k in _OPTIONAL_TEXT):
+            return False
+        expires = entry.get("token_expires_at")
+        if expires is not None and _when(expires) is None:
+            return False
+        last = entry.get("last_execution")
+        if last is not None and not (isinstance(last, list) and len(last) == 3):
+            return False
+    return True
 
 
 def _when(text: object) -> datetime | None:

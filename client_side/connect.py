@@ -23,6 +23,9 @@ def connect(name: str, *, ticket: str | None, ticket_file: str | None, open_edit
     has_ticket = ticket is not None or ticket_file is not None
     if colab_session is not None and has_ticket:
         raise BadInput("--colab-session and a ticket are two ways to reach a runtime", "give one of them.")
+    if colab_session is not None and remembered and remembered.login:
+        raise BadInput(f"{name} is a password host (added with 'rdev add'), not a Colab runtime",
+                       f"give the Colab runtime another name, or 'rdev remove {name}' first.")
     how = pipeline.opening(open_editor=open_editor, editor_name=editor_name, path=path, remembered=remembered)
     if colab_session is not None or (remembered and remembered.colab_session and not has_ticket):
         prepared = colab_host.prepare(name, session=colab_session, gpu=gpu, colab=colab, remembered=remembered,

@@ -11,7 +11,7 @@ import subprocess
 from typing import Sequence
 
 from client_side import paths
-from client_side.errors import RdevError, split
+from client_side.errors import RdevError
 
 # (pattern, problem, fix): the first pattern found in ssh's error output decides what the user sees.
 Failures = Sequence[tuple[str, str, str]]
@@ -56,10 +56,7 @@ def ssh_argv(name: str, *options: str) -> list[str]:
 
 def failure(name: str, stderr: str, first: Failures = ()) -> RdevError:
     """The error for an ssh to `name` that failed with `stderr`; a kind of host's own patterns (`first`)
-    come before ssh's. A ProxyCommand of rdev's says "rdev: problem: fix" itself."""
-    said = next((line[len("rdev: "):] for line in stderr.splitlines() if line.startswith("rdev: ")), None)
-    if said:
-        return RdevError(*split(said))
+    come before ssh's."""
     for pattern, problem, fix in (*first, *_FAILURES):
         if pattern in stderr:
             return RdevError(problem.format(name=name), fix.format(name=name))

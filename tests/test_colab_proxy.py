@@ -42,6 +42,7 @@ def session_file(home: Path, **sessions: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "sessions.json").write_text(json.dumps({name: {"name": name, "token": "t", "url": "http://127.0.0.1:9",
                                                              **fields} for name, fields in sessions.items()}))
+    (folder / "sessions.json").chmod(0o600)
 
 
 def in_an_hour() -> str:
@@ -115,3 +116,41 @@ def test_a_command_line_rdev_did_not_write_is_refused(tmp_path: Path) -> None:
                             cwd=REPO, timeout=60)
     assert result.returncode == 2
     assert result.stderr.startswith("rdev: ") and "rdev connect" in result.stderr
+
+
+def test_a_session_file_the_cli_cannot_read_is_refused_not_handed_over(home: Path, fake_colab: tuple[Path, Path]) -> None:
+    # The CLI would take it for "no sessions" and create a runtime for gpu.
+    colab, record = fake_colab
+    session_file(home, gpu={"endpoint": "ep-1", "token_expires_at": in_an_hour()})
+    data = json.loads((home / ".config" / "colab-cli" / "sessions.json").read_text())
+    data["old"] = {"name": "old", "endpoint": "ep0"}
+    (home / ".config" / "colab-cli" / "sessions.json").write_text(json.dumps(data))
+    result = guard(colab)
+    assert result.returncode == 1 and "would start a new runtime" in result.stderr
+    assert calls(record) == []
+
+
+def test_a_cli_that_is_gone_is_a_sentence(home: Path, tmp_path: Path) -> None:
+    session_file(home, gpu={"endpoint": "ep-1", "token_expires_at": in_an_hour()})
+    result = guard(tmp_path / "gone" / "colab")
+    assert result.returncode == 1
+    assert result.stderr.startswith("rdev: ") and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "rdev connect colab" in result.stderr
+
+
+def test_refusals_are_kept_in_the_hosts_log_too(home: Path, fake_colab: tuple[Path, Path]) -> None:
+    colab, _ = fake_colab
+    session_file(home)
+    result = guard(colab)
+    log = home / ".ssh" / "rdev" / "logs" / "colab.log"
+    assert log.read_text() == result.stderr and "no longer exists" in result.stderr
+    assert log.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_name_that_is_not_rdevs_is_refused(home: Path, fake_colab: tuple[Path, Path]) -> None:
+    colab, record = fake_colab
+    argv = [sys.executable, "-I", "-m", "client_side.colab_proxy", "../../x", "ep-1", "--", str(colab), "ssh",
+            "--proxy-mode", "-s", "gpu", "-i", "/k/id_ed25519"]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert result.returncode == 1 and calls(record) == []
+    assert not list(home.rglob("*.log"))

@@ -1,4 +1,5 @@
-"""Reading Google's colab CLI's session file: which runtime a session names and whether its token is fresh."""
+"""Reading Google's colab CLI's session file as the CLI reads it: which runtime a session names,
+whether its token is fresh, and a file the CLI would take for "no sessions" refused."""
 
 from __future__ import annotations
 
@@ -13,15 +14,21 @@ from client_side import colab_sessions, paths
 from client_side.errors import RdevError
 
 
-def write(text: str) -> None:
+def entry(name: str = "gpu", **fields: object) -> dict:
+    """One session as the CLI writes it (colab_cli.state.SessionState)."""
+    return {"name": name, "token": "t", "url": "https://x.prod.colab.dev", "endpoint": "ep-1", "token_expires_at": None,
+            "variant": "GPU", "accelerator": "T4", "machine_shape": "STANDARD", "kernel_id": None, "session_id": None,
+            "last_execution": None, "running": None, **fields}
+
+
+def write(data: object) -> None:
     paths.colab_sessions().parent.mkdir(parents=True, exist_ok=True)
-    paths.colab_sessions().write_text(text)
+    paths.colab_sessions().write_text(data if isinstance(data, str) else json.dumps(data))
 
 
 def test_a_session_as_the_cli_writes_it(home: Path) -> None:
     soon = datetime.now(timezone.utc) + timedelta(hours=1)
-    write(json.dumps({"gpu": {"name": "gpu", "token": "t", "url": "https://x", "endpoint": "ep-1",
-                              "token_expires_at": soon.isoformat(), "accelerator": "T4"}}))
+    write({"gpu": entry(token_expires_at=soon.isoformat()), "cpu": entry("cpu", accelerator="NONE")})
     found = colab_sessions.read("gpu")
     assert found == colab_sessions.Session(name="gpu", endpoint="ep-1", expires=soon, accelerator="T4")
     assert found.fresh()
@@ -29,34 +36,38 @@ def test_a_session_as_the_cli_writes_it(home: Path) -> None:
 
 
 @pytest.mark.parametrize(("expires", "fresh"), [
-    (None, False), ("garbage", False), ("2020-01-01T00:00:00", False),
+    (None, False), ("2020-01-01T00:00:00", False),
     ((datetime.now(timezone.utc) + timedelta(minutes=3)).isoformat(), False),  # within the margin
     ((datetime.now(timezone.utc) + timedelta(hours=2)).replace(tzinfo=None).isoformat(), True),  # naive: UTC
+    ((datetime.now(timezone.utc) + timedelta(hours=2)).isoformat().replace("+00:00", "Z"), True),
 ])
 def test_freshness(home: Path, expires: str | None, fresh: bool) -> None:
-    write(json.dumps({"gpu": {"endpoint": "ep-1", "token_expires_at": expires}}))
+    write({"gpu": entry(token_expires_at=expires)})
     assert colab_sessions.read("gpu").fresh() is fresh
 
 
-def test_no_file_means_no_session(home: Path) -> None:
+@pytest.mark.parametrize("text", ["", "  \n", "{}"])
+def test_no_file_or_an_empty_one_means_no_session(home: Path, text: str) -> None:
     assert colab_sessions.read("gpu") is None
-
-
-@pytest.mark.parametrize("text", ['{"gpu": {"token": "t"}}', '{"gpu": "x"}', "[1, 2]"])
-def test_entries_not_laid_out_as_the_cli_writes_them_are_no_session(home: Path, text: str) -> None:
     write(text)
     assert colab_sessions.read("gpu") is None
 
 
-def test_a_file_caught_half_written_is_read_again(home: Path) -> None:
-    write('{"gpu": {"endpo')
-    whole = json.dumps({"gpu": {"endpoint": "ep-1"}})
-    threading.Timer(0.15, write, (whole,)).start()
-    assert colab_sessions.read("gpu").endpoint == "ep-1"
-
-
-def test_a_damaged_file_is_one_sentence(home: Path) -> None:
-    write("{not json")
+@pytest.mark.parametrize("data", [
+    {"gpu": entry(), "old": {"name": "old", "endpoint": "ep0"}},  # another entry the CLI cannot load
+    {"gpu": entry(accelerator=None)}, {"gpu": entry(token=5)}, {"gpu": entry(token_expires_at="soon")},
+    {"gpu": entry(last_execution="x")}, {"gpu": "x"}, [1, 2], "{not json",
+])
+def test_a_file_the_cli_would_take_for_no_sessions_is_refused(home: Path, data: object) -> None:
+    # The CLI would then create a runtime for any session asked for: rdev says so instead.
+    write(data)
     with pytest.raises(RdevError) as caught:
         colab_sessions.read("gpu")
-    assert "colab sessions" in caught.value.fix
+    assert "would start a new runtime" in caught.value.problem
+    assert "colab sessions" in caught.value.fix and "do not remove" in caught.value.fix
+
+
+def test_a_file_caught_half_written_is_read_again(home: Path) -> None:
+    write('{"gpu": {"endpo')
+    threading.Timer(0.15, write, ({"gpu": entry()},)).start()
+    assert colab_sessions.read("gpu").endpoint == "ep-1"

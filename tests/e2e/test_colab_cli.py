@@ -20,7 +20,8 @@ import pytest
 
 from client_side import known_hosts
 from tests.conftest import editor_calls, editor_standin, snapshot, ssh_through, standin
-from tests.stand_ins.colab_runtime import SESSION, ColabProxy, Runtime, colab_binary, remove_session, write_session
+from tests.stand_ins.colab_runtime import (SESSION, ColabProxy, Runtime, colab_binary, quiet_settings, remove_session,
+                                          write_session)
 
 # Colab's user is root; the stand-in runtime's sshd serves the user the tests run as.
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="Colab runtimes log in as root")
@@ -117,8 +118,6 @@ def test_a_changed_key_on_the_same_runtime_is_refused(home: Path, rdev, proxy: C
 
 def test_shells_see_the_notebook_kernels_environment(home: Path, rdev, proxy: ColabProxy, runtime: Runtime,
                                                      kernel: subprocess.Popen) -> None:
-    before = ssh_through(home, "colab", "true")  # (not connected yet: just proving the session lacks them below)
-    assert before.returncode != 0
     result = connect(rdev, "--colab-session", SESSION, "--no-open")
     assert result.returncode == 0, result.stderr
     assert "get the notebook kernel's environment" in result.stdout and "LD_LIBRARY_PATH" in result.stdout
@@ -204,6 +203,7 @@ def test_a_missing_session_is_created_in_the_foreground_after_saying_so(home: Pa
     assert json.loads((records / "colab-calls.jsonl").read_text().splitlines()[-1]) == ["stop", "-s", "s1"]
     background = ssh_through(home, "colab", "true")
     assert background.returncode != 0 and "rdev: Colab session s1 no longer exists" in proxy_log(home)
+    assert (home / ".ssh" / "rdev" / "logs" / "colab.log").stat().st_mode & 0o777 == 0o600
     assert not any(json.loads(line)[0] == "new" for line in (records / "colab-calls.jsonl").read_text().splitlines()[1:])
 
 
@@ -251,3 +251,34 @@ def test_a_missing_colab_is_a_sentence(home: Path, rdev, monkeypatch: pytest.Mon
     assert result.stderr == ("rdev: Google's colab CLI (colab) is not installed: install it with 'pipx install "
                              "google-colab-cli' (it needs Python 3.12 or later), or pass its path with --colab, and "
                              "run again.\n")
+
+
+def test_remove_leaves_the_runtime_unless_asked(home: Path, rdev, proxy: ColabProxy, runtime: Runtime,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = standin(home, monkeypatch, "colab")
+    monkeypatch.setenv("RDEV_STANDIN_REAL_COLAB", str(colab_binary()))
+    monkeypatch.setenv("RDEV_COLAB", str(fake))
+    records = Path(os.environ["RDEV_STANDIN_DIR"]) / "colab-calls.jsonl"
+    for stop_too in (False, True):
+        assert connect(rdev, "--colab-session", SESSION, "--no-open").returncode == 0
+        result = rdev("remove", "colab", *(["--stop"] if stop_too else []))
+        assert result.returncode == 0, result.stderr
+        stops = [call for call in map(json.loads, records.read_text().splitlines()) if call[0] == "stop"]
+        assert stops == ([["stop", "-s", "s1"]] if stop_too else [])
+        assert ("s1" in json.loads((home / ".config" / "colab-cli" / "sessions.json").read_text())) is not stop_too
+        write_session(home, SESSION, proxy, runtime.endpoint)
+
+
+def test_a_home_with_a_space_pins_and_connects(home: Path, rdev, proxy: ColabProxy, runtime: Runtime,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    spaced = home.parent / "my home"
+    spaced.mkdir(mode=0o700)
+    monkeypatch.setenv("HOME", str(spaced))
+    quiet_settings(spaced)
+    write_session(spaced, SESSION, proxy, runtime.endpoint)
+    result = connect(rdev, "--colab-session", SESSION, "--no-open")
+    assert result.returncode == 0, result.stderr
+    assert known_hosts.pinned("colab") == [runtime.host_key()]
+    assert not (home.parent / "my").exists()  # nothing written where an unquoted path would end
+    assert ssh_through(spaced, "colab", "echo spaced").stdout == "spaced\n"
+    subprocess.run(["ssh", "-F", str(spaced / ".ssh" / "config"), "-O", "exit", "colab"], capture_output=True)
