@@ -72,29 +72,35 @@ def new(argv: list[str]) -> int:
     return 0
 
 
-def status(argv: list[str]) -> int:
+def existing(argv: list[str]) -> tuple[str, dict] | None:
+    """The session `-s NAME` and the whole table; None (after the CLI's words) when there is no such session."""
     name = option(argv, "-s") or ""
     sessions = load()
     if name not in sessions:
         print(f"[colab] Session '{name}' not found.")
-        return 0
-    login_if_needed()
-    sessions[name]["token_expires_at"] = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
-    save(sessions)
-    print(f"[colab] Session '{name}': RUNNING")
+        return None
+    return name, sessions
+
+
+def status(argv: list[str]) -> int:
+    found = existing(argv)
+    if found:
+        name, sessions = found
+        login_if_needed()
+        sessions[name]["token_expires_at"] = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
+        save(sessions)
+        print(f"[colab] Session '{name}': RUNNING")
     return 0
 
 
 def stop(argv: list[str]) -> int:
-    name = option(argv, "-s") or ""
-    sessions = load()
-    if name not in sessions:
-        print(f"[colab] Session '{name}' not found.")
-        return 0
-    print(f"[colab] Stopping session '{name}'...")
-    del sessions[name]
-    save(sessions)
-    print("[colab] Session terminated.")
+    found = existing(argv)
+    if found:
+        name, sessions = found
+        print(f"[colab] Stopping session '{name}'...")
+        del sessions[name]
+        save(sessions)
+        print("[colab] Session terminated.")
     return 0
 
 
