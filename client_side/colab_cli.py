@@ -16,8 +16,8 @@ from typing import Callable
 from client_side import colab_sessions, probe
 from client_side.errors import BadInput, RdevError
 
-INSTALL = ("install it with 'pipx install google-colab-cli' (it needs Python 3.12 or later), or pass its path with "
-           "--colab, and run again.")
+INSTALL = ("install it with 'pipx install google-colab-cli' (it runs on Linux and macOS and needs Python 3.12 or "
+           "later), or pass its path with --colab, and run again.")
 
 # What the CLI (and ssh around it) says when the proxy route fails, read by rdev's probe. The
 # CLI's own words are in its commands/ssh.py; `{name}` is the host, `{session}` the CLI's session.

@@ -249,7 +249,7 @@ def test_a_missing_colab_is_a_sentence(home: Path, rdev, monkeypatch: pytest.Mon
                   env={**os.environ, "PATH": "/usr/bin:/bin"})
     assert result.returncode == 1
     assert result.stderr == ("rdev: Google's colab CLI (colab) is not installed: install it with 'pipx install "
-                             "google-colab-cli' (it needs Python 3.12 or later), or pass its path with --colab, and "
+                             "google-colab-cli' (it runs on Linux and macOS and needs Python 3.12 or later), or pass its path with --colab, and "
                              "run again.\n")
 
 
