@@ -76,6 +76,8 @@ def connect(
                                       "(T4, L4, G4, H100, A100)"),
     colab: Optional[str] = typer.Option(None, "--colab", metavar="PATH", help="Google's colab CLI (default: "
                                         "RDEV_COLAB, the one this host used before, PATH)"),
+    wait: float = typer.Option(600.0, "--wait", metavar="SECONDS", help="for a Slurm cluster: how long to wait for "
+                               "rdev's job to leave the queue before cancelling it"),
 ) -> None:
     """Connect NAME: from a ticket, through Google's colab CLI (--colab-session), or (for a host added with 'rdev add')
     with its password once, then rdev's key. Writes the SSH config, pins the host key, checks ssh, opens the editor."""
@@ -84,7 +86,7 @@ def connect(
     connecting.connect(name, ticket=ticket, ticket_file=ticket_file, open_editor=not no_open, path=path,
                        editor_name=editor, cloudflared=cloudflared, password_stdin=password_stdin,
                        accept_new_host_key=accept_new_host_key, colab_session=colab_session, gpu=gpu, colab=colab,
-                       say=_say)
+                       wait=wait, say=_say)
 
 
 @app.command()
@@ -94,10 +96,19 @@ def add(
     user: Optional[str] = typer.Option(None, "--user", help="login name (default: yours on this laptop)"),
     port: int = typer.Option(22, "--port"),
     jump: Optional[str] = typer.Option(None, "--jump", help="reach it through this registered name or [user@]host[:port]"),
-    preset: Optional[str] = typer.Option(None, "--preset", help="a kind of host: clusteria, school, or your own"),
+    preset: Optional[str] = typer.Option(None, "--preset", help="a kind of host: clusteria, school, slurm, or your own"),
     path: Optional[str] = typer.Option(None, "--path", help="remote folder the editor opens (default: the preset's, else ~)"),
+    slurm: Optional[str] = typer.Option(None, "--slurm", metavar="OPTIONS", help="a Slurm cluster: HOST is its login "
+                                        "node, and the editor runs on a compute node in a job submitted with these "
+                                        "sbatch options, e.g. \"--partition=gpu --gres=gpu:1 --time=04:00:00\""),
 ) -> None:
     """Register a password host (lab cluster, school server); 'rdev connect NAME' then logs in once."""
+    if slurm is not None:
+        from client_side import slurm_host
+
+        _say(slurm_host.add(name=name, host=host, user=user, port=port, jump=jump, preset_name=preset, path=path,
+                            options=slurm))
+        return
     from client_side import password_host
 
     _say(password_host.add(name=name, host=host, user=user, port=port, jump=jump, preset_name=preset, path=path))
@@ -163,10 +174,10 @@ def remove(
 
 @app.command()
 def stop(name: str = typer.Argument(..., metavar="NAME", autocompletion=_host_names)) -> None:
-    """End NAME's Colab runtime with Google's colab CLI (a paid runtime uses compute units while it runs)."""
-    from client_side import colab_host
+    """End NAME's Colab runtime (Google's colab CLI) or Slurm job (scancel): both cost while they run."""
+    from client_side import stopping
 
-    colab_host.stop(name, _say)
+    stopping.stop(name, _say)
 
 
 @app.command()

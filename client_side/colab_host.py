@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Callable
 
 from bootstrap import validate
-from client_side import colab_cli, colab_sessions, inputs, known_hosts, paths, probe, registry, sshconfig, store
-from client_side.errors import BadInput, RdevError, split
+from client_side import colab_cli, colab_sessions, known_hosts, paths, probe, sshconfig, store
+from client_side.errors import RdevError, split
 from client_side.inputs import checked
 from client_side.locking import setting_up
 from client_side.pipeline import Prepared
@@ -147,19 +147,15 @@ def _printable(text: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in text)
 
 
-def stop(name: str, say: Callable[[str], None]) -> None:
-    """`rdev stop NAME`: end the Colab runtime of NAME with the CLI's stop; the host stays known."""
-    entry = registry.get(inputs.name(name))
-    if not entry.colab_session:
-        raise BadInput(f"{name} is not a Colab runtime reached through Google's colab CLI, so rdev has nothing to stop",
-                       "'rdev stop' ends runtimes connected with --colab-session (a tunnel cell's server stops "
-                       "in its notebook with 'python -m colab_side stop').")
+def stop(entry: HostEntry, say: Callable[[str], None]) -> None:
+    """End the Colab runtime of `entry` with the CLI's stop; the host stays known."""
+    session = entry.colab_session or ""
     colab = colab_cli.find(None, entry.colab)
-    if colab_sessions.read(entry.colab_session) is None:
-        say(f"Colab session {entry.colab_session} had already ended; nothing runs for {name}.")
+    if colab_sessions.read(session) is None:
+        say(f"Colab session {session} had already ended; nothing runs for {entry.name}.")
         return
-    with setting_up(name):
+    with setting_up(entry.name):
         # Its ProxyCommand holds the runtime's one WebSocket; the runtime is going anyway.
-        probe.close_master(name)
-        colab_cli.stop(colab, entry.colab_session)
-    say(f"Stopped Colab session {entry.colab_session}. 'rdev connect {name}' starts a new runtime.")
+        probe.close_master(entry.name)
+        colab_cli.stop(colab, session)
+    say(f"Stopped Colab session {session}. 'rdev connect {entry.name}' starts a new runtime.")

@@ -1,6 +1,7 @@
 """`rdev connect NAME`: pick the kind of host, let it prepare, then the one pipeline for all kinds.
 
-A host added with `rdev add` is a password host unless a ticket is given; `--colab-session` (or a
+A host added with `rdev add` is a password host unless a ticket is given (with `--slurm`, a node of
+a Slurm job behind that login node); `--colab-session` (or a
 host connected with it before) is a Colab runtime behind Google's colab CLI; any other name is a
 ticket host. Every input the user gave is checked before anything is written.
 """
@@ -9,15 +10,16 @@ from __future__ import annotations
 
 from typing import Callable
 
-from client_side import colab_host, inputs, password_host, pipeline, registry, sshconfig, ticket_host
+from client_side import colab_host, inputs, password_host, pipeline, registry, slurm_host, sshconfig, ticket_host
 from client_side.errors import BadInput
 
 
 def connect(name: str, *, ticket: str | None, ticket_file: str | None, open_editor: bool, path: str | None,
             editor_name: str | None, cloudflared: str | None, password_stdin: bool, accept_new_host_key: bool,
             colab_session: str | None = None, gpu: str | None = None, colab: str | None = None,
-            say: Callable[[str], None]) -> None:
+            wait: float = slurm_host.WAIT, say: Callable[[str], None]) -> None:
     name = inputs.name(name)
+    wait = slurm_host.checked_wait(wait)
     sshconfig.check_user_config()
     remembered = registry.load().get(name)
     has_ticket = ticket is not None or ticket_file is not None
@@ -34,6 +36,9 @@ def connect(name: str, *, ticket: str | None, ticket_file: str | None, open_edit
         raise BadInput(f"--gpu and --colab are for a Colab runtime reached through Google's colab CLI, which {name} "
                        "is not", f"add --colab-session SESSION to reach one (e.g. rdev connect {name} "
                        "--colab-session gpu --gpu T4).")
+    elif remembered and remembered.slurm is not None and not has_ticket:
+        prepared = slurm_host.prepare(remembered, password_stdin=password_stdin,
+                                      accept_new_host_key=accept_new_host_key, wait=wait, say=say)
     elif remembered and remembered.login and not has_ticket:
         prepared = password_host.prepare(remembered, password_stdin=password_stdin,
                                          accept_new_host_key=accept_new_host_key, say=say)

@@ -3,8 +3,8 @@
 `remote.SSH.remotePlatform` maps each host rdev writes to `linux`, so the editor does not ask which
 platform it runs. `remote.SSH.connectTimeout` (one value for all hosts, 15 s by default) is raised
 for tunnel hosts and Colab runtimes behind Google's colab CLI, whose first connection waits on the
-tunnel, or on the CLI's start and Colab's proxy (rdev itself starts a runtime, in the foreground,
-before the editor connects). Both are taken out again by
+tunnel, on the CLI's start and Colab's proxy, or on two hops through a cluster's login node (rdev
+itself starts a runtime or waits for a job's queue, in the foreground, before the editor connects). Both are taken out again by
 `rdev remove`; a raised timeout goes back to what it was once no tunnel host is left.
 Call these under `locking.changing_files()`.
 """
@@ -42,7 +42,7 @@ def files(kinds: Iterable[Kind]) -> list[Path]:
 
 def slow_to_reach(tunnel: str) -> bool:
     """A host whose first connection waits on a tunnel, or on Google's colab CLI and its proxy."""
-    return tunnel in (*PUBLIC_TUNNELS, "colab-cli")
+    return tunnel in (*PUBLIC_TUNNELS, "colab-cli", "slurm")
 
 
 def wanted(name: str, tunnel: str) -> str:

@@ -9,14 +9,15 @@ from client_side.locking import changing_files, setting_up
 
 
 def remove(name: str, *, stop_runtime: bool = False, say: Callable[[str], None] = print) -> str:
-    """Forget `name` everywhere rdev wrote it; its Colab runtime keeps running unless `stop_runtime`."""
+    """Forget `name` everywhere rdev wrote it; its Colab runtime or Slurm job keeps running unless
+    `stop_runtime`. A Slurm cluster's login node, which `rdev add --slurm` added with it, goes too."""
     name = inputs.name(name)
     if name not in registry.load() and not sshconfig.has_entry(name):
         raise registry.unknown_host(name)
     if stop_runtime:
-        from client_side import colab_host
+        from client_side import stopping
 
-        colab_host.stop(name, say)
+        stopping.stop(name, say)
     with setting_up(name):
         # Close the shared connection while the config still says where its socket is (without rdev's
         # block, a socket of that name would be the user's own).
@@ -30,4 +31,7 @@ def remove(name: str, *, stop_runtime: bool = False, say: Callable[[str], None] 
         settings = editor_settings.forget(name, tunnel_hosts_left=tunnels_left, say=notes.append)
     forgot = removed is not None and removed.login and passwords.forget(name)
     gone = ["its SSH config block", "pinned host key"] + ["kept password"] * forgot + ["editor settings"] * settings
+    if removed is not None and removed.slurm is not None and removed.jump == f"{name}-login" \
+            and removed.jump in registry.load():
+        notes.append(remove(removed.jump))
     return "\n".join([f"Removed {name}: {', '.join(gone)} and registry entry are gone.", *notes])

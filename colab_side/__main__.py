@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--hostname", help="a named cloudflared tunnel's public hostname; its token is read from TUNNEL_TOKEN")
     run.add_argument("--no-keep-alive", dest="keep_alive", action="store_false",
                      help="return once the ticket is printed; the server keeps running, supervised by a background process")
+    run.add_argument("--in-job", action="store_true",
+                     help="serve as a batch job does: in the foreground, and a signal (Slurm's scancel or time limit) "
+                     "stops the server and its sessions instead of handing it to a background process")
     halt = commands.add_parser("stop", help="stop the server and every session under it")
     halt.add_argument("--state-dir", metavar="DIR")
     return parser
@@ -84,14 +87,20 @@ def _serve(args: argparse.Namespace) -> int:
                        cloudflared=args.cloudflared, ngrok=args.ngrok, hostname=args.hostname,
                        token=os.environ.get("TUNNEL_TOKEN") if args.tunnel == "cloudflared" else None,
                        keep_alive=False, out=_say)
-        if args.keep_alive:
+        if args.keep_alive or args.in_job:
             server.wait()
     except KeyboardInterrupt:
+        if args.in_job:
+            stop(args.state_dir)  # a job's processes must end with it: the scheduler counts its GPU as in use
+            return 0
         found = running(args.state_dir)
         if found is None:
             print("rdev: interrupted; nothing was left running.", file=sys.stderr)
             return 130
         server, lead = found, "Stopped waiting; the server"
+    if args.in_job:
+        stop(args.state_dir)
+        return 0
     # A second Ctrl-C during the hand-off must not leave the server without a supervisor.
     for signum in _ENDING_SIGNALS:
         signal.signal(signum, _hold)

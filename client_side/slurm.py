@@ -1,0 +1,131 @@
+"""Slurm on a cluster, driven over SSH through its login node: rdev's runtime installed in the
+user's home, rdev's job found, submitted, watched and cancelled.
+
+Every call is one `ssh LOGIN 'sh -c ...'` through the login host's master connection, so each
+costs a round trip, not a login. Commands are single-line POSIX sh (a login shell may be csh).
+The job runs rdev's own runtime side (the zip the notebook cell carries, standard library only)
+with the cluster's python3: a private sshd as the user on the compute node, in the foreground, so
+that scancel and the time limit end it with the job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shlex
+import subprocess
+from dataclasses import dataclass
+
+from client_side import probe
+from client_side.errors import BadInput, RdevError
+
+# squeue's fields, in the order asked for: id, state, reason, node list, end time.
+_FORMAT = "%i|%T|%r|%N|%e"
+_FLAG = re.compile(r"--?[A-Za-z][A-Za-z0-9-]*(=[A-Za-z0-9_.,:/@%+=-]+)?")
+_VALUE = re.compile(r"[A-Za-z0-9_.,:/@%+=-]+")
+# What rdev's job sets itself, or what would change how it runs.
+_RESERVED = {"-J", "--job-name", "-o", "--output", "-e", "--error", "--wrap", "--parsable", "-a", "--array",
+             "-W", "--wait", "--export", "-D", "--chdir", "--test-only", "--hold", "-H"}
+_TIMEOUT = 60
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job of rdev's as squeue shows it."""
+
+    id: str
+    state: str  # PENDING, RUNNING, ...
+    reason: str  # why it pends ("Resources", "Priority", ...), "None" when running
+    node: str
+    end: str  # when its time limit ends it (ISO, cluster's local time), or N/A
+
+
+def flags(text: str) -> str:
+    """sbatch options as one line, each checked: they travel through the login node's shell."""
+    try:
+        words = shlex.split(text)
+    except ValueError as err:
+        raise BadInput(f"The Slurm options {text!r} cannot be read ({err})", "give them as sbatch takes them, "
+                       "e.g. --slurm \"--partition=gpu --gres=gpu:1 --time=04:00:00\".") from None
+    for word in words:
+        if not (_FLAG.fullmatch(word) or _VALUE.fullmatch(word)):
+            raise BadInput(f"The Slurm option {word!r} holds a character rdev does not pass to a shell",
+                           "use letters, digits and . , : / @ % + = - only, e.g. --gres=gpu:1.")
+        if word.split("=")[0] in _RESERVED:
+            raise BadInput(f"rdev sets {word.split('=')[0]} of its job itself", "leave it out of --slurm.")
+    return " ".join(words)
+
+
+def job_name(name: str) -> str:
+    return f"rdev-{name}"
+
+
+def runtime_path(zip_bytes: bytes) -> str:
+    """Where the runtime of this rdev lives on the cluster (named by its content: version-locked)."""
+    return f"$HOME/.rdev/runtime/rdev-{hashlib.sha256(zip_bytes).hexdigest()[:16]}.zip"
+
+
+def install_runtime(login: str, zip_bytes: bytes) -> str:
+    """Put this rdev's runtime side into the user's home on the cluster, unless it is there."""
+    where = runtime_path(zip_bytes)
+    _run(login, f'f="{where}"; if [ -f "$f" ]; then cat >/dev/null; else mkdir -p "$HOME/.rdev/runtime" && '
+                f'chmod 700 "$HOME/.rdev" && cat > "$f.$$" && mv "$f.$$" "$f"; fi', zip_bytes)
+    return where
+
+
+def jobs(login: str, name: str) -> list[Job]:
+    """rdev's jobs for `name` that are still queued or running, newest first."""
+    out = _run(login, f"squeue --noheader --me --name={job_name(name)} --format='{_FORMAT}'")
+    found = [_job(line) for line in out.splitlines() if line.strip()]
+    return sorted((j for j in found if j), key=lambda j: int(j.id) if j.id.isdigit() else 0, reverse=True)
+
+
+def submit(login: str, name: str, options: str, *, runtime: str, key: str, workdir: str) -> str:
+    """Submit rdev's job; its id."""
+    state = f'"$HOME/.rdev/slurm/{name}-$SLURM_JOB_ID"'
+    serve = (f'exec env PYTHONPATH="{runtime}" python3 -m colab_side serve --in-job --tunnel direct '
+             f'--listen "$(hostname)" --authorized-key {shlex.quote(key)} --workdir {shlex.quote(workdir)} '
+             f'--state-dir {state} --ticket-file {state[:-1]}.ticket"')
+    script = f"#!/bin/sh\n# rdev: VS Code on this node until the job ends ('rdev stop {name}' ends it).\n{serve}\n"
+    out = _run(login, f'mkdir -p "$HOME/.rdev/slurm" && chmod 700 "$HOME/.rdev" "$HOME/.rdev/slurm" && '
+                      f'sbatch --parsable --job-name={job_name(name)} --output="$HOME/.rdev/slurm/{name}-%j.log" '
+                      f'{options}', script.encode(), what="sbatch")
+    job = out.strip().split(";")[0]
+    if not job.isdigit():
+        raise RdevError(f"sbatch answered {out.strip()[:80]!r}, not a job id", "check the Slurm options and run again.")
+    return job
+
+
+def watch(login: str, name: str, job: str) -> tuple[Job | None, str]:
+    """The job as squeue shows it (None once it has left the queue) and its ticket ("" until written)."""
+    out = _run(login, f"squeue --noheader --jobs={job} --format='{_FORMAT}' 2>/dev/null; echo '--'; "
+                      f'cat "$HOME/.rdev/slurm/{name}-{job}.ticket" 2>/dev/null; true')
+    queue, _, ticket = out.partition("--\n")
+    found = next((j for j in map(_job, queue.splitlines()) if j and j.id == job), None)
+    return found, ticket.strip()
+
+
+def cancel(login: str, job: str) -> None:
+    _run(login, f"scancel {job}", what="scancel")
+
+
+def _job(line: str) -> Job | None:
+    fields = line.strip().split("|")
+    return Job(*fields) if len(fields) == 5 else None
+
+
+def _run(login: str, command: str, stdin: bytes | None = None, what: str = "Slurm") -> str:
+    """`command` on the login node; its output, or one sentence with what it said."""
+    argv = probe.ssh_argv(login, "-o", "BatchMode=yes") + [f"sh -c {shlex.quote(command)}"]
+    try:
+        result = subprocess.run(argv, input=stdin or b"", capture_output=True, timeout=_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise RdevError(f"The login node {login} did not answer within {_TIMEOUT} s",
+                        "check your network or VPN, then run again.") from None
+    if result.returncode == 255:
+        raise probe.failure(login, result.stderr.decode(errors="replace"))
+    if result.returncode != 0:
+        said = "".join(c if c.isprintable() else " " for c in result.stderr.decode(errors="replace")).strip()
+        raise RdevError(f"{what} on {login} failed ({said[-200:] or f'exit {result.returncode}'})",
+                        "check the Slurm options ('rdev add NAME --slurm ...' again) and the cluster, then run again.")
+    return result.stdout.decode(errors="replace")

@@ -1,0 +1,138 @@
+"""A Slurm cluster: VS Code on a GPU compute node, in a job, reached through the login node.
+
+`rdev add NAME --host LOGIN --slurm "OPTIONS"` keeps two hosts: `NAME-login`, a password host
+like any other (keyring, key installed once, pinned), and NAME, the node of rdev's job, reached
+with ProxyJump through it. `rdev connect NAME` sets up the login node, installs this rdev's runtime
+side in the user's home there, reuses rdev's running job or submits one, shows its wait in the
+queue, and hands the node's ticket (host key included) to the one pipeline. Cluster admins forbid
+editors on the login node; nothing of the editor runs there.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Callable
+
+from bootstrap import ticket as tickets
+from client_side import inputs, keys, known_hosts, password_host, pipeline, presets, probe, registry, slurm, store
+from client_side.errors import BadInput, RdevError
+from client_side.locking import changing_files, setting_up
+from client_side.registry import HostEntry
+
+WAIT = 600.0  # how long `rdev connect` waits for a queued job by default, in seconds
+_POLL = 1.0
+
+
+def login_name(name: str) -> str:
+    return inputs.name(f"{name}-login")
+
+
+def add(*, name: str, host: str, user: str | None, port: int, jump: str | None, preset_name: str | None,
+        path: str | None, options: str) -> str:
+    """Register the cluster: its login node as a password host, and NAME for the node of rdev's job."""
+    name = inputs.name(name)
+    options = slurm.flags(options)
+    login = login_name(name)
+    preset = presets.get(preset_name or "slurm")
+    workdir = inputs.folder(path or preset.workdir)
+    password_host.add(name=login, host=host, user=user, port=port, jump=jump, preset_name=preset_name or "slurm",
+                      path=None)
+    front = registry.get(login)
+    # Until a job runs, NAME leads to the login node's own address through it: no node is known yet.
+    entry = HostEntry(name=name, host=front.host, port=front.port, user=front.user, tunnel="slurm", workdir=workdir,
+                      jump=login, slurm=options)
+    with setting_up(name), changing_files():
+        if store.reaches_differently(entry, None):
+            probe.close_master(name)
+        store.put(entry, ())
+    return (f"Added {name}: a Slurm cluster through its login node {login} ({front.user}@{front.host}:{front.port}), "
+            f"jobs with {options or 'the cluster defaults'}. Next: rdev connect {name}")
+
+
+def prepare(entry: HostEntry, *, password_stdin: bool, accept_new_host_key: bool, wait: float,
+            say: Callable[[str], None]) -> pipeline.Prepared:
+    """Log in to the login node, find or start rdev's job, wait for its sshd; the node's host, to write."""
+    from client_side import colab_cell
+
+    login = registry.load().get(entry.jump or "")
+    if login is None or not login.login:
+        raise RdevError(f"The login node entry {entry.jump} of {entry.name} is gone",
+                        f"add the cluster again: rdev add {entry.name} --host LOGIN --slurm \"...\".")
+    quiet = pipeline.Opening(open=False, editor=None, editor_name=None, folder=None)
+    pipeline.establish(password_host.prepare(login, password_stdin=password_stdin,
+                                             accept_new_host_key=accept_new_host_key, say=say), quiet, say)
+    runtime = slurm.install_runtime(login.name, colab_cell.runtime_zip())
+    queued = slurm.jobs(login.name, entry.name)
+    if queued:
+        job, submitted = queued[0].id, False
+    else:
+        if entry.slurm_job:
+            say(f"{entry.name}: job {entry.slurm_job} has ended (time limit, preemption or scancel); submitting a new one.")
+        job = slurm.submit(login.name, entry.name, entry.slurm or "", runtime=runtime, key=keys.public_key(),
+                           workdir=entry.workdir)
+        submitted = True
+        say(f"{entry.name}: submitted Slurm job {job}.")
+    state, text = _wait(login.name, entry.name, job, wait=wait, submitted=submitted, say=say)
+    ticket = tickets.parse(text)
+    pinned = known_hosts.pinned(entry.name)
+    if pinned and sorted(pinned) != sorted(ticket.host_keys):
+        say(f"{entry.name}: job {job} runs a new sshd; rdev pins its host key "
+            f"{known_hosts.fingerprint(ticket.host_keys[0])}.")
+    node = replace(entry, host=ticket.host, port=ticket.port, user=ticket.user, slurm_job=job,
+                   expires=state.end if state.end[:1].isdigit() else None)
+    until = f" until {state.end}" if node.expires else ""
+    say(f"{entry.name}: your job holds its GPU{until}; 'rdev stop {entry.name}' ends it early, so others can use it.")
+    return pipeline.Prepared(entry=node, host_keys=ticket.host_keys,
+                             done=f"ssh works on node {state.node} (Slurm job {job})")
+
+
+def _wait(login: str, name: str, job: str, *, wait: float, submitted: bool,
+          say: Callable[[str], None]) -> tuple[slurm.Job, str]:
+    """The running job and its ticket, saying how its wait goes; a job rdev submitted is cancelled
+    when rdev gives up (or is interrupted), so nothing is left queued."""
+    deadline = time.monotonic() + wait
+    shown = None
+    try:
+        while True:
+            state, ticket = slurm.watch(login, name, job)
+            if state is None:
+                raise RdevError(f"Slurm job {job} ended before its sshd started",
+                                f"its log is ~/.rdev/slurm/{name}-{job}.log on the cluster; then run 'rdev connect "
+                                f"{name}' again.")
+            if state.state == "RUNNING" and ticket:
+                return state, ticket
+            if (state.state, state.reason) != shown:
+                shown = (state.state, state.reason)
+                why = f" ({state.reason})" if state.state == "PENDING" and state.reason not in ("", "None") else ""
+                say(f"{name}: job {job} is {state.state.lower()}{why}; waiting up to {wait:.0f} s.")
+            if time.monotonic() > deadline:
+                raise RdevError(f"Slurm job {job} was still {state.state.lower()} ({state.reason}) after {wait:.0f} s"
+                                + (", so rdev cancelled it" if submitted else ""),
+                                f"try again later, ask for less ('rdev add {name} ... --slurm'), or wait longer "
+                                "with --wait SECONDS.")
+            time.sleep(_POLL)
+    except BaseException:
+        if submitted:
+            try:
+                slurm.cancel(login, job)
+            except RdevError:
+                pass  # it may have ended on its own; the error that stopped the wait is the one to show
+        raise
+
+
+def stop(entry: HostEntry, say: Callable[[str], None]) -> None:
+    """Cancel rdev's jobs for the cluster (scancel); the hosts stay known."""
+    queued = slurm.jobs(entry.jump or "", entry.name)
+    with setting_up(entry.name):
+        probe.close_master(entry.name)
+        for job in queued:
+            slurm.cancel(entry.jump or "", job.id)
+    say(f"Cancelled Slurm job {', '.join(j.id for j in queued)} of {entry.name}." if queued
+        else f"No Slurm job of rdev's runs for {entry.name}.")
+
+
+def checked_wait(seconds: float) -> float:
+    if not 0 < seconds <= 86400:  # also refuses nan and inf
+        raise BadInput(f"The wait {seconds} is not a number of seconds from 0 to 86400", "give one such as --wait 600.")
+    return seconds
