@@ -4,94 +4,22 @@ cluster's container or a school's server does. rdev uses the password once to in
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
-import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from tests.conftest import editor_calls, editor_standin, snapshot, ssh_through
+from tests.stand_ins.login_host import PASSWORD, PasswordHost, free_port, login_host
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creating a test user needs root")
 
-PASSWORD = "pw-Sekr1t-4711"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class PasswordHost:
-    """sshd with a plain server's settings: passwords and ~/.ssh/authorized_keys."""
-
-    user: str
-    home: Path
-    root: Path
-    port: int
-    process: subprocess.Popen | None = None
-
-    def start(self, new_host_key: bool = False) -> None:
-        key = self.root / "host_key"
-        if new_host_key:
-            key.unlink(missing_ok=True)
-        if not key.exists():
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-        (self.root / "sshd_config").write_text(
-            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {key}\nPidFile {self.root}/sshd.pid\n"
-            "PasswordAuthentication yes\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
-            f"AuthorizedKeysFile .ssh/authorized_keys\nUsePAM no\nAllowUsers {self.user}\n")
-        self.process = subprocess.Popen(["/usr/sbin/sshd", "-D", "-f", str(self.root / "sshd_config"),
-                                         "-E", str(self.root / "sshd.log")])
-        for _ in range(100):
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            self.process.poll()
-            time.sleep(0.05)
-        raise AssertionError((self.root / "sshd.log").read_text())
-
-    def stop(self) -> None:
-        if self.process:
-            self.process.terminate()
-            self.process.wait(10)
-
-    def reserve_again(self) -> None:
-        """A new reservation: a new host key, and the container's home wiped of rdev's key."""
-        self.stop()
-        (self.home / ".ssh" / "authorized_keys").unlink(missing_ok=True)
-        self.start(new_host_key=True)
-
-    def authorized_keys(self) -> str:
-        return (self.home / ".ssh" / "authorized_keys").read_text()
-
-
 @pytest.fixture
 def host(home: Path) -> Iterator[PasswordHost]:
-    user = f"rdl{uuid.uuid4().hex[:8]}"
-    user_home = Path("/tmp") / user  # the test HOME's folder is private to root; a user must reach its own home
-    subprocess.run(["useradd", "--create-home", "--home-dir", str(user_home), "--shell", "/bin/sh", user], check=True)
-    subprocess.run(["chpasswd"], input=f"{user}:{PASSWORD}\n", text=True, check=True)
-    root = home.parent / "pwsshd"
-    root.mkdir()
-    server = PasswordHost(user, user_home, root, free_port())
-    server.start()
-    yield server
-    server.stop()
-    # The user's sessions (a master connection's among them) outlive the listener; userdel refuses a
-    # user with processes, so end them first.
-    subprocess.run(["pkill", "-KILL", "-u", user], capture_output=True)
-    for _ in range(100):
-        if subprocess.run(["userdel", "--remove", user], capture_output=True).returncode == 0:
-            break
-        time.sleep(0.05)
+    with login_host(home) as server:
+        yield server
 
 
 @pytest.fixture

@@ -1,0 +1,127 @@
+"""Slurm end to end: a real one-node Slurm (tests/slurm_cluster.py), a login node that takes a password
+(a real private sshd and user), and `rdev connect hpc` reaching the node of rdev's job through it with the
+real ssh and the config rdev wrote."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.conftest import snapshot, ssh_through
+from tests.slurm_cluster import SlurmCluster, slurm  # noqa: F401 (slurm is a fixture)
+from tests.stand_ins.login_host import PASSWORD, PasswordHost, login_host
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="a private Slurm and a test user need root")
+
+OPTIONS = "--partition=gpu --gres=gpu:1 --time=00:10:00"
+
+
+@pytest.fixture
+def login(home: Path, slurm: SlurmCluster) -> Iterator[PasswordHost]:  # noqa: F811
+    """The cluster's login node: sessions there find the cluster's Slurm, as a real login node's do."""
+    with login_host(home, shell="/bin/bash", setenv={"SLURM_CONF": str(slurm.conf)}) as server:
+        try:
+            yield server
+        finally:
+            slurm.run("scancel", f"--user={server.user}", check=False)
+            deadline = time.monotonic() + 15
+            while slurm.run("squeue", "--noheader", f"--user={server.user}").stdout.strip() and \
+                    time.monotonic() < deadline:
+                time.sleep(0.1)
+
+
+def add(rdev, login: PasswordHost, options: str = OPTIONS) -> None:
+    result = rdev("add", "hpc", "--host", "127.0.0.1", "--port", str(login.port), "--user", login.user,
+                  "--slurm", options)
+    assert result.returncode == 0, result.stderr
+    assert "login node hpc-login" in result.stdout
+
+
+def connect(rdev, *args: str) -> subprocess.CompletedProcess:
+    return rdev("connect", "hpc", "--password-stdin", "--no-open", *args, input=PASSWORD + "\n")
+
+
+def queue(slurm: SlurmCluster, login: PasswordHost) -> list[str]:  # noqa: F811
+    return slurm.run("squeue", "--noheader", f"--user={login.user}", "--format=%i").stdout.split()
+
+
+def test_connect_runs_on_the_node_of_a_job_and_stop_ends_it(home: Path, rdev, slurm: SlurmCluster,  # noqa: F811
+                                                             login: PasswordHost) -> None:
+    add(rdev, login)
+    result = connect(rdev)
+    assert result.returncode == 0, result.stderr
+    [job] = queue(slurm, login)
+    assert f"submitted Slurm job {job}" in result.stdout
+    assert f"ssh works on node {slurm.node} (Slurm job {job})" in result.stdout
+    remote = ssh_through(home, "hpc", 'echo "$CUDA_VISIBLE_DEVICES"; echo "$SLURM_JOB_ID"; whoami')
+    assert remote.returncode == 0, remote.stderr
+    assert remote.stdout.split() == ["0", job, login.user]
+    assert f"slurm job {job}" in rdev("list").stdout
+
+    again = connect(rdev)  # the job is reused, not submitted again
+    assert again.returncode == 0, again.stderr
+    assert "submitted" not in again.stdout and queue(slurm, login) == [job]
+
+    stopped = rdev("stop", "hpc")
+    assert stopped.returncode == 0, stopped.stderr
+    assert f"Cancelled Slurm job {job}" in stopped.stdout
+    assert slurm.wait_state(job, "", "CANCELLED", "COMPLETED") in ("", "CANCELLED", "COMPLETED")
+    deadline = time.monotonic() + 10
+    while slurm.job_processes(job) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert queue(slurm, login) == [] and slurm.job_processes(job) == []
+
+
+def test_a_job_cancelled_from_outside_is_replaced_and_its_key_pinned_again(home: Path, rdev, slurm: SlurmCluster,  # noqa: F811
+                                                                          login: PasswordHost) -> None:
+    add(rdev, login)
+    assert connect(rdev).returncode == 0
+    [first] = queue(slurm, login)
+    slurm.run("scancel", first)
+    slurm.wait_state(first, "", "CANCELLED")
+    result = connect(rdev)
+    assert result.returncode == 0, result.stderr
+    [second] = queue(slurm, login)
+    assert second != first
+    assert f"job {first} has ended" in result.stdout
+    assert f"job {second} runs a new sshd; rdev pins its host key" in result.stdout
+    assert ssh_through(home, "hpc", 'echo "$SLURM_JOB_ID"').stdout.strip() == second
+
+
+def test_a_job_that_stays_queued_is_given_up_and_cancelled(home: Path, rdev, slurm: SlurmCluster,  # noqa: F811
+                                                           login: PasswordHost) -> None:
+    add(rdev, login, "--partition=gpu --gres=gpu:2")  # only the spare node, which never comes up, has two
+    result = connect(rdev, "--wait", "3")
+    assert result.returncode == 1
+    assert "was still pending (ReqNodeNotAvail" in result.stderr and "so rdev cancelled it" in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "is pending (ReqNodeNotAvail" in result.stdout  # the wait was shown while it lasted
+    assert queue(slurm, login) == []
+
+
+def test_the_password_is_in_no_job_script_file_or_log(home: Path, rdev, slurm: SlurmCluster,  # noqa: F811
+                                                      login: PasswordHost) -> None:
+    add(rdev, login)
+    assert connect(rdev).returncode == 0
+    [job] = queue(slurm, login)
+    script = slurm.run("scontrol", "write", "batch_script", job, "-").stdout
+    assert "colab_side serve --in-job" in script and PASSWORD not in script
+    for root in (home.parent, login.home, slurm.root):
+        for path in Path(root).rglob("*"):
+            if path.is_file() and not path.is_socket():
+                assert PASSWORD.encode() not in path.read_bytes(), path
+    assert PASSWORD not in slurm.run("scontrol", "show", "job", job).stdout
+
+
+@pytest.mark.parametrize("options", ["--partition=gpu; rm -rf ~", "--gres=gpu:1 $(id)", "--wrap=x", "-J name",
+                                     "--comment='a b'", "--partition=`x`"])
+def test_options_a_shell_or_rdev_would_take_otherwise_are_refused(home: Path, rdev, options: str) -> None:
+    result = rdev("add", "hpc", "--host", "login.example.edu", "--slurm", options)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("rdev: ") and result.stderr.count("\n") == 1
+    assert snapshot(home) == {}
