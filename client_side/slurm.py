@@ -86,7 +86,8 @@ def submit(login: str, name: str, options: str, *, runtime: str, key: str, workd
     serve = (f'exec env PYTHONPATH="{runtime}" python3 -m colab_side serve --in-job --tunnel direct '
              f'--listen "$(hostname)" --authorized-key {shlex.quote(key)} --workdir {shlex.quote(workdir)} '
              f'--state-dir {state} --ticket-file {state[:-1]}.ticket"')
-    script = f"#!/bin/sh\n# rdev: VS Code on this node until the job ends ('rdev stop {name}' ends it).\n{serve}\n"
+    # A login shell: the cluster's module system and the user's profile set up the job's environment.
+    script = f"#!/bin/bash -l\n# rdev: VS Code on this node until the job ends ('rdev stop {name}' ends it).\n{serve}\n"
     out = _run(login, f'mkdir -p "$HOME/.rdev/slurm" && chmod 700 "$HOME/.rdev" "$HOME/.rdev/slurm" && '
                       f'sbatch --parsable --job-name={job_name(name)} --output="$HOME/.rdev/slurm/{name}-%j.log" '
                       f'{options}', script.encode(), what="sbatch")

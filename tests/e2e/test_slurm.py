@@ -125,3 +125,23 @@ def test_options_a_shell_or_rdev_would_take_otherwise_are_refused(home: Path, rd
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("rdev: ") and result.stderr.count("\n") == 1
     assert snapshot(home) == {}
+
+
+def test_remove_forgets_the_cluster_and_leaves_the_job_unless_asked(home: Path, rdev, slurm: SlurmCluster,  # noqa: F811
+                                                                    login: PasswordHost) -> None:
+    add(rdev, login)
+    assert connect(rdev).returncode == 0
+    [job] = queue(slurm, login)
+    removed = rdev("remove", "hpc")
+    assert removed.returncode == 0, removed.stderr
+    assert "Removed hpc:" in removed.stdout and "Removed hpc-login:" in removed.stdout
+    assert rdev("list", "--json").stdout.strip() == "[]"
+    assert queue(slurm, login) == [job]  # still running: removing a host is not cancelling its job
+
+    add(rdev, login)
+    assert connect(rdev).returncode == 0  # the running job is found again
+    assert queue(slurm, login) == [job]
+    removed = rdev("remove", "hpc", "--stop")
+    assert removed.returncode == 0, removed.stderr
+    assert f"Cancelled Slurm job {job}" in removed.stdout
+    assert slurm.wait_state(job, "", "CANCELLED", "COMPLETED") in ("", "CANCELLED", "COMPLETED")

@@ -1,0 +1,43 @@
+"""The sbatch options rdev passes through the login node's shell, and how squeue's lines are read."""
+
+from __future__ import annotations
+
+import pytest
+
+from client_side import slurm
+from client_side.errors import BadInput
+
+
+@pytest.mark.parametrize(("given", "kept"), [
+    ("--partition=gpu --gres=gpu:1 --time=04:00:00", "--partition=gpu --gres=gpu:1 --time=04:00:00"),
+    ("-p gpu  -G 1", "-p gpu -G 1"), ("", ""), ("--mem=32G --constraint=a100,h100", "--mem=32G --constraint=a100,h100"),
+    ("--mail-user=me@uni.example.edu", "--mail-user=me@uni.example.edu"),
+])
+def test_options_sbatch_takes_are_kept(given: str, kept: str) -> None:
+    assert slurm.flags(given) == kept
+
+
+@pytest.mark.parametrize("given", ["--partition=gpu;id", "--x=$(id)", "--x=`id`", "a|b", "--x='a b'", "--x=\"a\nb\"",
+                                   "--x=a>b", "--x=~/f", "--x=*", "'unclosed"])
+def test_options_with_shell_characters_are_refused(given: str) -> None:
+    with pytest.raises(BadInput) as caught:
+        slurm.flags(given)
+    assert caught.value.fix
+
+
+@pytest.mark.parametrize("given", ["--job-name=x", "-J x", "--output=/tmp/o", "-o /tmp/o", "--wrap=ls", "--array=1-3",
+                                   "--export=ALL", "--chdir=/", "--parsable"])
+def test_options_rdev_sets_itself_are_refused(given: str) -> None:
+    with pytest.raises(BadInput) as caught:
+        slurm.flags(given)
+    assert "rdev sets" in caught.value.problem
+
+
+def test_squeue_lines_are_read_as_jobs() -> None:
+    assert slurm._job("42|PENDING|Resources|(null)|N/A\n") == slurm.Job("42", "PENDING", "Resources", "(null)", "N/A")
+    assert slurm._job("garbage") is None
+
+
+def test_the_runtime_on_the_cluster_is_named_by_its_content() -> None:
+    assert slurm.runtime_path(b"a") == slurm.runtime_path(b"a") != slurm.runtime_path(b"b")
+    assert slurm.runtime_path(b"a").startswith("$HOME/.rdev/runtime/rdev-")
