@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from datetime import datetime, timezone
 
+from bootstrap import ticket as tickets
 from client_side import registry
+from client_side.registry import HostEntry
 
 
 def listing(as_json: bool) -> str:
@@ -15,7 +18,24 @@ def listing(as_json: bool) -> str:
     if not entries:
         return "No hosts yet: 'rdev connect NAME --ticket ...' adds one."
     rows = [("NAME", "ADDRESS", "USER", "TUNNEL", "FOLDER", "EXPIRES")]
-    rows += [(e.name, f"{e.host}:{e.port}", e.user, f"slurm job {e.slurm_job}" if e.slurm_job else e.tunnel, e.workdir,
-              e.expires or "-") for e in entries.values()]
+    rows += [(e.name, f"{e.host}:{e.port}", e.user, _route(e), e.workdir, _ends(e)) for e in entries.values()]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def _route(entry: HostEntry) -> str:
+    return f"slurm job {entry.slurm_job} on {entry.slurm_node}" if entry.slurm_job else entry.tunnel
+
+
+def _ends(entry: HostEntry) -> str:
+    """When the host's runtime ends; for a Slurm job, also how long it has left (its GPU is held till then)."""
+    ends = tickets.moment(entry.expires)
+    if not entry.slurm_job or ends is None:
+        return entry.expires or "-"
+    left = int((ends - datetime.now(timezone.utc)).total_seconds())
+    return f"{entry.expires} ({duration(left)} left)" if left > 0 else f"{entry.expires} (ended)"
+
+
+def duration(seconds: int) -> str:
+    hours, minutes = divmod(seconds // 60, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"

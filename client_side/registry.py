@@ -53,6 +53,7 @@ class HostEntry:
     # rdev's job, and the job whose sshd is written here.
     slurm: str | None = None
     slurm_job: str | None = None
+    slurm_node: str | None = None
 
 
 def from_ticket(name: str, ticket: Ticket, *, cloudflared: str | None, ticket_file: str | None,
@@ -91,7 +92,8 @@ def _entry(name: str, table: dict, path: Path) -> HostEntry:
             validate.jump(entry.jump)
         if not all(isinstance(v, (str, type(None))) for v in (entry.started, entry.ticket_file, entry.cloudflared,
                                                               entry.jump, entry.preset, entry.editor, entry.colab,
-                                                              entry.gpu, entry.slurm, entry.slurm_job)) or not isinstance(entry.login, bool):
+                                                              entry.gpu, entry.slurm, entry.slurm_job,
+                                                              entry.slurm_node)) or not isinstance(entry.login, bool):
             raise validate.InvalidValue("not as rdev writes it")
         if entry.colab_session is not None:
             validate.colab_session(entry.colab_session)

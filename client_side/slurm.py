@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from client_side import probe
 from client_side.errors import BadInput, RdevError
 
-# squeue's fields, in the order asked for: id, state, reason, node list, end time.
-_FORMAT = "%i|%T|%r|%N|%e"
+# squeue's fields, in the order asked for: id, state, reason, node list, time left.
+_FORMAT = "%i|%T|%r|%N|%L"
 _FLAG = re.compile(r"--?[A-Za-z][A-Za-z0-9-]*(=[A-Za-z0-9_.,:/@%+=-]+)?")
 _VALUE = re.compile(r"[A-Za-z0-9_.,:/@%+=-]+")
 # What rdev's job sets itself, or what would change how it runs.
@@ -37,7 +37,18 @@ class Job:
     state: str  # PENDING, RUNNING, ...
     reason: str  # why it pends ("Resources", "Priority", ...), "None" when running
     node: str
-    end: str  # when its time limit ends it (ISO, cluster's local time), or N/A
+    left: str  # time left before its time limit ends it: [D-][HH:]MM:SS, or UNLIMITED, NOT_SET, INVALID
+
+    def seconds_left(self) -> int | None:
+        """`left` in seconds (None when the job has no limit, or squeue gave none)."""
+        days, _, clock = self.left.rpartition("-")
+        parts = clock.split(":")
+        if not (days.isdigit() or days == "") or not all(p.isdigit() for p in parts) or not 1 <= len(parts) <= 3:
+            return None
+        seconds = 0
+        for part in parts:
+            seconds = seconds * 60 + int(part)
+        return seconds + int(days or 0) * 86400
 
 
 def flags(text: str) -> str:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from bootstrap import ticket as tickets
-from client_side import inputs, keys, known_hosts, password_host, pipeline, presets, probe, registry, slurm, store
+from client_side import hosts, inputs, keys, known_hosts, password_host, pipeline, presets, probe, registry, slurm, store
 from client_side.errors import BadInput, RdevError
 from client_side.locking import changing_files, setting_up
 from client_side.registry import HostEntry
@@ -79,9 +80,12 @@ def prepare(entry: HostEntry, *, password_stdin: bool, accept_new_host_key: bool
     if pinned and sorted(pinned) != sorted(ticket.host_keys):
         say(f"{entry.name}: job {job} runs a new sshd; rdev pins its host key "
             f"{known_hosts.fingerprint(ticket.host_keys[0])}.")
-    node = replace(entry, host=ticket.host, port=ticket.port, user=ticket.user, slurm_job=job,
-                   expires=state.end if state.end[:1].isdigit() else None)
-    until = f" until {state.end}" if node.expires else ""
+    left = state.seconds_left()
+    # The end as a moment, not the cluster's local clock time, which names no time zone.
+    ends = tickets.utc_timestamp(datetime.now(timezone.utc) + timedelta(seconds=left)) if left is not None else None
+    node = replace(entry, host=ticket.host, port=ticket.port, user=ticket.user, slurm_job=job, slurm_node=state.node,
+                   expires=ends)
+    until = f" for {hosts.duration(left)} more (until {ends})" if ends else ""
     say(f"{entry.name}: your job holds its GPU{until}; 'rdev stop {entry.name}' ends it early, so others can use it.")
     return pipeline.Prepared(entry=node, host_keys=ticket.host_keys,
                              done=f"ssh works on node {state.node} (Slurm job {job})")
@@ -128,6 +132,7 @@ def stop(entry: HostEntry, say: Callable[[str], None]) -> None:
         probe.close_master(entry.name)
         for job in queued:
             slurm.cancel(entry.jump or "", job.id)
+        store.put(replace(entry, slurm_job=None, slurm_node=None, expires=None))
     say(f"Cancelled Slurm job {', '.join(j.id for j in queued)} of {entry.name}." if queued
         else f"No Slurm job of rdev's runs for {entry.name}.")
 

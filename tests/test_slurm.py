@@ -34,10 +34,19 @@ def test_options_rdev_sets_itself_are_refused(given: str) -> None:
 
 
 def test_squeue_lines_are_read_as_jobs() -> None:
-    assert slurm._job("42|PENDING|Resources|(null)|N/A\n") == slurm.Job("42", "PENDING", "Resources", "(null)", "N/A")
+    assert slurm._job("42|PENDING|Resources|(null)|4:00:00\n") == slurm.Job("42", "PENDING", "Resources", "(null)",
+                                                                            "4:00:00")
     assert slurm._job("garbage") is None
 
 
 def test_the_runtime_on_the_cluster_is_named_by_its_content() -> None:
     assert slurm.runtime_path(b"a") == slurm.runtime_path(b"a") != slurm.runtime_path(b"b")
     assert slurm.runtime_path(b"a").startswith("$HOME/.rdev/runtime/rdev-")
+
+
+@pytest.mark.parametrize(("left", "seconds"), [
+    ("59", 59), ("19:58", 1198), ("3:59:58", 14398), ("1-02:03:04", 93784), ("UNLIMITED", None), ("NOT_SET", None),
+    ("INVALID", None), ("", None), ("1-", None), ("a:b", None),
+])
+def test_time_left_as_squeue_prints_it(left: str, seconds: int | None) -> None:
+    assert slurm.Job("1", "RUNNING", "None", "n1", left).seconds_left() == seconds

@@ -61,7 +61,8 @@ def test_connect_runs_on_the_node_of_a_job_and_stop_ends_it(home: Path, rdev, sl
     remote = ssh_through(home, "hpc", 'echo "$CUDA_VISIBLE_DEVICES"; echo "$SLURM_JOB_ID"; whoami')
     assert remote.returncode == 0, remote.stderr
     assert remote.stdout.split() == ["0", job, login.user]
-    assert f"slurm job {job}" in rdev("list").stdout
+    listed = rdev("list").stdout
+    assert f"slurm job {job} on {slurm.node}" in listed and "min left)" in listed
 
     again = connect(rdev)  # the job is reused, not submitted again
     assert again.returncode == 0, again.stderr
@@ -75,6 +76,7 @@ def test_connect_runs_on_the_node_of_a_job_and_stop_ends_it(home: Path, rdev, sl
     while slurm.job_processes(job) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert queue(slurm, login) == [] and slurm.job_processes(job) == []
+    assert "slurm job" not in rdev("list").stdout
 
 
 def test_a_job_cancelled_from_outside_is_replaced_and_its_key_pinned_again(home: Path, rdev, slurm: SlurmCluster,  # noqa: F811
