@@ -108,13 +108,25 @@ def submit(login: str, name: str, options: str, *, runtime: str, key: str, workd
     return job
 
 
-def watch(login: str, name: str, job: str) -> tuple[Job | None, str]:
-    """The job as squeue shows it (None once it has left the queue) and its ticket ("" until written)."""
+@dataclass(frozen=True)
+class Watched:
+    """One look at a job: as squeue shows it (None once it left the queue), its place among the
+    pending jobs by priority (None unless it pends), and its ticket ("" until its sshd wrote one)."""
+
+    job: Job | None
+    position: int | None
+    ticket: str
+
+
+def watch(login: str, name: str, job: str) -> Watched:
     out = _run(login, f"squeue --noheader --jobs={job} --format='{_FORMAT}' 2>/dev/null; echo '--'; "
+                      "squeue --noheader --states=PENDING --sort=-p,i --format=%i 2>/dev/null; echo '--'; "
                       f'cat "$HOME/.rdev/slurm/{name}-{job}.ticket" 2>/dev/null; true')
-    queue, _, ticket = out.partition("--\n")
+    queue, _, rest = out.partition("--\n")
+    pending, _, ticket = rest.partition("--\n")
     found = next((j for j in map(_job, queue.splitlines()) if j and j.id == job), None)
-    return found, ticket.strip()
+    order = pending.split()
+    return Watched(found, order.index(job) + 1 if job in order else None, ticket.strip())
 
 
 def cancel(login: str, job: str) -> None:
@@ -122,7 +134,8 @@ def cancel(login: str, job: str) -> None:
 
 
 def _job(line: str) -> Job | None:
-    fields = line.strip().split("|")
+    # Shown to the user: nothing from the cluster reaches the terminal as a control code.
+    fields = ["".join(c if c.isprintable() else "?" for c in field) for field in line.strip().split("|")]
     return Job(*fields) if len(fields) == 5 else None
 
 

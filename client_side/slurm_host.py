@@ -99,17 +99,19 @@ def _wait(login: str, name: str, job: str, *, wait: float, submitted: bool,
     shown = None
     try:
         while True:
-            state, ticket = slurm.watch(login, name, job)
+            seen = slurm.watch(login, name, job)
+            state, ticket = seen.job, seen.ticket
             if state is None:
                 raise RdevError(f"Slurm job {job} ended before its sshd started",
                                 f"its log is ~/.rdev/slurm/{name}-{job}.log on the cluster; then run 'rdev connect "
                                 f"{name}' again.")
             if state.state == "RUNNING" and ticket:
                 return state, ticket
-            if (state.state, state.reason) != shown:
-                shown = (state.state, state.reason)
+            if (state.state, state.reason, seen.position) != shown:
+                shown = (state.state, state.reason, seen.position)
                 why = f" ({state.reason})" if state.state == "PENDING" and state.reason not in ("", "None") else ""
-                say(f"{name}: job {job} is {state.state.lower()}{why}; waiting up to {wait:.0f} s.")
+                place = f", number {seen.position} in the queue" if seen.position else ""
+                say(f"{name}: job {job} is {state.state.lower()}{why}{place}; waiting up to {wait:.0f} s.")
             if time.monotonic() > deadline:
                 raise RdevError(f"Slurm job {job} was still {state.state.lower()} ({state.reason}) after {wait:.0f} s"
                                 + (", so rdev cancelled it" if submitted else ""),

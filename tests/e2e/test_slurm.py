@@ -103,6 +103,7 @@ def test_a_job_that_stays_queued_is_given_up_and_cancelled(home: Path, rdev, slu
     assert "was still pending (ReqNodeNotAvail" in result.stderr and "so rdev cancelled it" in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert "is pending (ReqNodeNotAvail" in result.stdout  # the wait was shown while it lasted
+    assert "number 1 in the queue" in result.stdout
     assert queue(slurm, login) == []
 
 
@@ -147,3 +148,13 @@ def test_remove_forgets_the_cluster_and_leaves_the_job_unless_asked(home: Path, 
     assert removed.returncode == 0, removed.stderr
     assert f"Cancelled Slurm job {job}" in removed.stdout
     assert slurm.wait_state(job, "", "CANCELLED", "COMPLETED") in ("", "CANCELLED", "COMPLETED")
+
+
+def test_an_sbatch_that_fails_is_one_sentence_and_leaves_nothing_queued(home: Path, rdev, slurm: SlurmCluster,  # noqa: F811
+                                                                        login: PasswordHost) -> None:
+    add(rdev, login, "--partition=nope")
+    result = connect(rdev)
+    assert result.returncode == 1
+    assert result.stderr.startswith("rdev: sbatch on hpc-login failed (") and "invalid partition" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert queue(slurm, login) == []
