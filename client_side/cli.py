@@ -6,6 +6,7 @@ that `rdev --help` starts fast.
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Optional
 
@@ -76,8 +77,8 @@ def connect(
                                       "(T4, L4, G4, H100, A100)"),
     colab: Optional[str] = typer.Option(None, "--colab", metavar="PATH", help="Google's colab CLI (default: "
                                         "RDEV_COLAB, the one this host used before, PATH)"),
-    wait: float = typer.Option(600.0, "--wait", metavar="SECONDS", help="for a Slurm cluster: how long to wait for "
-                               "rdev's job to leave the queue before cancelling it"),
+    wait: Optional[float] = typer.Option(None, "--wait", metavar="SECONDS", help="for a Slurm cluster: how long to "
+                                         "wait for rdev's job to leave the queue before cancelling it (default 600)"),
 ) -> None:
     """Connect NAME: from a ticket, through Google's colab CLI (--colab-session), or (for a host added with 'rdev add')
     with its password once, then rdev's key. Writes the SSH config, pins the host key, checks ssh, opens the editor."""
@@ -226,9 +227,22 @@ def demo() -> None:
     demonstration.run(_say)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Optional[list[str]] = None) -> None:
+    # A closed terminal or a plain `kill` ends rdev as Ctrl-C does: what it started is undone on the way
+    # out (a Slurm job it submitted is cancelled), and its files are written whole or not at all.
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _interrupt)
     try:
         sys.exit(app(args=argv, prog_name="rdev", standalone_mode=False))
+    except SystemExit as err:
+        if err.code == 130:  # typer's own answer to Ctrl-C inside a command: exit 130 without a word
+            typer.echo("rdev: interrupted.", err=True)
+        raise
     except NoArgsIsHelpError as err:
         err.show()
         sys.exit(USAGE)

@@ -17,9 +17,9 @@ from client_side.errors import BadInput
 def connect(name: str, *, ticket: str | None, ticket_file: str | None, open_editor: bool, path: str | None,
             editor_name: str | None, cloudflared: str | None, password_stdin: bool, accept_new_host_key: bool,
             colab_session: str | None = None, gpu: str | None = None, colab: str | None = None,
-            wait: float = slurm_host.WAIT, say: Callable[[str], None]) -> None:
+            wait: float | None = None, say: Callable[[str], None]) -> None:
     name = inputs.name(name)
-    wait = slurm_host.checked_wait(wait)
+    wait = slurm_host.WAIT if wait is None else slurm_host.checked_wait(wait)
     sshconfig.check_user_config()
     remembered = registry.load().get(name)
     has_ticket = ticket is not None or ticket_file is not None

@@ -28,6 +28,8 @@ class Prepared:
     admit: Callable[[], None] | None = None
     done: str = "ssh works"  # how the success line starts
     failures: probe.Failures = ()  # the kind's own reading of ssh's errors, before ssh's own
+    # Undoes what preparing started when the host cannot be set up after all (a job it submitted).
+    on_failure: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,15 @@ def opening(*, open_editor: bool, editor_name: str | None, path: str | None, rem
 def establish(prepared: Prepared, how: Opening, say: Callable[[str], None]) -> None:
     """Write the prepared host, close a master that now answers for the wrong server, let rdev's key
     in, check ssh, and open the editor."""
+    try:
+        _establish(prepared, how, say)
+    except BaseException:
+        if prepared.on_failure:
+            prepared.on_failure()
+        raise
+
+
+def _establish(prepared: Prepared, how: Opening, say: Callable[[str], None]) -> None:
     entry = prepared.entry
     if how.editor_name:
         entry = replace(entry, editor=editor.remembered_value(how.editor_name))

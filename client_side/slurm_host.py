@@ -10,8 +10,9 @@ editors on the login node; nothing of the editor runs there.
 
 from __future__ import annotations
 
+import ipaddress
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
@@ -22,7 +23,7 @@ from client_side.locking import changing_files, setting_up
 from client_side.registry import HostEntry
 
 WAIT = 600.0  # how long `rdev connect` waits for a queued job by default, in seconds
-_POLL = 1.0
+_POLL = 2.0  # each look is a few squeue calls: slurmctld serves the whole cluster
 
 
 def login_name(name: str) -> str:
@@ -35,6 +36,11 @@ def add(*, name: str, host: str, user: str | None, port: int, jump: str | None, 
     name = inputs.name(name)
     options = slurm.flags(options)
     login = login_name(name)
+    known = registry.load()
+    ours = known.get(name) is not None and known[name].slurm is not None and known[name].jump == login
+    if login in known and not ours:
+        raise BadInput(f"A host named {login} exists already, and rdev would use that name for {name}'s login node",
+                       f"remove it first ('rdev remove {login}') or give the cluster another name.")
     preset = presets.get(preset_name or "slurm")
     workdir = inputs.folder(path or preset.workdir)
     password_host.add(name=login, host=host, user=user, port=port, jump=jump, preset_name=preset_name or "slurm",
@@ -53,29 +59,34 @@ def add(*, name: str, host: str, user: str | None, port: int, jump: str | None, 
 
 def prepare(entry: HostEntry, *, password_stdin: bool, accept_new_host_key: bool, wait: float,
             say: Callable[[str], None]) -> pipeline.Prepared:
-    """Log in to the login node, find or start rdev's job, wait for its sshd; the node's host, to write."""
+    """Log in to the login node, find or start rdev's job, wait for its sshd; the node's host, to write.
+    A job this connect submitted is cancelled if anything after fails, so nothing is left queued."""
     from client_side import colab_cell
 
-    login = registry.load().get(entry.jump or "")
-    if login is None or not login.login:
-        raise RdevError(f"The login node entry {entry.jump} of {entry.name} is gone",
-                        f"add the cluster again: rdev add {entry.name} --host LOGIN --slurm \"...\".")
+    login = _login(entry)
     quiet = pipeline.Opening(open=False, editor=None, editor_name=None, folder=None)
     pipeline.establish(password_host.prepare(login, password_stdin=password_stdin,
                                              accept_new_host_key=accept_new_host_key, say=say), quiet, say)
     runtime = slurm.install_runtime(login.name, colab_cell.runtime_zip())
-    queued = slurm.jobs(login.name, entry.name)
-    if queued:
-        job, submitted = queued[0].id, False
-    else:
-        if entry.slurm_job:
-            say(f"{entry.name}: job {entry.slurm_job} has ended (time limit, preemption or scancel); submitting a new one.")
-        job = slurm.submit(login.name, entry.name, entry.slurm or "", runtime=runtime, key=keys.public_key(),
-                           workdir=entry.workdir)
-        submitted = True
-        say(f"{entry.name}: submitted Slurm job {job}.")
-    state, text = _wait(login.name, entry.name, job, wait=wait, submitted=submitted, say=say)
-    ticket = tickets.parse(text)
+    with setting_up(entry.name):  # two connects at once must not both submit
+        queued = slurm.jobs(login.name, entry.name)
+        if queued:
+            job, undo = queued[0].id, None
+        else:
+            if entry.slurm_job:
+                say(f"{entry.name}: job {entry.slurm_job} has ended (time limit, preemption or scancel); submitting a "
+                    "new one.")
+            job = slurm.submit(login.name, entry.name, entry.slurm or "", runtime=runtime, key=keys.public_key(),
+                               workdir=entry.workdir)
+            undo = _Cancel(login.name, job)
+            say(f"{entry.name}: submitted Slurm job {job}.")
+    try:
+        state, text = _wait(login.name, entry.name, job, wait=wait, cancels=undo is not None, say=say)
+        ticket = _ticket(text, job, login)
+    except BaseException:
+        if undo:
+            undo()
+        raise
     pinned = known_hosts.pinned(entry.name)
     if pinned and sorted(pinned) != sorted(ticket.host_keys):
         say(f"{entry.name}: job {job} runs a new sshd; rdev pins its host key "
@@ -87,59 +98,97 @@ def prepare(entry: HostEntry, *, password_stdin: bool, accept_new_host_key: bool
                    expires=ends)
     until = f" for {hosts.duration(left)} more (until {ends})" if ends else ""
     say(f"{entry.name}: your job holds its GPU{until}; 'rdev stop {entry.name}' ends it early, so others can use it.")
-    return pipeline.Prepared(entry=node, host_keys=ticket.host_keys,
+    return pipeline.Prepared(entry=node, host_keys=ticket.host_keys, on_failure=undo,
                              done=f"ssh works on node {state.node} (Slurm job {job})")
 
 
-def _wait(login: str, name: str, job: str, *, wait: float, submitted: bool,
+@dataclass(frozen=True)
+class _Cancel:
+    """Cancels the job a connect submitted, when that connect fails after all."""
+
+    login: str
+    job: str
+
+    def __call__(self) -> None:
+        try:
+            slurm.cancel(self.login, self.job)
+        except RdevError:
+            pass  # it may have ended on its own; the error that stopped the connect is the one to show
+
+
+def _login(entry: HostEntry) -> HostEntry:
+    login = registry.load().get(entry.jump or "")
+    if login is None or not login.login:
+        raise RdevError(f"The login node entry {entry.jump} of {entry.name} is gone",
+                        f"add the cluster again: rdev add {entry.name} --host LOGIN --slurm \"...\".")
+    return login
+
+
+def _ticket(text: str, job: str, login: HostEntry) -> tickets.Ticket:
+    """The job's ticket, checked: its sshd must be reachable from the login node."""
+    try:
+        ticket = tickets.parse(text)
+    except tickets.TicketError as err:
+        raise RdevError(f"The ticket job {job} wrote cannot be used ({err})",
+                        "check the job's log in ~/.rdev/slurm on the cluster.") from None
+    if _loopback(ticket.host) and not _loopback(login.host):
+        raise RdevError(f"Job {job}'s node names itself by a loopback address ({ticket.host}), which the login node "
+                        "cannot reach", "ask the cluster's admins why the node's host name resolves to loopback "
+                        "there ('hostname -i' on the node).")
+    return ticket
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _wait(login: str, name: str, job: str, *, wait: float, cancels: bool,
           say: Callable[[str], None]) -> tuple[slurm.Job, str]:
-    """The running job and its ticket, saying how its wait goes; a job rdev submitted is cancelled
-    when rdev gives up (or is interrupted), so nothing is left queued."""
+    """The running job and its ticket, saying how its wait goes (`cancels`: the caller cancels the job
+    if this gives up)."""
     deadline = time.monotonic() + wait
     shown = None
-    try:
-        while True:
-            seen = slurm.watch(login, name, job)
-            state, ticket = seen.job, seen.ticket
-            if state is None:
-                raise RdevError(f"Slurm job {job} ended before its sshd started",
-                                f"its log is ~/.rdev/slurm/{name}-{job}.log on the cluster; then run 'rdev connect "
-                                f"{name}' again.")
-            if state.state == "RUNNING" and ticket:
-                return state, ticket
-            if (state.state, state.reason, seen.position) != shown:
-                shown = (state.state, state.reason, seen.position)
-                why = f" ({state.reason})" if state.state == "PENDING" and state.reason not in ("", "None") else ""
-                place = f", number {seen.position} in the queue" if seen.position else ""
-                say(f"{name}: job {job} is {state.state.lower()}{why}{place}; waiting up to {wait:.0f} s.")
-            if time.monotonic() > deadline:
-                raise RdevError(f"Slurm job {job} was still {state.state.lower()} ({state.reason}) after {wait:.0f} s"
-                                + (", so rdev cancelled it" if submitted else ""),
-                                f"try again later, ask for less ('rdev add {name} ... --slurm'), or wait longer "
-                                "with --wait SECONDS.")
-            time.sleep(_POLL)
-    except BaseException:
-        if submitted:
-            try:
-                slurm.cancel(login, job)
-            except RdevError:
-                pass  # it may have ended on its own; the error that stopped the wait is the one to show
-        raise
+    while True:
+        seen = slurm.watch(login, name, job)
+        state, ticket = seen.job, seen.ticket
+        if state is None:
+            raise RdevError(f"Slurm job {job} ended before its sshd started",
+                            f"its log is ~/.rdev/slurm/{name}-{job}.log on the cluster; then run 'rdev connect "
+                            f"{name}' again.")
+        if state.state == "RUNNING" and ticket:
+            return state, ticket
+        if (state.state, state.reason, seen.position) != shown:
+            shown = (state.state, state.reason, seen.position)
+            why = f" ({state.reason})" if state.state == "PENDING" and state.reason not in ("", "None") else ""
+            place = f", number {seen.position} in the queue" if seen.position else ""
+            say(f"{name}: job {job} is {state.state.lower()}{why}{place}; waiting up to {wait:.0f} s.")
+        if time.monotonic() > deadline:
+            raise RdevError(f"Slurm job {job} was still {state.state.lower()} ({state.reason}) after {wait:.0f} s"
+                            + (", so rdev cancelled it" if cancels else ""),
+                            f"try again later, ask for less ('rdev add {name} ... --slurm'), or wait longer "
+                            "with --wait SECONDS.")
+        time.sleep(_POLL)
 
 
 def stop(entry: HostEntry, say: Callable[[str], None]) -> None:
     """Cancel rdev's jobs for the cluster (scancel); the hosts stay known."""
-    queued = slurm.jobs(entry.jump or "", entry.name)
+    login = _login(entry).name
+    queued = slurm.jobs(login, entry.name)
     with setting_up(entry.name):
         probe.close_master(entry.name)
         for job in queued:
-            slurm.cancel(entry.jump or "", job.id)
+            slurm.cancel(login, job.id)
         store.put(replace(entry, slurm_job=None, slurm_node=None, expires=None))
     say(f"Cancelled Slurm job {', '.join(j.id for j in queued)} of {entry.name}." if queued
         else f"No Slurm job of rdev's runs for {entry.name}.")
 
 
 def checked_wait(seconds: float) -> float:
+    """--wait as given: more than 0 and at most a day."""
     if not 0 < seconds <= 86400:  # also refuses nan and inf
-        raise BadInput(f"The wait {seconds} is not a number of seconds from 0 to 86400", "give one such as --wait 600.")
+        raise BadInput(f"The wait {seconds} is not a number of seconds above 0 and up to 86400",
+                       "give one such as --wait 600.")
     return seconds

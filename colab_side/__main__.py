@@ -9,6 +9,7 @@ import signal
 import sys
 
 from bootstrap.validate import InvalidValue
+from colab_side import processes
 from colab_side.errors import ServeError
 from colab_side.server import running, serve, stop
 from colab_side.tunnels import PROVIDERS
@@ -91,16 +92,14 @@ def _serve(args: argparse.Namespace) -> int:
             server.wait()
     except KeyboardInterrupt:
         if args.in_job:
-            stop(args.state_dir)  # a job's processes must end with it: the scheduler counts its GPU as in use
-            return 0
+            return _end_job(args.state_dir)
         found = running(args.state_dir)
         if found is None:
             print("rdev: interrupted; nothing was left running.", file=sys.stderr)
             return 130
         server, lead = found, "Stopped waiting; the server"
     if args.in_job:
-        stop(args.state_dir)
-        return 0
+        return _end_job(args.state_dir)
     # A second Ctrl-C during the hand-off must not leave the server without a supervisor.
     for signum in _ENDING_SIGNALS:
         signal.signal(signum, _hold)
@@ -110,6 +109,16 @@ def _serve(args: argparse.Namespace) -> int:
     stop_command = "python -m colab_side stop" + (f" --state-dir {shlex.quote(str(server.state.root))}" if args.state_dir else "")
     _say(f"{lead} goes on, supervised by a background process (pid {pid}, log {server.state.supervisor_log}). "
          f"Stop it with: {stop_command}")
+    return 0
+
+
+def _end_job(state_dir: str | None) -> int:
+    """Stop the server and every process of this job: without cgroups the scheduler misses what a
+    session detached (nohup, setsid; an editor's server does), and would count the GPU as free."""
+    stop(state_dir)
+    job = os.environ.get("SLURM_JOB_ID")
+    if job:
+        processes.terminate([pid for pid in processes.marked(f"SLURM_JOB_ID={job}") if pid != os.getpid()])
     return 0
 
 

@@ -25,18 +25,30 @@ def test_options_with_shell_characters_are_refused(given: str) -> None:
     assert caught.value.fix
 
 
-@pytest.mark.parametrize("given", ["--job-name=x", "-J x", "--output=/tmp/o", "-o /tmp/o", "--wrap=ls", "--array=1-3",
-                                   "--export=ALL", "--chdir=/", "--parsable"])
+@pytest.mark.parametrize("given", ["--job-name=x", "--output=/tmp/o", "--wrap=ls", "--array=1-3", "--export=ALL",
+                                   "--chdir=/", "--parsable",
+                                   # sbatch takes any unambiguous start of a long option
+                                   "--job=x", "--out=o", "--expor=ALL", "--chd=/", "--wai", "--hol", "--test", "--pars"])
 def test_options_rdev_sets_itself_are_refused(given: str) -> None:
     with pytest.raises(BadInput) as caught:
         slurm.flags(given)
     assert "rdev sets" in caught.value.problem
 
 
+@pytest.mark.parametrize("given", ["-J x", "-Jfoo", "-ofoo", "-D/tmp", "-a1-3", "-o /tmp/o", "-pgpu", "--Partition=gpu",
+                                   "--partition gpu", "-p", "-p -G"])
+def test_short_options_beyond_the_common_ones_and_loose_values_are_refused(given: str) -> None:
+    with pytest.raises(BadInput):
+        slurm.flags(given)
+
+
 def test_squeue_lines_are_read_as_jobs() -> None:
-    assert slurm._job("42|PENDING|Resources|(null)|4:00:00\n") == slurm.Job("42", "PENDING", "Resources", "(null)",
-                                                                            "4:00:00")
+    assert slurm._job("42|PENDING|Resources|(null)|4:00:00|gpu\n") == slurm.Job("42", "PENDING", "Resources", "(null)",
+                                                                                "4:00:00", "gpu")
     assert slurm._job("garbage") is None
+    # An id goes back into commands on the login node: only a plain number is one.
+    assert slurm._job("77;touch${IFS}/tmp/x;#|RUNNING|None|n1|1:00|gpu") is None
+    assert slurm._job("12_3|RUNNING|None|n1|1:00|gpu") is None
 
 
 def test_the_runtime_on_the_cluster_is_named_by_its_content() -> None:
@@ -49,4 +61,4 @@ def test_the_runtime_on_the_cluster_is_named_by_its_content() -> None:
     ("INVALID", None), ("", None), ("1-", None), ("a:b", None),
 ])
 def test_time_left_as_squeue_prints_it(left: str, seconds: int | None) -> None:
-    assert slurm.Job("1", "RUNNING", "None", "n1", left).seconds_left() == seconds
+    assert slurm.Job("1", "RUNNING", "None", "n1", left, "gpu").seconds_left() == seconds

@@ -1,5 +1,6 @@
-"""Fixtures of the end-to-end tests of Colab's own SSH route: a stand-in runtime (a real sshd) and a
-stand-in for Colab's runtime proxy in front of it, with Google's real CLI pointed at them."""
+"""Fixtures of the end-to-end tests: for Colab's own SSH route, a stand-in runtime (a real sshd) and a
+stand-in for Colab's runtime proxy in front of it, with Google's real CLI pointed at them; and a
+real one-node Slurm (`slurm`) for the cluster tests."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from typing import Iterator
 
 import pytest
 
+from tests.slurm_cluster import slurm  # noqa: F401 (a fixture: one private Slurm for the test session)
 from tests.stand_ins.colab_runtime import SESSION, ColabProxy, Runtime, colab_binary, quiet_settings, write_session
+from tests.stand_ins.login_host import PasswordHost, login_host
 
 
 @pytest.fixture
@@ -29,3 +32,10 @@ def proxy(home: Path, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> Iter
     monkeypatch.setenv("RDEV_COLAB", str(colab_binary()))
     yield server
     server.close()
+
+
+@pytest.fixture
+def host(home: Path) -> Iterator[PasswordHost]:
+    """A password host: a new local user with a password behind a real sshd that takes passwords."""
+    with login_host(home) as server:
+        yield server

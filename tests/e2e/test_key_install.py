@@ -13,7 +13,7 @@ import pytest
 
 from client_side import remote
 from client_side.registry import HostEntry
-from tests.e2e.test_login import PASSWORD, PasswordHost, host  # noqa: F401 (host is a fixture)
+from tests.stand_ins.login_host import PASSWORD, PasswordHost
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creating a test user needs root")
 

@@ -7,20 +7,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from tests.conftest import editor_calls, editor_standin, snapshot, ssh_through
-from tests.stand_ins.login_host import PASSWORD, PasswordHost, free_port, login_host
+from tests.stand_ins.login_host import PASSWORD, PasswordHost, free_port
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creating a test user needs root")
-
-@pytest.fixture
-def host(home: Path) -> Iterator[PasswordHost]:
-    with login_host(home) as server:
-        yield server
-
 
 @pytest.fixture
 def recorded(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

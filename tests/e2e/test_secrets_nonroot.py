@@ -15,7 +15,7 @@ from typing import Iterator
 import pytest
 
 from tests.conftest import REPO, close_masters, read_or_empty, snapshot
-from tests.e2e.test_login import PASSWORD, PasswordHost, host  # noqa: F401 (host is a fixture)
+from tests.stand_ins.login_host import PASSWORD, PasswordHost
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creating a test user needs root")
 

@@ -5,15 +5,18 @@ real ssh and the config rdev wrote."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from tests.conftest import snapshot, ssh_through
-from tests.slurm_cluster import SlurmCluster, slurm  # noqa: F401 (slurm is a fixture)
+from tests.conftest import REPO, snapshot, ssh_through
+from tests.slurm_cluster import SlurmCluster
 from tests.stand_ins.login_host import PASSWORD, PasswordHost, login_host
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="a private Slurm and a test user need root")
@@ -22,7 +25,7 @@ OPTIONS = "--partition=gpu --gres=gpu:1 --time=00:10:00"
 
 
 @pytest.fixture
-def login(home: Path, slurm: SlurmCluster) -> Iterator[PasswordHost]:  # noqa: F811
+def login(home: Path, slurm: SlurmCluster) -> Iterator[PasswordHost]:
     """The cluster's login node: sessions there find the cluster's Slurm, as a real login node's do."""
     with login_host(home, shell="/bin/bash", setenv={"SLURM_CONF": str(slurm.conf)}) as server:
         try:
@@ -46,11 +49,11 @@ def connect(rdev, *args: str) -> subprocess.CompletedProcess:
     return rdev("connect", "hpc", "--password-stdin", "--no-open", *args, input=PASSWORD + "\n")
 
 
-def queue(slurm: SlurmCluster, login: PasswordHost) -> list[str]:  # noqa: F811
+def queue(slurm: SlurmCluster, login: PasswordHost) -> list[str]:
     return slurm.run("squeue", "--noheader", f"--user={login.user}", "--format=%i").stdout.split()
 
 
-def test_connect_runs_on_the_node_of_a_job_and_stop_ends_it(home: Path, rdev, slurm: SlurmCluster,  # noqa: F811
+def test_connect_runs_on_the_node_of_a_job_and_stop_ends_it(home: Path, rdev, slurm: SlurmCluster,
                                                              login: PasswordHost) -> None:
     add(rdev, login)
     result = connect(rdev)
@@ -79,7 +82,7 @@ def test_connect_runs_on_the_node_of_a_job_and_stop_ends_it(home: Path, rdev, sl
     assert "slurm job" not in rdev("list").stdout
 
 
-def test_a_job_cancelled_from_outside_is_replaced_and_its_key_pinned_again(home: Path, rdev, slurm: SlurmCluster,  # noqa: F811
+def test_a_job_cancelled_from_outside_is_replaced_and_its_key_pinned_again(home: Path, rdev, slurm: SlurmCluster,
                                                                           login: PasswordHost) -> None:
     add(rdev, login)
     assert connect(rdev).returncode == 0
@@ -95,7 +98,7 @@ def test_a_job_cancelled_from_outside_is_replaced_and_its_key_pinned_again(home:
     assert ssh_through(home, "hpc", 'echo "$SLURM_JOB_ID"').stdout.strip() == second
 
 
-def test_a_job_that_stays_queued_is_given_up_and_cancelled(home: Path, rdev, slurm: SlurmCluster,  # noqa: F811
+def test_a_job_that_stays_queued_is_given_up_and_cancelled(home: Path, rdev, slurm: SlurmCluster,
                                                            login: PasswordHost) -> None:
     add(rdev, login, "--partition=gpu --gres=gpu:2")  # only the spare node, which never comes up, has two
     result = connect(rdev, "--wait", "3")
@@ -107,7 +110,7 @@ def test_a_job_that_stays_queued_is_given_up_and_cancelled(home: Path, rdev, slu
     assert queue(slurm, login) == []
 
 
-def test_the_password_is_in_no_job_script_file_or_log(home: Path, rdev, slurm: SlurmCluster,  # noqa: F811
+def test_the_password_is_in_no_job_script_file_or_log(home: Path, rdev, slurm: SlurmCluster,
                                                       login: PasswordHost) -> None:
     add(rdev, login)
     assert connect(rdev).returncode == 0
@@ -130,7 +133,7 @@ def test_options_a_shell_or_rdev_would_take_otherwise_are_refused(home: Path, rd
     assert snapshot(home) == {}
 
 
-def test_remove_forgets_the_cluster_and_leaves_the_job_unless_asked(home: Path, rdev, slurm: SlurmCluster,  # noqa: F811
+def test_remove_forgets_the_cluster_and_leaves_the_job_unless_asked(home: Path, rdev, slurm: SlurmCluster,
                                                                     login: PasswordHost) -> None:
     add(rdev, login)
     assert connect(rdev).returncode == 0
@@ -150,7 +153,7 @@ def test_remove_forgets_the_cluster_and_leaves_the_job_unless_asked(home: Path, 
     assert slurm.wait_state(job, "", "CANCELLED", "COMPLETED") in ("", "CANCELLED", "COMPLETED")
 
 
-def test_an_sbatch_that_fails_is_one_sentence_and_leaves_nothing_queued(home: Path, rdev, slurm: SlurmCluster,  # noqa: F811
+def test_an_sbatch_that_fails_is_one_sentence_and_leaves_nothing_queued(home: Path, rdev, slurm: SlurmCluster,
                                                                         login: PasswordHost) -> None:
     add(rdev, login, "--partition=nope")
     result = connect(rdev)
@@ -158,3 +161,57 @@ def test_an_sbatch_that_fails_is_one_sentence_and_leaves_nothing_queued(home: Pa
     assert result.stderr.startswith("rdev: sbatch on hpc-login failed (") and "invalid partition" in result.stderr
     assert result.stderr.count("\n") == 1
     assert queue(slurm, login) == []
+
+
+def test_two_connects_at_once_share_one_job(home: Path, rdev, slurm: SlurmCluster,
+                                            login: PasswordHost) -> None:
+    add(rdev, login)
+    assert connect(rdev).returncode == 0  # the login node is set up; then no job runs
+    assert rdev("stop", "hpc").returncode == 0
+    assert slurm.wait_state(queue(slurm, login)[0], "") == "" if queue(slurm, login) else True
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: rdev("connect", "hpc", "--no-open"), range(2)))
+    assert [r.returncode for r in results] == [0, 0], [r.stderr for r in results]
+    assert len(queue(slurm, login)) == 1
+    assert sum("submitted Slurm job" in r.stdout for r in results) == 1
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGHUP", "SIGINT"])
+def test_an_interrupted_wait_leaves_nothing_queued(home: Path, rdev, slurm: SlurmCluster,
+                                                   login: PasswordHost, signal_name: str) -> None:
+    add(rdev, login, "--partition=gpu --gres=gpu:2")  # stays pending
+    process = subprocess.Popen([sys.executable, "-m", "client_side", "connect", "hpc", "--password-stdin", "--no-open"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    process.stdin.write(PASSWORD + "\n")
+    process.stdin.close()
+    for line in process.stdout:
+        if "is pending" in line:
+            break
+    process.send_signal(getattr(signal, signal_name))
+    assert process.wait(60) == 130
+    assert "interrupted" in process.stderr.read()
+    assert queue(slurm, login) == []
+
+
+def test_a_login_profile_that_prints_does_not_confuse_rdev(home: Path, rdev, slurm: SlurmCluster,
+                                                           login: PasswordHost) -> None:
+    bashrc = login.home / ".bashrc"
+    bashrc.write_text('echo "Welcome to the cluster. Quota: 12 GB used"\n')
+    add(rdev, login)
+    result = connect(rdev)
+    assert result.returncode == 0, result.stderr
+    assert len(queue(slurm, login)) == 1
+
+
+def test_stop_and_remove_without_the_login_host_say_so(home: Path, rdev, login: PasswordHost) -> None:
+    add(rdev, login)
+    assert rdev("remove", "hpc-login").returncode == 0
+    stopped = rdev("stop", "hpc")
+    assert stopped.returncode == 1 and "The login node entry hpc-login of hpc is gone" in stopped.stderr
+
+
+def test_a_host_of_the_users_own_is_not_taken_for_the_login_node(home: Path, rdev, login: PasswordHost) -> None:
+    assert rdev("add", "hpc-login", "--host", "other.example.org", "--user", "bob").returncode == 0
+    result = rdev("add", "hpc", "--host", "127.0.0.1", "--port", str(login.port), "--slurm", OPTIONS)
+    assert result.returncode == 2 and "A host named hpc-login exists already" in result.stderr
+    assert "other.example.org" in rdev("list").stdout

@@ -15,7 +15,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.slurm_cluster import SlurmCluster, slurm  # noqa: F401
+from tests.slurm_cluster import SlurmCluster
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="a private Slurm and a test user need root")
 
@@ -52,7 +52,7 @@ def submitter(request: pytest.FixtureRequest, user: str, tmp_path: Path) -> Iter
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_gpu_job_runs_sees_its_gpu_and_is_cancelled(slurm: SlurmCluster,  # noqa: F811
+def test_gpu_job_runs_sees_its_gpu_and_is_cancelled(slurm: SlurmCluster,
                                                    submitter: tuple[str | None, Path]) -> None:
     who, folder = submitter
     job = slurm.run("sbatch", "--parsable", "--gres=gpu:1", "--wrap", JOB, user=who, cwd=folder).stdout.strip()
@@ -82,7 +82,7 @@ def test_gpu_job_runs_sees_its_gpu_and_is_cancelled(slurm: SlurmCluster,  # noqa
     assert not slurm.job_processes(job), "scancel left the job's sleep running"
 
 
-def test_more_gpus_than_the_node_has_stay_pending_with_a_reason(slurm: SlurmCluster,  # noqa: F811
+def test_more_gpus_than_the_node_has_stay_pending_with_a_reason(slurm: SlurmCluster,
                                                                 user: str) -> None:
     home = Path(pwd.getpwnam(user).pw_dir)
     job = slurm.run("sbatch", "--parsable", f"--gres=gpu:{slurm.gpus + 1}", "--wrap", "sleep 30", user=user,
@@ -99,13 +99,13 @@ def test_more_gpus_than_the_node_has_stay_pending_with_a_reason(slurm: SlurmClus
     assert slurm.wait_state(job, "CANCELLED", "", timeout=10) in ("CANCELLED", "")
 
 
-def test_more_gpus_than_any_node_has_are_refused(slurm: SlurmCluster, user: str) -> None:  # noqa: F811
+def test_more_gpus_than_any_node_has_are_refused(slurm: SlurmCluster, user: str) -> None:
     result = slurm.run("sbatch", "--parsable", f"--gres=gpu:{slurm.spare_gpus + 1}", "--wrap", "true", user=user,
                        cwd=Path(pwd.getpwnam(user).pw_dir), check=False)
     assert result.returncode != 0 and "node configuration is not available" in result.stderr, result
 
 
-def test_a_client_needs_only_its_environment(slurm: SlurmCluster) -> None:  # noqa: F811
+def test_a_client_needs_only_its_environment(slurm: SlurmCluster) -> None:
     env = slurm.env()
     assert env["SLURM_CONF"] == str(slurm.conf) and slurm.conf.is_file()
     assert oct(slurm.conf.parent.stat().st_mode & 0o777) == "0o755"
