@@ -215,3 +215,22 @@ def test_a_host_of_the_users_own_is_not_taken_for_the_login_node(home: Path, rde
     result = rdev("add", "hpc", "--host", "127.0.0.1", "--port", str(login.port), "--slurm", OPTIONS)
     assert result.returncode == 2 and "A host named hpc-login exists already" in result.stderr
     assert "other.example.org" in rdev("list").stdout
+
+
+def test_the_end_of_the_job_ends_what_its_sessions_detached(home: Path, rdev, slurm: SlurmCluster,
+                                                            login: PasswordHost) -> None:
+    # VS Code's server detaches from its session; without cgroups Slurm would not find it at the job's end.
+    add(rdev, login)
+    assert connect(rdev).returncode == 0
+    [job] = queue(slurm, login)
+    started = ssh_through(home, "hpc", "nohup sleep 301 >/dev/null 2>&1 & setsid sleep 302 >/dev/null 2>&1 & "
+                                       "sleep 0.3; pgrep -u \"$(id -u)\" -f '^sleep 30[12]$' | wc -l")
+    assert started.stdout.strip() == "2", started.stderr
+    slurm.run("scancel", job)
+    slurm.wait_state(job, "")
+    deadline = time.monotonic() + 20
+    while slurm.job_processes(job) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert slurm.job_processes(job) == []
+    left = subprocess.run(["pgrep", "-u", login.user, "-f", "^sleep 30[12]$"], capture_output=True, text=True)
+    assert left.stdout.strip() == ""
