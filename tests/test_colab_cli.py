@@ -461,7 +461,7 @@ def test_stop_of_a_host_that_is_no_colab_cli_runtime_changes_nothing(home: Path,
     assert rdev("add", "gpu1", "--host", "127.0.0.1").returncode == 0
     before = snapshot(home.parent)
     said = one_line_usage_error(rdev(*command))
-    assert "gpu1 is not a Colab runtime reached through Google's colab CLI" in said
+    assert "gpu1 is neither a Colab runtime reached through Google's colab CLI nor a Slurm job" in said
     assert snapshot(home.parent) == before
 
 
