@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from importlib import resources
 from string import Template
 
-from bootstrap import pubkeys, ticket, validate
+from bootstrap import editor_servers, pubkeys, ticket, validate
 from bootstrap.validate import InvalidValue
 
 TEMPLATE = "notebook_cell.tmpl"
@@ -51,12 +51,15 @@ def check(tunnel: str, runtime: str, drive: bool) -> None:
 
 
 def render(public_key: str, tunnel: str, runtime: str, requirement: str | None = None, *,
-           runtime_zip: bytes | None = None, drive: Drive | None = None) -> str:
+           runtime_zip: bytes | None = None, drive: Drive | None = None, editor_server: str | None = None) -> str:
     """The cell's text for `tunnel` on `runtime`, letting in `public_key`. It installs pip's
     `requirement`, or else carries `runtime_zip` (colab_side and bootstrap, standard library only)
     and pip-installs only the one package its tunnel needs. With `drive`, it mounts Drive and writes
-    the ticket file there (Colab only)."""
+    the ticket file there (Colab only). With `editor_server` (EDITOR:QUALITY:COMMIT), the runtime
+    fetches the laptop's editor server while sshd starts."""
     check(tunnel, runtime, drive=drive is not None)
+    if editor_server is not None:
+        editor_servers.parse(editor_server)
     try:
         pubkeys.parse(public_key, pubkeys.USER_KEY_TYPES)
     except pubkeys.NotAKey as err:
@@ -76,6 +79,7 @@ def render(public_key: str, tunnel: str, runtime: str, requirement: str | None =
             mount=repr(drive.mount), ticket_name=repr(f"{validate.name(drive.name)}.ticket"),
             laptop_line=repr(drive.connect_line())) if drive else "",
         ticket_argument=", ticket_file=ticket_file" if drive else "",
+        editor_argument=f", editor_server={editor_server!r}" if editor_server else "",
     )
 
 

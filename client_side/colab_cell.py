@@ -21,7 +21,7 @@ from bootstrap.ticket import PUBLIC_TUNNELS
 from bootstrap.validate import InvalidValue
 from client_side import keys, paths
 from colab_side import runtime as runtimes
-from client_side.errors import BadInput, split
+from client_side.errors import BadInput, RdevError, split
 
 DISTRIBUTION = "rdev"
 RUNTIME_PACKAGES = ("bootstrap", "colab_side")
@@ -45,9 +45,20 @@ def cell(tunnel: str, runtime: str, source: str | None, drive: bool = False) -> 
     ticket = notebook_cell.Drive(name=runtime, laptop_file=f"{drive_folder()}/rdev/{runtime}.ticket") if drive else None
     try:
         return notebook_cell.render(keys.public_key(), tunnel, runtime, installs,
-                                    runtime_zip=runtime_zip() if installs is None else None, drive=ticket)
+                                    runtime_zip=runtime_zip() if installs is None else None, drive=ticket,
+                                    editor_server=_editor_server())
     except InvalidValue as err:
         raise BadInput(*split(str(err))) from None
+
+
+def _editor_server() -> str | None:
+    """This laptop's editor server, for the runtime to fetch while sshd starts (none if no editor is found)."""
+    from client_side import editor, editor_server
+
+    try:
+        return editor_server.spec(editor.choose(None))
+    except RdevError:
+        return None  # an editor setting that is wrong is said by `rdev connect`, where it matters
 
 
 def drive_folder(system: str | None = None) -> str:

@@ -19,17 +19,13 @@ from pathlib import Path
 from typing import Callable
 
 from bootstrap import validate
-from client_side import colab_cli, colab_sessions, known_hosts, paths, probe, sshconfig, store
+from client_side import colab_cli, colab_sessions, known_hosts, paths, probe, shipped, sshconfig, store
 from client_side.errors import RdevError, split
 from client_side.inputs import checked
 from client_side.locking import setting_up
 from client_side.pipeline import Prepared
 from client_side.registry import HostEntry
 
-# The runtime side travels in the connection (nothing of rdev is installed there): its zip is put
-# on PYTHONPATH for one run of colab_side.kernel_env.
-_KERNEL_ENV = ('f=$(mktemp) && cat > "$f" && PYTHONPATH="$f" python3 -m colab_side.kernel_env; s=$?; '
-               'rm -f "$f"; exit $s')
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # The first connection waits for the CLI to start and the proxy to answer.
 _FIRST_CONNECTION_TIMEOUT = 120
@@ -71,9 +67,7 @@ class _Opener:
     def admit(self) -> None:
         """Open the master connection (pinning the key it shows when asked to), and on it write the
         notebook kernel's environment where the runtime's shells read it."""
-        from client_side import colab_cell
-
-        options = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=60"]
+        options = ["-o", "ConnectTimeout=60"]
         scratch = paths.rdev_ssh_dir() / f".{self.name}.first-contact"
         paths.proxy_log(self.name).unlink(missing_ok=True)  # what it holds must be this connection's
         if self.repin:
@@ -82,8 +76,7 @@ class _Opener:
             options += ["-o", f"UserKnownHostsFile={sshconfig.config_path(scratch)}", "-o", "StrictHostKeyChecking=accept-new",
                         "-o", "HashKnownHosts=no"]
         try:
-            result = subprocess.run(probe.ssh_argv(self.name, *options) + [_KERNEL_ENV], input=colab_cell.runtime_zip(),
-                                    capture_output=True, timeout=_FIRST_CONNECTION_TIMEOUT)
+            result = shipped.run(self.name, "kernel_env", options=tuple(options), timeout=_FIRST_CONNECTION_TIMEOUT)
         except subprocess.TimeoutExpired:
             raise RdevError(f"Cannot reach {self.name}: the first connection did not finish within "
                             f"{_FIRST_CONNECTION_TIMEOUT} s", f"check the runtime with 'colab status' and run "

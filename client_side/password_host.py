@@ -98,7 +98,7 @@ def prepare(entry: HostEntry, *, password_stdin: bool, accept_new_host_key: bool
         say(f"{entry.name} has a new host key (a new reservation?); pinned {offered.fingerprint}." if pinned
             else f"Pinned {entry.name}'s host key {offered.fingerprint}.")
     login = _Login(entry=entry, password_stdin=password_stdin, pinned=offered.line, hint=hint, say=say)
-    return Prepared(entry=entry, host_keys=(offered.line,), admit=login.admit)
+    return Prepared(entry=entry, host_keys=(offered.line,), admit=login.admit, prefetch=True)
 
 
 def set_password(name: str, *, from_stdin: bool, delete: bool, say: Callable[[str], None]) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from client_side import editor, editor_settings, inputs, keys, probe, store
+from client_side import editor, editor_server, editor_settings, inputs, keys, probe, store
 from client_side.locking import changing_files, setting_up
 from client_side.registry import HostEntry
 
@@ -30,6 +30,8 @@ class Prepared:
     failures: probe.Failures = ()  # the kind's own reading of ssh's errors, before ssh's own
     # Undoes what preparing started when the host cannot be set up after all (a job it submitted).
     on_failure: Callable[[], None] | None = None
+    # The host fetches the editor's server before the editor opens (a ticket's runtime did it already).
+    prefetch: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,10 @@ def _establish(prepared: Prepared, how: Opening, say: Callable[[str], None]) -> 
             prepared.admit()
         home = probe.check(entry.name, prepared.failures)
     say(f"{entry.name}: {prepared.done} ({entry.user}@{entry.host}:{entry.port}). Try: ssh {entry.name}")
+    if how.open and prepared.prefetch:
+        fetched = editor_server.fetch_on(entry.name, how.editor)
+        if fetched:
+            say(fetched)
     if how.open:
         say(editor.open_folder(entry.name, folder=_folder(how.folder or entry.workdir, home), editor=how.editor))
 

@@ -98,7 +98,7 @@ def prepare(entry: HostEntry, *, password_stdin: bool, accept_new_host_key: bool
                    expires=ends)
     until = f" for {hosts.duration(left)} more (until {ends})" if ends else ""
     say(f"{entry.name}: your job holds its GPU{until}; 'rdev stop {entry.name}' ends it early, so others can use it.")
-    return pipeline.Prepared(entry=node, host_keys=ticket.host_keys, on_failure=undo,
+    return pipeline.Prepared(entry=node, host_keys=ticket.host_keys, on_failure=undo, prefetch=True,
                              done=f"ssh works on node {state.node} (Slurm job {job})")
 
 

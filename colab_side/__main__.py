@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--hostname", help="a named cloudflared tunnel's public hostname; its token is read from TUNNEL_TOKEN")
     run.add_argument("--no-keep-alive", dest="keep_alive", action="store_false",
                      help="return once the ticket is printed; the server keeps running, supervised by a background process")
+    run.add_argument("--editor-server", metavar="EDITOR:QUALITY:COMMIT",
+                     help="fetch this editor's remote server while sshd starts (what 'rdev colab cell' fills in)")
     run.add_argument("--in-job", action="store_true",
                      help="serve as a batch job does: in the foreground, and a signal (Slurm's scancel or time limit) "
                      "stops the server and its sessions instead of handing it to a background process")
@@ -87,7 +89,7 @@ def _serve(args: argparse.Namespace) -> int:
                        port=args.port, workdir=args.workdir, ticket_file=args.ticket_file, state_dir=args.state_dir,
                        cloudflared=args.cloudflared, ngrok=args.ngrok, hostname=args.hostname,
                        token=os.environ.get("TUNNEL_TOKEN") if args.tunnel == "cloudflared" else None,
-                       keep_alive=False, out=_say)
+                       keep_alive=False, editor_server=args.editor_server, out=_say)
         if args.keep_alive or args.in_job:
             server.wait()
     except KeyboardInterrupt:

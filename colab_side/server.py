@@ -7,6 +7,7 @@ import os
 import pwd
 import socket
 import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +22,7 @@ from bootstrap import pubkeys, validate
 from bootstrap.files import atomic_write, ensure_private_dir
 from bootstrap.ticket import Ticket, utc_timestamp
 from colab_side import background, runtime, status
-from colab_side.environment import session_environment
+from colab_side.environment import session_environment, without_secrets
 from colab_side.errors import ServeError
 from colab_side.sshd import Sshd, ensure_sshd, free_port, port_taken
 from colab_side.state import StateFolder, end_processes, state_folder
@@ -177,10 +178,13 @@ def serve(
     token: str | None = None,
     keep_alive: bool = True,
     password: str | None = None,
+    editor_server: str | None = None,
     out: Callable[[str], None] = print,
 ) -> Server:
     """Start the private sshd behind `tunnel`, print the ticket, and (by default) keep the runtime busy.
 
+    `editor_server` (EDITOR:QUALITY:COMMIT, as `rdev colab cell` fills it in) is fetched meanwhile,
+    so the editor's first connection finds its server (colab_side.prefetch).
     `cloudflared` and `ngrok` are the binaries' paths. `token` is the tunnel's secret: a named cloudflared
     tunnel's (with its `hostname`), or ngrok's auth token (default: NGROK_AUTHTOKEN or Colab's secrets).
     The server is supervised by a thread of this process; serving the same state folder again replaces it.
@@ -214,6 +218,8 @@ def serve(
     ensure_private_dir(folder.root)
     token = folder.claim()
     folder.clear_stopped()
+    if editor_server:
+        _prefetch(editor_server, account, folder, out)
     # Installing sshd and fetching the tunnel binary are the slow steps: do them at the same time.
     with ThreadPoolExecutor(max_workers=2) as pool:
         sshd_binary = pool.submit(_timed_call, "sshd binary", timings, ensure_sshd)
@@ -256,6 +262,26 @@ def serve(
             out("Stopped waiting; the server goes on, supervised by a thread of this Python process for as long "
                 "as it runs. Stop it with colab_side.stop() or 'python -m colab_side stop'.")
     return server
+
+
+def _prefetch(editor_server: str, account: pwd.struct_passwd, folder: StateFolder, out: Callable[[str], None]) -> None:
+    """Fetch the editor's server while sshd starts, in a process of its own: the ticket must not wait
+    for it, and it must finish even when this process hands the server over and ends. Its line goes
+    to the state folder's log, and is said here once it is done if this process is still there."""
+    if account.pw_uid != os.geteuid():
+        out("Editor server: not fetched (serving another account); the editor downloads it itself.")
+        return
+    env = {**without_secrets(dict(os.environ)), "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    with open(folder.editor_server_log, "wb") as log:
+        child = subprocess.Popen([sys.executable, "-m", "colab_side.prefetch", editor_server], stdin=subprocess.DEVNULL,
+                                 stdout=log, stderr=log, env=env, start_new_session=True)
+
+    def report() -> None:
+        child.wait()
+        lines = folder.editor_server_log.read_text(errors="replace").strip().splitlines()
+        out(lines[-1] if lines else f"Editor server: not fetched (its fetch exited {child.returncode}).")
+
+    threading.Thread(target=report, daemon=True, name="rdev editor server").start()
 
 
 def running(state_dir: str | os.PathLike | None = None) -> Server | None:

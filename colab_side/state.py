@@ -76,6 +76,11 @@ class StateFolder:
         return self.root / "supervisor.pid"
 
     @property
+    def editor_server_log(self) -> Path:
+        """What fetching the editor's server ahead said (colab_side.prefetch)."""
+        return self.root / "editor-server.log"
+
+    @property
     def supervisor_log(self) -> Path:
         return self.root / "supervisor.log"
 

@@ -141,3 +141,15 @@ def test_drive_on_kaggle_is_bad_input_and_writes_nothing(home: Path) -> None:
     with pytest.raises(BadInput, match="Colab cell only") as caught:
         colab_cell.cell("cloudflared", "kaggle", None, drive=True)
     assert caught.value.exit_code == 2 and not (home / ".ssh").exists()
+
+
+def test_the_cell_fetches_the_laptops_editor_server(home: Path, rdev, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import editor_standin
+
+    editor, _ = editor_standin(home, monkeypatch)
+    commit = "3" * 40
+    with_editor = rdev("colab", "cell", env={**os.environ, "RDEV_EDITOR": str(editor), "RDEV_STANDIN_COMMIT": commit})
+    assert with_editor.returncode == 0, with_editor.stderr
+    assert f"editor_server='code:stable:{commit}')" in with_editor.stdout
+    without = rdev("colab", "cell", env={**os.environ, "PATH": "/usr/bin:/bin"})
+    assert "editor_server" not in without.stdout

@@ -1,0 +1,121 @@
+"""Fetch the laptop's editor server onto this machine ahead of the first connection.
+
+Remote-SSH downloads it for the editor's exact commit on first connect (tens of MB; it hangs on a
+host without internet). Here it is fetched while sshd starts, into the very place the editor looks
+(bootstrap/editor_servers.py), unpacked beside it and put there with one rename: the editor takes
+a folder that exists as installed, so a half-unpacked one must never bear the name. A failure is
+one line and changes nothing else: the editor then fetches it itself, as without rdev.
+
+    python -m colab_side.prefetch code:stable:COMMIT [MIRROR]
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import posixpath
+import shutil
+import sys
+import tarfile
+import tempfile
+import urllib.request
+from pathlib import Path
+
+from bootstrap import editor_servers
+from bootstrap.validate import InvalidValue
+
+TIMEOUT = 20  # seconds without a byte before a download is given up
+
+
+def fetch(text: str, home: Path | None = None, base: str | None = None) -> str:
+    """Fetch what `text` (EDITOR:QUALITY:COMMIT) names; one line saying what happened."""
+    try:
+        spec = editor_servers.parse(text)
+    except InvalidValue as err:
+        return f"Editor server: not fetched ({err})"
+    home = home or Path.home()
+    base = base or os.environ.get(editor_servers.BASE_VARIABLE) or None
+    machine = editor_servers.arch(platform.machine())
+    if machine is None:
+        return f"Editor server: not fetched (no server is built for {platform.machine()}); the editor says so itself."
+    try:
+        for download in editor_servers.downloads(spec, machine, base):
+            _install(download, home)
+    except (OSError, tarfile.TarError, ValueError) as err:
+        return f"Editor server: not fetched ({_reason(err)}); the editor downloads it itself on first connect."
+    return f"Editor server: {spec.editor} {spec.commit[:10]} is ready in ~/{Path(download.dest).parts[0]}."
+
+
+def _reason(err: Exception) -> str:
+    text = str(getattr(err, "reason", "") or err)
+    return text.splitlines()[0][:160] if text else type(err).__name__
+
+
+def _install(download: editor_servers.Download, home: Path) -> None:
+    unit = home / (download.unit or download.dest)
+    if unit.exists():
+        return  # put there earlier, by rdev or by the editor
+    unit.parent.mkdir(parents=True, exist_ok=True)
+    # Staged beside the unit, on its file system, so that it appears with one rename.
+    with tempfile.TemporaryDirectory(prefix=".rdev-fetch-", dir=unit.parent) as scratch:
+        archive = Path(scratch) / "archive.tar.gz"
+        with urllib.request.urlopen(download.url, timeout=TIMEOUT) as answer, open(archive, "wb") as out:
+            shutil.copyfileobj(answer, out, 1 << 20)
+        staged = Path(scratch) / "unit"
+        inside = staged / Path(download.dest).relative_to(download.unit) if download.unit else staged
+        inside.parent.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(archive) as tar:
+            if download.member:
+                _install_member(tar, download.member, inside)
+            else:
+                _install_tree(tar, Path(scratch) / "tree", inside)
+        os.rename(staged, unit)
+
+
+def _install_member(tar: tarfile.TarFile, name: str, dest: Path) -> None:
+    member = next((m for m in tar.getmembers() if m.isfile() and posixpath.normpath(m.name) == name), None)
+    source = tar.extractfile(member) if member else None
+    if source is None:
+        raise ValueError(f"the archive holds no file {name}")
+    with open(dest, "wb") as out:
+        shutil.copyfileobj(source, out)
+    dest.chmod(0o755)
+
+
+def _install_tree(tar: tarfile.TarFile, staged: Path, dest: Path) -> None:
+    members = [m for m in tar.getmembers() if _safe(m)]
+    if len(members) != len(tar.getmembers()):
+        raise ValueError("the archive has entries that would land outside its folder")
+    tar.extractall(staged, members=members)
+    entries = list(staged.iterdir())
+    # A single top folder (vscode-server-linux-x64/) is the archive's wrapping, not part of the layout.
+    root = entries[0] if len(entries) == 1 and entries[0].is_dir() else staged
+    if not any(root.iterdir()):
+        raise ValueError("the archive is empty")
+    os.rename(root, dest)
+
+
+def _safe(member: tarfile.TarInfo) -> bool:
+    """Regular files, folders and links that stay inside the tree; nothing absolute, no `..`, no devices."""
+    name = posixpath.normpath(member.name)
+    if name.startswith(("/", "../")) or name == ".." or not (member.isfile() or member.isdir() or member.issym()
+                                                            or member.islnk()):
+        return False
+    if member.issym() or member.islnk():
+        target = member.linkname if member.islnk() else posixpath.join(posixpath.dirname(name), member.linkname)
+        target = posixpath.normpath(target)
+        return not (member.linkname.startswith("/") or target.startswith("../") or target == "..")
+    return True
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) not in (1, 2):
+        print("usage: python -m colab_side.prefetch EDITOR:QUALITY:COMMIT [MIRROR]", file=sys.stderr)
+        return 2
+    line = fetch(argv[0], base=argv[1] if len(argv) == 2 else None)
+    print(line)
+    return 0 if "not fetched" not in line else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,89 @@
+"""A stand-in for the editors' download servers (update.code.visualstudio.com and VSCodium's GitHub
+releases), on loopback: the same paths, archives laid out as the real ones are (a top folder
+`vscode-server-linux-x64/` holding `bin/code-server`, `node`, `product.json`; the CLI as one file
+`code`), and, for the benchmark, a rate limit."""
+
+from __future__ import annotations
+
+import io
+import re
+import tarfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def server_archive(commit: str, padding: int = 0, top: str = "vscode-server-linux-x64") -> bytes:
+    """The server's tarball; `padding` bytes of incompressible filler make it as big as a real one."""
+    import os
+
+    files = {f"{top}/bin/code-server": f"#!/bin/sh\necho 1.99.0\necho {commit}\necho x64\n".encode(),
+             f"{top}/node": b"#!/bin/sh\necho v20\n",
+             f"{top}/product.json": f'{{"commit": "{commit}", "quality": "stable"}}'.encode()}
+    if padding:
+        files[f"{top}/node_modules/filler.bin"] = os.urandom(padding)
+    return _tar(files, executable=("code-server", "node"))
+
+
+def cli_archive(name: str = "code") -> bytes:
+    """The CLI's tarball: one file, `code` (`code-insiders` for Insiders)."""
+    return _tar({name: b"#!/bin/sh\necho code cli\n"}, executable=(name,))
+
+
+def _tar(files: dict[str, bytes], executable: tuple[str, ...]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o755 if name.rsplit("/", 1)[-1] in executable else 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+class Downloads:
+    """Serves VS Code's server and CLI for any commit; counts requests; `rate` in bytes per second."""
+
+    def __init__(self, padding: int = 0, rate: float | None = None) -> None:
+        self.requests: list[str] = []
+        self.padding = padding
+        self.rate = rate
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                owner.requests.append(self.path)
+                body = owner.answer(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                owner.send(self.wfile, body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def answer(self, path: str) -> bytes | None:
+        found = re.fullmatch(r"/commit:([0-9a-f]{40})/(server-linux|cli-alpine)-(x64|arm64)/(stable|insider)", path)
+        if not found:
+            return None
+        if found.group(2) == "server-linux":
+            return server_archive(found.group(1), self.padding)
+        return cli_archive("code" if found.group(4) == "stable" else "code-insiders")
+
+    def send(self, out: io.BufferedIOBase, body: bytes) -> None:
+        chunk = 64 * 1024
+        for start in range(0, len(body), chunk):
+            out.write(body[start:start + chunk])
+            if self.rate:
+                time.sleep(chunk / self.rate)
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -1,0 +1,81 @@
+"""Fetching the editor's server ahead (colab_side.prefetch, bootstrap.editor_servers): into the place the
+editor looks, whole or not at all, and a failure is one line that changes nothing."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from bootstrap import editor_servers
+from bootstrap.validate import InvalidValue
+from colab_side import prefetch
+from tests.stand_ins.downloads import Downloads
+
+COMMIT = "e" * 40
+
+
+@pytest.fixture
+def downloads() -> Iterator[Downloads]:
+    server = Downloads()
+    yield server
+    server.close()
+
+
+def test_vs_code_server_and_cli_land_where_remote_ssh_looks(tmp_path: Path, downloads: Downloads) -> None:
+    line = prefetch.fetch(f"code:stable:{COMMIT}", tmp_path, downloads.url)
+    assert line == f"Editor server: code {COMMIT[:10]} is ready in ~/.vscode-server."
+    server = tmp_path / ".vscode-server" / "cli" / "servers" / f"Stable-{COMMIT}" / "server"
+    assert (server / "bin" / "code-server").stat().st_mode & 0o111
+    assert (server / "product.json").read_text() == f'{{"commit": "{COMMIT}", "quality": "stable"}}'
+    assert (tmp_path / ".vscode-server" / f"code-{COMMIT}").read_bytes() == b"#!/bin/sh\necho code cli\n"
+    assert not list((tmp_path / ".vscode-server").rglob(".rdev-fetch-*"))  # nothing half-done left
+
+
+def test_insiders_has_its_own_folders(tmp_path: Path, downloads: Downloads) -> None:
+    prefetch.fetch(f"code:insider:{COMMIT}", tmp_path, downloads.url)
+    assert (tmp_path / ".vscode-server-insiders" / "cli" / "servers" / f"Insiders-{COMMIT}" / "server" / "node").exists()
+    assert (tmp_path / ".vscode-server-insiders" / f"code-insiders-{COMMIT}").exists()
+    assert downloads.requests[0] == f"/commit:{COMMIT}/server-linux-x64/insider"
+
+
+def test_a_server_already_there_is_left_alone(tmp_path: Path, downloads: Downloads) -> None:
+    server = tmp_path / ".vscode-server" / "cli" / "servers" / f"Stable-{COMMIT}" / "server"
+    server.mkdir(parents=True)
+    (tmp_path / ".vscode-server" / f"code-{COMMIT}").write_text("mine")
+    assert "is ready" in prefetch.fetch(f"code:stable:{COMMIT}", tmp_path, downloads.url)
+    assert downloads.requests == [] and not any(server.iterdir())
+
+
+def test_an_unreachable_server_is_one_line_and_leaves_nothing(tmp_path: Path) -> None:
+    line = prefetch.fetch(f"code:stable:{COMMIT}", tmp_path, "http://127.0.0.1:9")
+    assert line.startswith("Editor server: not fetched (") and "downloads it itself" in line
+    assert not (tmp_path / ".vscode-server" / "cli" / "servers" / f"Stable-{COMMIT}").exists()
+
+
+def test_an_archive_that_would_write_outside_its_folder_is_refused(tmp_path: Path, downloads: Downloads,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo("vscode-server-linux-x64/../../escaped")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    monkeypatch.setattr(downloads, "answer", lambda path: buffer.getvalue())
+    line = prefetch.fetch(f"code:stable:{COMMIT}", tmp_path / "home", downloads.url)
+    assert "not fetched (the archive has entries that would land outside its folder)" in line
+    assert not (tmp_path / "escaped").exists()
+
+
+@pytest.mark.parametrize("text", ["code:stable:abc", "code:nightly:" + COMMIT, "cursor:stable:" + COMMIT,
+                                  "codium:1.96.4.25017:" + COMMIT, "", "code:stable:" + COMMIT + ";rm"])
+def test_specs_not_as_rdev_writes_them_are_refused(text: str) -> None:
+    with pytest.raises(InvalidValue):
+        editor_servers.parse(text)
+
+
+@pytest.mark.parametrize(("machine", "arch"), [("x86_64", "x64"), ("aarch64", "arm64"), ("armv7l", None)])
+def test_architectures(machine: str, arch: str | None) -> None:
+    assert editor_servers.arch(machine) == arch
