@@ -5,6 +5,7 @@ releases), on loopback: the same paths, archives laid out as the real ones are (
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import tarfile
@@ -69,6 +70,7 @@ class Downloads:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
+    @functools.lru_cache(maxsize=8)  # noqa: B019 (one stand-in per test; the filler is made once)
     def answer(self, path: str) -> bytes | None:
         found = re.fullmatch(r"/commit:([0-9a-f]{40})/(server-linux|cli-alpine)-(x64|arm64)/(stable|insider)", path)
         if not found:

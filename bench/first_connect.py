@@ -1,0 +1,109 @@
+"""How long the editor's first connection waits for its remote server, with and without rdev's prefetch.
+
+A stand-in for the editors' download server (tests/stand_ins/downloads.py) serves an archive the
+size of VS Code's server at a rate limited to a plausible download speed. Without prefetch, the
+editor starts the download when it first connects: it waits the whole download. With prefetch,
+`serve --editor-server` starts it while sshd starts; the user then runs `rdev connect` with the
+ticket, and the editor connects when that returns: it waits only for what is left. Each run uses a
+fresh home; runs alternate and medians are compared. Target: <= 0.2x.
+
+    .venv/bin/python bench/first_connect.py [--runs N] [--megabytes M] [--rate MB_PER_S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from colab_side import prefetch  # noqa: E402
+from tests.stand_ins.downloads import Downloads  # noqa: E402
+
+TARGET = 0.2
+COMMIT = "4" * 40
+
+
+def rdev_env(root: Path) -> dict[str, str]:
+    home = root / "h"
+    home.mkdir(parents=True, mode=0o700)
+    return {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(root / "cfg"), "XDG_STATE_HOME": str(root / "st"),
+            "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"}
+
+
+def run(argv: list[str], env: dict[str, str]) -> str:
+    result = subprocess.run(argv, env=env, cwd=REPO, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"bench: {' '.join(argv[2:5])} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def with_prefetch(root: Path, downloads: Downloads) -> float:
+    """serve with --editor-server, then connect as a user would; the wait left once connect returns."""
+    env = {**rdev_env(root), "RDEV_EDITOR_DOWNLOADS": downloads.url}
+    key = run([sys.executable, "-m", "client_side", "key"], env).strip()
+    state = root / "server"
+    served = run([sys.executable, "-m", "colab_side", "serve", "--authorized-key", key, "--state-dir", str(state),
+                  "--no-keep-alive", "--editor-server", f"code:stable:{COMMIT}"], env)
+    ticket = next(line for line in served.splitlines() if line.startswith("rdev1."))
+    try:
+        run([sys.executable, "-m", "client_side", "connect", "box", "--ticket", ticket, "--no-open"], env)
+        connected = time.monotonic()
+        unit = Path(env["HOME"]) / ".vscode-server" / "cli" / "servers" / f"Stable-{COMMIT}"
+        while not unit.exists() or not (Path(env["HOME"]) / ".vscode-server" / f"code-{COMMIT}").exists():
+            if "not fetched" in (state / "editor-server.log").read_text(errors="replace"):
+                raise SystemExit("bench: the prefetch failed: " + (state / "editor-server.log").read_text())
+            time.sleep(0.01)
+        return time.monotonic() - connected
+    finally:
+        subprocess.run(["ssh", "-F", f"{env['HOME']}/.ssh/config", "-O", "exit", "box"], capture_output=True, env=env)
+        run([sys.executable, "-m", "colab_side", "stop", "--state-dir", str(state)], env)
+
+
+def without_prefetch(root: Path, downloads: Downloads) -> float:
+    """The same download started when the editor first connects: it waits all of it."""
+    home = root / "h"
+    home.mkdir(parents=True)
+    start = time.monotonic()
+    line = prefetch.fetch(f"code:stable:{COMMIT}", home, downloads.url)
+    if "not fetched" in line:
+        raise SystemExit(f"bench: {line}")
+    return time.monotonic() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--megabytes", type=float, default=55.0, help="the server archive (VS Code's is about 55 MB)")
+    parser.add_argument("--rate", type=float, default=25.0, help="download speed in MB/s")
+    args = parser.parse_args()
+    downloads = Downloads(padding=int(args.megabytes * 1e6), rate=args.rate * 1e6)
+    ours, baseline = [], []
+    try:
+        for _ in range(args.runs):
+            for measure, into in ((without_prefetch, baseline), (with_prefetch, ours)):
+                root = Path(tempfile.mkdtemp(prefix="rb", dir="/tmp"))
+                try:
+                    into.append(measure(root, downloads))
+                finally:
+                    shutil.rmtree(root, ignore_errors=True)
+    finally:
+        downloads.close()
+    ratio = statistics.median(ours) / statistics.median(baseline)
+    print(f"server archive {args.megabytes:.0f} MB at {args.rate:.0f} MB/s")
+    print(f"first connect waits, without prefetch {statistics.median(baseline):6.2f} s")
+    print(f"first connect waits, with prefetch    {statistics.median(ours):6.2f} s (after serve, then rdev connect)")
+    print(f"ratio {ratio:.2f} (target <= {TARGET})")
+    return 0 if ratio <= TARGET else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
