@@ -10,9 +10,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.stand_ins.downloads import Downloads
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -107,6 +110,16 @@ def editor_standin(home: Path, monkeypatch: pytest.MonkeyPatch, name: str = "cod
 
 def editor_calls(record: Path) -> list[dict]:
     return [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
+
+
+@pytest.fixture
+def downloads() -> Iterator["Downloads"]:
+    """A stand-in for the editors' download servers, on loopback."""
+    from tests.stand_ins.downloads import Downloads
+
+    server = Downloads()
+    yield server
+    server.close()
 
 
 @pytest.fixture

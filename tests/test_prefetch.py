@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import tarfile
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -16,13 +15,6 @@ from colab_side import prefetch
 from tests.stand_ins.downloads import Downloads
 
 COMMIT = "e" * 40
-
-
-@pytest.fixture
-def downloads() -> Iterator[Downloads]:
-    server = Downloads()
-    yield server
-    server.close()
 
 
 def test_vs_code_server_and_cli_land_where_remote_ssh_looks(tmp_path: Path, downloads: Downloads) -> None:

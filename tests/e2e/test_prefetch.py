@@ -7,20 +7,12 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from tests.stand_ins.downloads import Downloads
 
 COMMIT = "1" * 40
-
-
-@pytest.fixture
-def downloads() -> Iterator[Downloads]:
-    server = Downloads()
-    yield server
-    server.close()
 
 
 def log(home: Path) -> str:
