@@ -4,6 +4,7 @@ real one-node Slurm (`slurm`) for the cluster tests."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Iterator
 
@@ -39,3 +40,18 @@ def host(home: Path) -> Iterator[PasswordHost]:
     """A password host: a new local user with a password behind a real sshd that takes passwords."""
     with login_host(home) as server:
         yield server
+
+
+@pytest.fixture
+def recorded(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Put a recording `ssh` first on PATH: every child ssh's argv and environment land in a folder
+    outside HOME before the real ssh runs."""
+    records = home.parent / "ssh-calls"
+    records.mkdir()
+    wrapper = home.parent / "recbin" / "ssh"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\nn=$$; printf "%s\\n" "$@" > "{records}/$n.argv"; env > "{records}/$n.env"\n'
+                       'exec /usr/bin/ssh "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{wrapper.parent}:{os.environ['PATH']}")
+    return records

@@ -15,21 +15,6 @@ from tests.stand_ins.login_host import PASSWORD, PasswordHost, free_port
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creating a test user needs root")
 
-@pytest.fixture
-def recorded(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Put a recording `ssh` first on PATH: every child ssh's argv and environment land in a folder
-    outside HOME before the real ssh runs."""
-    records = home.parent / "ssh-calls"
-    records.mkdir()
-    wrapper = home.parent / "recbin" / "ssh"
-    wrapper.parent.mkdir()
-    wrapper.write_text(f'#!/bin/sh\nn=$$; printf "%s\\n" "$@" > "{records}/$n.argv"; env > "{records}/$n.env"\n'
-                       'exec /usr/bin/ssh "$@"\n')
-    wrapper.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{wrapper.parent}:{os.environ['PATH']}")
-    return records
-
-
 def add(rdev, host: PasswordHost, name: str = "lab", *extra: str):
     result = rdev("add", name, "--host", "127.0.0.1", "--port", str(host.port), "--user", host.user, *extra)
     assert result.returncode == 0, result.stderr

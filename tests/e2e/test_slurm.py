@@ -111,9 +111,11 @@ def test_a_job_that_stays_queued_is_given_up_and_cancelled(home: Path, rdev, slu
 
 
 def test_the_password_is_in_no_job_script_file_or_log(home: Path, rdev, slurm: SlurmCluster,
-                                                      login: PasswordHost) -> None:
+                                                      login: PasswordHost, recorded: Path) -> None:
     add(rdev, login)
     assert connect(rdev).returncode == 0
+    assert list(recorded.iterdir()), "the recording ssh was not used"
+    assert not [p for p in recorded.iterdir() if PASSWORD in p.read_text()]  # no ssh's argv or environment
     [job] = queue(slurm, login)
     script = slurm.run("scontrol", "write", "batch_script", job, "-").stdout
     assert "colab_side serve --in-job" in script and PASSWORD not in script
@@ -234,3 +236,16 @@ def test_the_end_of_the_job_ends_what_its_sessions_detached(home: Path, rdev, sl
     assert slurm.job_processes(job) == []
     left = subprocess.run(["pgrep", "-u", login.user, "-f", "^sleep 30[12]$"], capture_output=True, text=True)
     assert left.stdout.strip() == ""
+
+
+def test_a_job_whose_node_cannot_be_reached_is_cancelled(home: Path, rdev, slurm: SlurmCluster) -> None:
+    # A login node that forwards nothing: the job runs, but ssh cannot hop to its node.
+    with login_host(home, shell="/bin/bash", setenv={"SLURM_CONF": str(slurm.conf)},
+                    extra="AllowTcpForwarding no\n") as login:
+        add(rdev, login)
+        result = connect(rdev)
+        assert result.returncode == 1
+        assert result.stderr.startswith("rdev: ") and result.stderr.count("\n") == 1, result.stderr
+        job = result.stdout.split("submitted Slurm job ")[1].split(".")[0]
+        # What this connect submitted is not left holding the GPU.
+        assert slurm.wait_state(job, "", "CANCELLED", "COMPLETED") in ("", "CANCELLED", "COMPLETED")

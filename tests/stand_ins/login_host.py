@@ -30,6 +30,7 @@ class PasswordHost:
     root: Path
     port: int
     setenv: dict[str, str] = field(default_factory=dict)  # what every session gets (a cluster's SLURM_CONF)
+    extra: str = ""  # more sshd_config lines
     process: subprocess.Popen | None = None
 
     def start(self, new_host_key: bool = False) -> None:
@@ -42,7 +43,7 @@ class PasswordHost:
         (self.root / "sshd_config").write_text(
             f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {key}\nPidFile {self.root}/sshd.pid\n"
             "PasswordAuthentication yes\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
-            f"AuthorizedKeysFile .ssh/authorized_keys\nUsePAM no\nAllowUsers {self.user}\n{setenv}")
+            f"AuthorizedKeysFile .ssh/authorized_keys\nUsePAM no\nAllowUsers {self.user}\n{setenv}{self.extra}")
         self.process = subprocess.Popen(["/usr/sbin/sshd", "-D", "-f", str(self.root / "sshd_config"),
                                          "-E", str(self.root / "sshd.log")])
         for _ in range(100):
@@ -69,7 +70,8 @@ class PasswordHost:
 
 
 @contextmanager
-def login_host(home: Path, *, shell: str = "/bin/sh", setenv: dict[str, str] | None = None) -> Iterator[PasswordHost]:
+def login_host(home: Path, *, shell: str = "/bin/sh", setenv: dict[str, str] | None = None,
+               extra: str = "") -> Iterator[PasswordHost]:
     """A new user with PASSWORD and a started PasswordHost for it; both gone afterwards."""
     user = f"rdl{uuid.uuid4().hex[:8]}"
     user_home = Path("/tmp") / user  # the test HOME's folder is private to root; a user must reach its own home
@@ -77,7 +79,7 @@ def login_host(home: Path, *, shell: str = "/bin/sh", setenv: dict[str, str] | N
     subprocess.run(["chpasswd"], input=f"{user}:{PASSWORD}\n", text=True, check=True)
     root = home.parent / "pwsshd"
     root.mkdir()
-    server = PasswordHost(user, user_home, root, free_port(), setenv=setenv or {})
+    server = PasswordHost(user, user_home, root, free_port(), setenv=setenv or {}, extra=extra)
     try:
         server.start()
         yield server
