@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 # Commands that do their work without a network or a server; the rest start and print their help.
 COMMANDS: list[list[str]] = [
     ["--help"], ["key"], ["list"], ["list", "--json"], ["doctor", "--help"], ["connect", "--help"], ["add", "--help"],
-    ["password", "--help"], ["ssh", "--help"], ["gpus", "--help"], ["remove", "--help"], ["stop", "--help"], ["colab", "cell", "--help"],
+    ["password", "--help"], ["ssh", "--help"], ["gpus", "--help"], ["jupyter", "--help"], ["remove", "--help"], ["stop", "--help"], ["colab", "cell", "--help"],
     ["demo", "--help"],
 ]
 

@@ -154,6 +154,28 @@ def gpus(
     _say(gpu_listing.report(names or [], as_json, timeout=timeout))
 
 
+@app.command()
+def jupyter(
+    name: str = typer.Argument(..., metavar="NAME", autocompletion=_host_names),
+    stop_server: bool = typer.Option(False, "--stop", help="end the server on NAME and the forward to it"),
+    python: Optional[str] = typer.Option(None, "--python", metavar="PATH", help="the Python on NAME that has "
+                                         "jupyter_server and ipykernel (default: python3 there; rdev installs them "
+                                         "for your user when missing)"),
+    port: Optional[int] = typer.Option(None, "--port", metavar="LOCAL", help="the port on this laptop (default: the "
+                                       "one used before, else a free one)"),
+) -> None:
+    """A Jupyter server on NAME for Colab's "Connect to a local runtime" (and VS Code's "Existing Jupyter Server"),
+    forwarded here; it outlives the connection, and a second run reuses it."""
+    from client_side import jupyter as notebook_server
+
+    if stop_server:
+        if port is not None:
+            raise BadInput("--port has no meaning with --stop", f"run 'rdev jupyter {name} --stop' alone.")
+        notebook_server.stop(name, python=python, say=_say)
+    else:
+        notebook_server.start(name, python=python, port=port, say=_say)
+
+
 @app.command("list")
 def list_hosts(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """List the hosts rdev knows."""

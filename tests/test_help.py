@@ -14,7 +14,7 @@ import pytest
 from client_side.cli import main
 
 GOLDEN = Path(__file__).parent / "golden" / "help"
-COMMANDS = [(), ("key",), ("connect",), ("add",), ("password",), ("ssh",), ("gpus",), ("list",), ("remove",), ("stop",),
+COMMANDS = [(), ("key",), ("connect",), ("add",), ("password",), ("ssh",), ("gpus",), ("jupyter",), ("list",), ("remove",), ("stop",),
             ("doctor",), ("colab",), ("colab", "cell"), ("demo",)]
 
 

@@ -1,0 +1,328 @@
+"""`python3 -m colab_side.jupyter start|stop`: the host's side of `rdev jupyter`.
+
+The laptop ships this module (with the rest of the runtime side) over SSH, as it does kernel_env,
+and runs it with the host's python3 or the Python the user named. `start` reads a fresh token on
+stdin and starts `PYTHON -m jupyter_server` detached (a session of its own, output to a log), so
+that it outlives the SSH connection and the laptop. The token reaches Jupyter only through its
+environment (JUPYTER_TOKEN): an argument would show in `ps` to every user of a shared server.
+Pid, start time, port, token, log and Jupyter's own runtime files (which hold the token too) live
+in ~/.rdev/jupyter (0700, files 0600): a later `start` reuses the server (same URL), and `stop`
+ends that very process, never a later one given the same pid.
+
+Each run prints JSON lines, the laptop's only channel back: {"say": ...} while it works, then its
+result, or {"error": ..., "fix": ...} with exit status 1. Standard library only, Python 3.8+.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.util
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+from bootstrap.files import atomic_write, ensure_private_dir
+
+COLAB = "https://colab.research.google.com"
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 10.0
+INSTALL_TIMEOUT = 900.0
+# The server, and the Python kernel that Colab and VS Code start in it.
+NEEDED = ("jupyter_server", "ipykernel")
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{32,128}")
+# What Jupyter logs when another process took the port between our choice and its bind.
+_PORT_TAKEN = ("is not available", "already in use")
+_PORT_ATTEMPTS = 3
+
+
+class Failure(Exception):
+    """What went wrong on the host and what the user can do, sent to the laptop as one sentence."""
+
+    def __init__(self, problem: str, fix: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.fix = fix
+
+
+def state_dir() -> Path:
+    return Path.home() / ".rdev" / "jupyter"
+
+
+def _emit(message: dict) -> None:
+    print(json.dumps(message), flush=True)
+
+
+@contextlib.contextmanager
+def _locked() -> Iterator[None]:
+    """One `start` or `stop` at a time per user: two laptops must not start two servers."""
+    ensure_private_dir(state_dir().parent)
+    ensure_private_dir(state_dir())
+    fd = os.open(str(state_dir() / "lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def started(pid: int) -> str | None:
+    """When `pid` started (None: it does not run): with the pid, it names one process for good."""
+    if Path("/proc/self/stat").exists():
+        try:
+            # Fields after the command name, which may hold spaces and parentheses; field 22 is starttime.
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        return fields[19] if fields[0] != "Z" else None
+    result = subprocess.run(["ps", "-o", "lstart=", "-p", str(pid)], capture_output=True, text=True)
+    return result.stdout.strip() or None
+
+
+def _parents() -> dict[int, int]:
+    """Every process's parent, from /proc where there is one, else from `ps` (macOS, the BSDs)."""
+    if Path("/proc/self/stat").exists():
+        found = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                found[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        return found
+    lines = subprocess.run(["ps", "-A", "-o", "pid=", "-o", "ppid="], capture_output=True, text=True).stdout
+    return {int(pid): int(ppid) for pid, ppid in (line.split() for line in lines.splitlines() if len(line.split()) == 2)}
+
+
+def _descendants(pid: int) -> dict[int, str]:
+    """The processes below `pid` (its kernels, which run in sessions of their own), with their start times."""
+    parents = _parents()
+    found: dict[int, str] = {}
+    todo = [pid]
+    while todo:
+        above = todo.pop()
+        for child, parent in parents.items():
+            if parent == above and child not in found:
+                when = started(child)
+                if when is not None:
+                    found[child] = when
+                    todo.append(child)
+    return found
+
+
+def running() -> dict | None:
+    """The recorded server, if that very process still runs."""
+    try:
+        server = json.loads((state_dir() / "server.json").read_text())
+        pid = int(server["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    when = started(pid)
+    return server if when is not None and when == server.get("started") else None
+
+
+def _answers(port: int, token: str) -> bool:
+    """True if a Jupyter server on `port` takes `token`."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/status", headers={"Authorization": f"token {token}"})
+    try:
+        # Straight to loopback: an http_proxy in the environment must not take the request (and the token).
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request, timeout=3) as response:
+            return response.status == 200
+    except (OSError, ValueError):  # URLError and HTTPError are OSErrors
+        return False
+
+
+def _terminate(processes: dict[int, str]) -> None:
+    """SIGTERM, then SIGKILL what still runs after STOP_TIMEOUT; only processes whose start time still matches."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid, when in processes.items():
+            if started(pid) == when:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, sig)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while any(started(pid) == when for pid, when in processes.items()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+
+def end(server: dict) -> None:
+    """End the server, then what still runs below it: on SIGTERM Jupyter shuts its kernels down itself."""
+    below = _descendants(int(server["pid"]))
+    _terminate({int(server["pid"]): server["started"]})
+    _terminate(below)
+
+
+def ensure_jupyter(install: bool) -> None:
+    """Make sure this Python has Jupyter's server and kernel; install them in the user's space when
+    asked to (the host's own Python), else say where to install them (a Python the user named)."""
+    missing = [module for module in NEEDED if importlib.util.find_spec(module) is None]
+    if not missing:
+        return
+    wanted = " ".join(missing)
+    if not install:
+        raise Failure(f"{sys.executable} has no {' or '.join(missing)}",
+                      f"install them there ('{sys.executable} -m pip install {wanted}') and run again.")
+    in_venv = sys.prefix != sys.base_prefix  # a venv has no user space of its own: pip refuses --user there
+    where = "into its environment" if in_venv else "for your user (pip install --user)"
+    _emit({"say": f"{sys.executable} has no {' or '.join(missing)}; installing {wanted} {where}, once."})
+    command = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "-q", *([] if in_venv else ["--user"]),
+               *missing]
+    try:
+        result = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=INSTALL_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise Failure(f"installing {wanted} did not finish within {INSTALL_TIMEOUT:.0f} s",
+                      "check the host's internet access and run again.") from None
+    said = (result.stderr + result.stdout).strip()
+    venv_fix = (f"make a venv there ('{sys.executable} -m venv ~/jupyter-env && ~/jupyter-env/bin/pip install "
+                f"{' '.join(NEEDED)}') and pass --python ~/jupyter-env/bin/python.")
+    if "externally-managed-environment" in said:
+        raise Failure(f"{sys.executable} is managed by the system (PEP 668), so pip will not install {wanted} for it",
+                      venv_fix)
+    if "No module named pip" in said:
+        raise Failure(f"{sys.executable} has no pip to install {wanted} with", venv_fix)
+    if result.returncode != 0:
+        last = said.splitlines()[-1] if said else f"pip exited with status {result.returncode}"
+        raise Failure(f"installing {wanted} failed ({last})", venv_fix)
+    # A user site folder that did not exist when this Python started is not on its path: ask a new one.
+    check = subprocess.run([sys.executable, "-c", f"import {', '.join(NEEDED)}"], capture_output=True, text=True)
+    if check.returncode != 0:
+        raise Failure(f"{wanted} were installed but {sys.executable} does not find them", venv_fix)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _environment(token: str) -> dict[str, str]:
+    env = dict(os.environ, JUPYTER_TOKEN=token, JUPYTER_RUNTIME_DIR=str(state_dir() / "runtime"))
+    # The shipped zip was put first on PYTHONPATH for this run only (and is deleted after it); Jupyter
+    # and its kernels get the user's own path.
+    shipped = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    kept = [entry for entry in env.get("PYTHONPATH", "").split(os.pathsep) if entry and entry != shipped]
+    if kept:
+        env["PYTHONPATH"] = os.pathsep.join(kept)
+    else:
+        env.pop("PYTHONPATH", None)
+    return env
+
+
+def _log_tail() -> str:
+    try:
+        lines = [line.strip() for line in (state_dir() / "server.log").read_text(errors="replace").splitlines()]
+    except OSError:
+        return "no log"
+    said = [line for line in lines if line]
+    return said[-1] if said else "an empty log"
+
+
+def _spawn(port: int, token: str) -> subprocess.Popen:
+    """Jupyter on 127.0.0.1:`port`, detached: a session of its own (no hangup when SSH goes), stdio in its log."""
+    ensure_private_dir(state_dir() / "runtime")
+    log = os.open(str(state_dir() / "server.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(log, 0o600)
+    # Colab's "local runtime" instructions: its origin allowed, a fixed port (no retries on another one).
+    argv = [sys.executable, "-m", "jupyter_server", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+            "--ServerApp.port_retries=0", f"--ServerApp.allow_origin={COLAB}", "--ServerApp.disable_check_xsrf=True",
+            "--ServerApp.open_browser=False"]
+    if os.geteuid() == 0:
+        argv.append("--ServerApp.allow_root=True")  # notebook runtimes and containers log in as root; Jupyter refuses it
+    try:
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=_environment(token),
+                                cwd=str(Path.home()), start_new_session=True)
+    finally:
+        os.close(log)
+
+
+def _wait_ready(process: subprocess.Popen, port: int, token: str) -> bool:
+    """True once the server answers; False if it exited; Failure when it neither answers nor exits in time."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while process.poll() is None:
+        if _answers(port, token):
+            return True
+        if time.monotonic() > deadline:
+            end({"pid": process.pid, "started": started(process.pid)})
+            raise Failure(f"Jupyter did not answer within {START_TIMEOUT:.0f} s (its log ends: {_log_tail()})",
+                          f"see {state_dir() / 'server.log'} on the host, then run again.")
+        time.sleep(0.2)
+    return False
+
+
+def start(token: str, install: bool) -> dict:
+    """The running server (reused) or a new one; its port, token, pid and Python."""
+    server = running()
+    if server is not None:
+        try:
+            saved = (state_dir() / "token").read_text().strip()
+        except OSError:
+            saved = ""
+        if saved and _answers(int(server["port"]), saved):
+            return {**server, "token": saved, "reused": True, "asked": sys.executable}
+        end(server)  # ours, but its token is lost or it does not answer: a new one replaces it
+    ensure_jupyter(install)
+    atomic_write(state_dir() / "token", token.encode() + b"\n", 0o600)
+    try:
+        for _ in range(_PORT_ATTEMPTS):
+            port = _free_port()
+            process = _spawn(port, token)
+            server = {"pid": process.pid, "started": started(process.pid), "port": port, "python": sys.executable}
+            atomic_write(state_dir() / "server.json", json.dumps(server).encode(), 0o600)
+            if _wait_ready(process, port, token):
+                # Jupyter's page for opening a browser holds the token in a file of the umask's mode (no option
+                # turns it off); it is written before the server answers, and Jupyter's exit tolerates its absence.
+                for page in (state_dir() / "runtime").glob(f"jpserver-{process.pid}-open.html"):
+                    page.unlink()
+                return {**server, "token": token, "reused": False}
+            if not any(words in _log_tail() for words in _PORT_TAKEN):
+                break
+        raise Failure(f"Jupyter exited as it started (its log ends: {_log_tail()})",
+                      f"see {state_dir() / 'server.log'} on the host, then run again.")
+    except BaseException:
+        _forget()
+        raise
+
+
+def _forget() -> None:
+    for leftover in ("server.json", "token"):
+        (state_dir() / leftover).unlink(missing_ok=True)
+
+
+def stop() -> dict:
+    """End the recorded server, if it still runs; its pid (or None) for the laptop to report."""
+    server = running()
+    if server is not None:
+        end(server)
+    _forget()
+    return {"stopped": int(server["pid"]) if server else None}
+
+
+def main(argv: list[str]) -> int:
+    action = argv[0] if argv else ""
+    if action not in ("start", "stop"):
+        _emit({"error": f"unknown action {action!r}", "fix": "use start or stop."})
+        return 2
+    token = sys.stdin.readline().strip()
+    try:
+        with _locked():
+            if action == "stop":
+                _emit(stop())
+                return 0
+            if not _TOKEN.fullmatch(token):
+                raise Failure("the token on stdin is missing or malformed", "run 'rdev jupyter' from the laptop.")
+            _emit(start(token, install="--install" in argv[1:]))
+    except Failure as failure:
+        _emit({"error": failure.problem, "fix": failure.fix})
+        return 1
+    except OSError as err:
+        _emit({"error": f"{err.strerror or err} ({err.filename or state_dir()})", "fix": "fix that and run again."})
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

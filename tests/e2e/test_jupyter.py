@@ -1,0 +1,251 @@
+"""`rdev jupyter`: a real jupyter_server on the far side of a real sshd, reached through rdev's config.
+
+The host is this machine (the `server` fixture serves the current user), so the host's side runs in
+the user's real home (sshd sets HOME from the password database): ~/.rdev/jupyter there is removed
+after each test unless it existed before, and a server of rdev's already running there makes these
+tests skip rather than touch it. Jupyter runs with this project's .venv Python, whose test extras
+hold jupyter_server and ipykernel: a fresh venv from the package index per session would add half
+a minute and the network to every run, for the same packages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from colab_side import jupyter as host_side
+from tests.conftest import REPO, read_or_empty, ssh_through
+
+COLAB = "https://colab.research.google.com"
+PYTHON = sys.executable
+Rdev = Callable[..., subprocess.CompletedProcess]
+
+
+@dataclass
+class Served:
+    pid: int
+    remote: int
+    local: int
+    token: str
+    reused: bool
+
+
+def started(result: subprocess.CompletedProcess) -> Served:
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    server = re.search(r"(started|reused) \(pid (\d+), port (\d+) there", result.stdout)
+    urls = re.findall(r"http://localhost:(\d+)/\?token=([A-Za-z0-9_-]+)", result.stdout)
+    assert server and len(set(urls)) == 1 and len(urls) == 2, result.stdout  # one URL, for Colab and VS Code
+    return Served(pid=int(server[2]), remote=int(server[3]), local=int(urls[0][0]), token=urls[0][1],
+                  reused=server[1] == "reused")
+
+
+def get(port: int, path: str, token: str | None = None, origin: str | None = None) -> tuple[int, dict[str, str], bytes]:
+    headers = {**({"Authorization": f"token {token}"} if token else {}), **({"Origin": origin} if origin else {})}
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read()
+
+
+def run_code(port: int, token: str, code: str) -> str:
+    """Start a kernel through the REST API and run `code` over its websocket, as Colab's page does."""
+    from websockets.sync.client import connect
+
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/kernels", data=b"{}", method="POST",
+                                     headers={"Authorization": f"token {token}", "Content-Type": "application/json"})
+    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request, timeout=60) as response:
+        kernel = json.loads(response.read())["id"]
+    session, msg_id = uuid.uuid4().hex, uuid.uuid4().hex
+    message = {"header": {"msg_id": msg_id, "msg_type": "execute_request", "session": session, "username": "test",
+                          "version": "5.3", "date": ""},
+               "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+               "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
+                           "allow_stdin": False, "stop_on_error": True}}
+    with connect(f"ws://127.0.0.1:{port}/api/kernels/{kernel}/channels?session_id={session}", origin=COLAB,
+                 additional_headers={"Authorization": f"token {token}"}, proxy=None, open_timeout=30) as channel:
+        channel.send(json.dumps(message))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            reply = json.loads(channel.recv(timeout=60))
+            if reply.get("parent_header", {}).get("msg_id") == msg_id and reply["msg_type"] == "execute_result":
+                return reply["content"]["data"]["text/plain"]
+    raise AssertionError("the kernel gave no execute_result")
+
+
+def alive(pid: int) -> bool:
+    stat = read_or_empty(Path(f"/proc/{pid}/stat"))
+    return bool(stat) and stat.rsplit(b")", 1)[1].split()[0] != b"Z"
+
+
+def processes_with(text: str) -> list[int]:
+    return [int(c.parent.name) for c in Path("/proc").glob("[0-9]*/cmdline")
+            if text.encode() in read_or_empty(c) and alive(int(c.parent.name))]
+
+
+def refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def files_holding(token: str, roots: list[Path], since: float) -> list[Path]:
+    found = []
+    for root in roots:
+        for path in root.rglob("*") if root.is_dir() else []:
+            try:
+                if path.is_file() and not path.is_symlink() and path.stat().st_mtime >= since - 5 \
+                        and path.stat().st_size < 5_000_000 and token.encode() in path.read_bytes():
+                    found.append(path)
+            except OSError:
+                continue
+    return found
+
+
+@pytest.fixture
+def host_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The host's state folder (the real home's ~/.rdev/jupyter), left as it was found."""
+    real_home = Path(pwd.getpwuid(os.getuid()).pw_dir)
+    state = real_home / ".rdev" / "jupyter"
+    existed = {folder: folder.exists() for folder in (state, state.parent)}
+    with monkeypatch.context() as patch:
+        patch.setenv("HOME", str(real_home))
+        if host_side.running() is not None:
+            pytest.skip(f"a Jupyter server of rdev's runs for this user ({state}); these tests do not touch it")
+    yield state
+    subprocess.run([PYTHON, "-m", "colab_side.jupyter", "stop"], input="\n", capture_output=True, text=True,
+                   env={**os.environ, "HOME": str(real_home)}, cwd=REPO, timeout=60)
+    for folder, was in existed.items():
+        if not was:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def box(server: Callable[..., str], rdev: Rdev, host_state: Path) -> str:
+    result = rdev("connect", "box", "--ticket", server(), "--no-open")
+    assert result.returncode == 0, result.stderr
+    return "box"
+
+
+def test_colab_runs_code_on_the_host_through_the_forward_and_stop_leaves_nothing(box: str, rdev: Rdev, home: Path,
+                                                                                 host_state: Path) -> None:
+    since = time.time()
+    served = started(rdev("jupyter", box, "--python", PYTHON))
+    assert not served.reused
+    assert b"jupyter_server" in read_or_empty(Path(f"/proc/{served.pid}/cmdline"))
+
+    status, headers, _ = get(served.local, "/api/status", served.token, origin=COLAB)
+    assert status == 200 and headers.get("Access-Control-Allow-Origin") == COLAB
+    _, headers, _ = get(served.local, "/api/status", served.token, origin="https://evil.example")
+    assert headers.get("Access-Control-Allow-Origin") != "https://evil.example"
+    assert get(served.local, "/api/status")[0] == 403  # no token, no answer
+
+    assert run_code(served.local, served.token, "1+1") == "2"
+    kernels = processes_with(str(host_state / "runtime" / "kernel-"))
+    assert kernels, "the kernel runs from the state folder's runtime files"
+
+    assert not processes_with(served.token), "the token is in a process's arguments"
+    real_home = host_state.parent.parent
+    holding = files_holding(served.token, [home.parent, host_state.parent, real_home / ".local" / "share" / "jupyter",
+                                           real_home / ".jupyter", Path("/tmp")], since)
+    assert holding and all(path.is_relative_to(host_state) for path in holding), holding
+    assert all(path.stat().st_mode & 0o777 == 0o600 for path in holding), holding
+    assert (host_state.stat().st_mode & 0o777) == 0o700
+
+    result = rdev("jupyter", box, "--stop")
+    assert result.returncode == 0, result.stderr
+    assert f"Stopped Jupyter on {box} (pid {served.pid})" in result.stdout
+    assert f"localhost:{served.local}" in result.stdout
+    assert not alive(served.pid) and not any(alive(pid) for pid in kernels)
+    assert refused(served.local) and refused(served.remote)
+    assert not (home / ".ssh" / "rdev" / "jupyter" / f"{box}.json").exists()
+    again = rdev("jupyter", box, "--stop")
+    assert again.returncode == 0 and "No Jupyter server of rdev's ran on box" in again.stdout
+
+
+def test_the_server_outlives_the_laptops_ssh_and_is_reused(box: str, rdev: Rdev, home: Path) -> None:
+    first = started(rdev("jupyter", box, "--python", PYTHON))
+    assert ssh_through(home, "-O", "exit", box).returncode == 0
+    time.sleep(0.5)
+    assert refused(first.local), "the forward went with the master connection"
+    assert alive(first.pid) and get(first.remote, "/api/status", first.token)[0] == 200
+
+    second = started(rdev("jupyter", box, "--python", PYTHON))
+    assert second.reused and (second.pid, second.token, second.remote) == (first.pid, first.token, first.remote)
+    assert second.local == first.local  # the same URL as before, its port being free again
+    assert get(second.local, "/api/status", second.token)[0] == 200
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = rdev("jupyter", box, "--python", PYTHON, "--port", str(port))
+    assert busy.returncode == 1 and len(busy.stderr.splitlines()) == 1, busy.stderr
+    assert f"localhost:{port} cannot be forwarded to box" in busy.stderr and "--port" in busy.stderr
+    assert alive(first.pid)
+
+    assert rdev("jupyter", box, "--stop").returncode == 0
+    assert not alive(first.pid)
+
+
+@pytest.fixture
+def long_home(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A HOME too long for any ControlPath socket, so that rdev writes no master connection (as on Windows)."""
+    long = home.parent / ("l" * 90)
+    long.mkdir(mode=0o700)
+    monkeypatch.setenv("HOME", str(long))
+    return long
+
+
+def test_without_a_master_connection_a_background_ssh_holds_the_forward(long_home: Path, server: Callable[..., str],
+                                                                          rdev: Rdev, host_state: Path) -> None:
+    assert rdev("connect", "box", "--ticket", server(), "--no-open").returncode == 0
+    assert "ControlPath none" in (long_home / ".ssh" / "rdev" / "config").read_text()
+    first = started(rdev("jupyter", "box", "--python", PYTHON))
+    record = long_home / ".ssh" / "rdev" / "jupyter" / "box.json"
+    assert record.stat().st_mode & 0o777 == 0o600
+    ssh_pid = json.loads(record.read_text())["ssh_pid"]
+    assert alive(ssh_pid) and b"-N" in read_or_empty(Path(f"/proc/{ssh_pid}/cmdline"))
+    assert get(first.local, "/api/status", first.token)[0] == 200
+
+    second = started(rdev("jupyter", "box", "--python", PYTHON))
+    assert second.reused and second.local == first.local and json.loads(record.read_text())["ssh_pid"] == ssh_pid
+
+    assert rdev("jupyter", "box", "--stop").returncode == 0
+    assert not alive(ssh_pid) and not alive(first.pid) and refused(first.local)
+
+
+def test_a_host_rdev_does_not_know_is_bad_input(rdev: Rdev) -> None:
+    result = rdev("jupyter", "nobox")
+    assert result.returncode == 2
+    assert result.stderr.startswith("rdev: There is no host named 'nobox'") and len(result.stderr.splitlines()) == 1
+
+
+def test_a_python_without_jupyter_server_is_one_sentence(box: str, rdev: Rdev, home: Path, host_state: Path) -> None:
+    bare = home.parent / "bare"
+    subprocess.run([PYTHON, "-m", "venv", "--without-pip", str(bare)], check=True, timeout=120)
+    result = rdev("jupyter", box, "--python", str(bare / "bin" / "python"))
+    assert result.returncode == 1
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+    assert "has no jupyter_server or ipykernel: install them there" in result.stderr
+    assert not (host_state / "server.json").exists() and not (host_state / "token").exists()
