@@ -1,9 +1,7 @@
 """`rdev jupyter`: a real jupyter_server on the far side of a real sshd, reached through rdev's config.
 
-The host is this machine (the `server` fixture serves the current user), so the host's side runs in
-the user's real home (sshd sets HOME from the password database): ~/.rdev/jupyter there is removed
-after each test unless it existed before, and a server of rdev's already running there makes these
-tests skip rather than touch it. Jupyter runs with this project's .venv Python, whose test extras
+The far host is a real sshd on this machine whose sessions get a home of the test's own (the Colab
+stand-in's Runtime, which sets HOME with SetEnv), so nothing runs in this machine's real home. Jupyter runs with this project's .venv Python, whose test extras
 hold jupyter_server and ipykernel: a fresh venv from the package index per session would add half
 a minute and the network to every run, for the same packages.
 """
@@ -14,7 +12,6 @@ import json
 import os
 import pwd
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -23,13 +20,15 @@ import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
 
-from colab_side import jupyter as host_side
+from bootstrap.ticket import Ticket, utc_timestamp
 from tests.conftest import REPO, read_or_empty, ssh_through
+from tests.stand_ins.colab_runtime import Runtime
 
 COLAB = "https://colab.research.google.com"
 PYTHON = sys.executable
@@ -123,26 +122,30 @@ def files_holding(token: str, roots: list[Path], since: float) -> list[Path]:
 
 
 @pytest.fixture
-def host_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """The host's state folder (the real home's ~/.rdev/jupyter), left as it was found."""
-    real_home = Path(pwd.getpwuid(os.getuid()).pw_dir)
-    state = real_home / ".rdev" / "jupyter"
-    existed = {folder: folder.exists() for folder in (state, state.parent)}
-    with monkeypatch.context() as patch:
-        patch.setenv("HOME", str(real_home))
-        if host_side.running() is not None:
-            pytest.skip(f"a Jupyter server of rdev's runs for this user ({state}); these tests do not touch it")
-    yield state
+def vm(home: Path) -> Iterator[Runtime]:
+    """The far host: a real sshd whose sessions get a home of the test's own (HOME by SetEnv), so the
+    host side of `rdev jupyter` never runs in this machine's real home."""
+    host = Runtime(home.parent / "far", "jupyter-host")
+    host.start()
+    yield host
     subprocess.run([PYTHON, "-m", "colab_side.jupyter", "stop"], input="\n", capture_output=True, text=True,
-                   env={**os.environ, "HOME": str(real_home)}, cwd=REPO, timeout=60)
-    for folder, was in existed.items():
-        if not was:
-            shutil.rmtree(folder, ignore_errors=True)
+                   env={**os.environ, "HOME": str(host.home)}, cwd=REPO, timeout=60)
+    host.stop()
 
 
 @pytest.fixture
-def box(server: Callable[..., str], rdev: Rdev, host_state: Path) -> str:
-    result = rdev("connect", "box", "--ticket", server(), "--no-open")
+def host_state(vm: Runtime) -> Path:
+    """The far host's state folder of rdev's Jupyter."""
+    return vm.home / ".rdev" / "jupyter"
+
+
+@pytest.fixture
+def box(vm: Runtime, rdev: Rdev, host_state: Path) -> str:
+    vm.authorize(rdev("key").stdout.strip())
+    ticket = Ticket(tunnel="direct", host="127.0.0.1", port=vm.port, user=pwd.getpwuid(os.getuid()).pw_name,
+                    host_keys=(vm.host_key(),), workdir="/tmp", runtime="generic",
+                    started=utc_timestamp(datetime.now(timezone.utc)), expires=None).encode()
+    result = rdev("connect", "box", "--ticket", ticket, "--no-open")
     assert result.returncode == 0, result.stderr
     return "box"
 
@@ -165,9 +168,9 @@ def test_colab_runs_code_on_the_host_through_the_forward_and_stop_leaves_nothing
     assert kernels, "the kernel runs from the state folder's runtime files"
 
     assert not processes_with(served.token), "the token is in a process's arguments"
-    real_home = host_state.parent.parent
-    holding = files_holding(served.token, [home.parent, host_state.parent, real_home / ".local" / "share" / "jupyter",
-                                           real_home / ".jupyter", Path("/tmp")], since)
+    far_home = host_state.parent.parent
+    holding = files_holding(served.token, [home.parent, host_state.parent, far_home / ".local" / "share" / "jupyter",
+                                           far_home / ".jupyter", Path("/tmp")], since)
     assert holding and all(path.is_relative_to(host_state) for path in holding), holding
     assert all(path.stat().st_mode & 0o777 == 0o600 for path in holding), holding
     assert (host_state.stat().st_mode & 0o777) == 0o700
@@ -217,9 +220,8 @@ def long_home(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return long
 
 
-def test_without_a_master_connection_a_background_ssh_holds_the_forward(long_home: Path, server: Callable[..., str],
-                                                                          rdev: Rdev, host_state: Path) -> None:
-    assert rdev("connect", "box", "--ticket", server(), "--no-open").returncode == 0
+def test_without_a_master_connection_a_background_ssh_holds_the_forward(long_home: Path, box: str, rdev: Rdev,
+                                                                          host_state: Path) -> None:
     assert "ControlPath none" in (long_home / ".ssh" / "rdev" / "config").read_text()
     first = started(rdev("jupyter", "box", "--python", PYTHON))
     record = long_home / ".ssh" / "rdev" / "jupyter" / "box.json"
