@@ -9,22 +9,19 @@ cell is printed and copied, so nothing secret may go into it: a source URL with 
 
 from __future__ import annotations
 
-import importlib.util
-import io
 import platform
-import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
 from bootstrap import cell as notebook_cell
 from bootstrap.ticket import PUBLIC_TUNNELS
 from bootstrap.validate import InvalidValue
 from client_side import keys, paths
+from client_side.shipped import runtime_zip
 from colab_side import runtime as runtimes
 from client_side.errors import BadInput, RdevError, split
 
 DISTRIBUTION = "rdev"
-RUNTIME_PACKAGES = ("bootstrap", "colab_side")
 ARCHIVES = (".whl", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
 _KINDS = ("a git+https:// URL (optionally ending in @REF), an https:// URL of a wheel or source archive, "
           "or an absolute path on the runtime (e.g. /kaggle/input/rdev)")
@@ -78,20 +75,6 @@ def drive_folder(system: str | None = None) -> str:
 def policy_note(runtime: str) -> str:
     """What the notebook service's rules say about SSH there: the same words the cell prints on the runtime."""
     return runtimes.policy_note(runtime) or ""
-
-
-def runtime_zip() -> bytes:
-    """This rdev's runtime side, colab_side and bootstrap's Python files, as a zip the cell carries.
-    The same code gives the same bytes (fixed times, sorted names), so the cell names its copy by content."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
-        for package in RUNTIME_PACKAGES:
-            # Found, not imported: importing colab_side would load its whole server.
-            root = Path(importlib.util.find_spec(package).submodule_search_locations[0])
-            for path in sorted(root.rglob("*.py")):
-                entry = zipfile.ZipInfo(path.relative_to(root.parent).as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
-                archive.writestr(entry, path.read_bytes(), compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
-    return buffer.getvalue()
 
 
 def requirement(source: str) -> str:

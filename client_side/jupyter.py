@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Callable
 
 from bootstrap.files import atomic_write, ensure_private_dir
-from client_side import inputs, paths, probe, registry, sshconfig
+from client_side import inputs, paths, probe, registry, shipped, sshconfig
 from client_side.errors import BadInput, RdevError
 from client_side.locking import setting_up
 
@@ -126,8 +126,6 @@ def _python_word(python: str | None, name: str) -> str:
 def _helper(name: str, action: str, python: str | None, token: str, say: Say, timeout: float) -> dict:
     """Run `colab_side.jupyter ACTION` on NAME with `python` (default python3), the token and the runtime
     side on stdin; its answer."""
-    from client_side import colab_cell
-
     script = _HELPER.replace("@ACTION@", action).replace("@PYTHON@", _python_word(python, name))
     argv = probe.ssh_argv(name, "-o", "BatchMode=yes", "-o", "ConnectTimeout=20") + [f"sh -c {shlex.quote(script)}"]
     expired = threading.Event()
@@ -143,7 +141,7 @@ def _helper(name: str, action: str, python: str | None, token: str, say: Say, ti
         timer.start()
         try:
             with contextlib.suppress(BrokenPipeError):  # an ssh that failed to connect reads nothing
-                process.stdin.write(token.encode() + b"\n" + colab_cell.runtime_zip())
+                process.stdin.write(token.encode() + b"\n" + shipped.runtime_zip())
             with contextlib.suppress(BrokenPipeError):
                 process.stdin.close()
             for line in process.stdout:  # read as it comes: the helper says what it does (an install) first

@@ -17,7 +17,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from bootstrap import ticket as tickets
-from client_side import hosts, inputs, keys, known_hosts, password_host, pipeline, presets, probe, registry, slurm, store
+from client_side import (hosts, inputs, keys, known_hosts, password_host, pipeline, presets, probe, registry, shipped,
+                         slurm, store)
 from client_side.errors import BadInput, RdevError
 from client_side.locking import changing_files, setting_up
 from client_side.registry import HostEntry
@@ -61,13 +62,11 @@ def prepare(entry: HostEntry, *, password_stdin: bool, accept_new_host_key: bool
             say: Callable[[str], None]) -> pipeline.Prepared:
     """Log in to the login node, find or start rdev's job, wait for its sshd; the node's host, to write.
     A job this connect submitted is cancelled if anything after fails, so nothing is left queued."""
-    from client_side import colab_cell
-
     login = _login(entry)
     quiet = pipeline.Opening(open=False, editor=None, editor_name=None, folder=None)
     pipeline.establish(password_host.prepare(login, password_stdin=password_stdin,
                                              accept_new_host_key=accept_new_host_key, say=say), quiet, say)
-    runtime = slurm.install_runtime(login.name, colab_cell.runtime_zip())
+    runtime = slurm.install_runtime(login.name, shipped.runtime_zip())
     with setting_up(entry.name):  # two connects at once must not both submit
         queued = slurm.jobs(login.name, entry.name)
         if queued:
