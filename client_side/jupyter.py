@@ -23,13 +23,13 @@ import subprocess
 import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 from bootstrap.files import atomic_write, ensure_private_dir
 from client_side import inputs, paths, probe, registry, shipped, sshconfig
+from colab_side.jupyter import answers
 from client_side.errors import BadInput, RdevError
 from client_side.locking import setting_up
 
@@ -206,7 +206,7 @@ def _forward(name: str, remote: int, port: int | None, kept: Forward | None, tok
             and (kept.ssh_pid is None) == master)
     if kept is not None and not same:
         _unforward(name, kept)
-    if same and not master and kept.ssh_pid and _our_ssh(kept.ssh_pid, kept.spec) and _answers(kept.local, token):
+    if same and not master and kept.ssh_pid and _our_ssh(kept.ssh_pid, kept.spec) and answers(kept.local, token, timeout=5):
         return Forward(kept.local, remote, python, kept.ssh_pid)
     candidates = [port] if port else list(dict.fromkeys([*([kept.local] if kept else []), _free_port()]))
     why = "something else on this laptop uses it"
@@ -270,7 +270,7 @@ def _background(name: str, forward: Forward, token: str) -> int | None:
 def _until_answers(name: str, forward: Forward, token: str, ssh: subprocess.Popen | None = None) -> bool:
     """True once Jupyter answers through `forward`; False if the ssh holding it (`ssh`) exited first."""
     deadline = time.monotonic() + FORWARD_TIMEOUT
-    while not _answers(forward.local, token):
+    while not answers(forward.local, token, timeout=5):
         if ssh is not None and ssh.poll() is not None:
             return False
         if time.monotonic() > deadline:
@@ -280,17 +280,6 @@ def _until_answers(name: str, forward: Forward, token: str, ssh: subprocess.Pope
                             f"run 'rdev jupyter {name}' again, or pass another --port.")
         time.sleep(0.2)
     return True
-
-
-def _answers(port: int, token: str) -> bool:
-    """True if Jupyter answers on localhost:`port` with `token` accepted."""
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/status", headers={"Authorization": f"token {token}"})
-    try:
-        # Straight to loopback: an http_proxy in the environment must not take the request (and the token).
-        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request, timeout=5) as response:
-            return response.status == 200
-    except (OSError, ValueError):  # URLError and HTTPError are OSErrors
-        return False
 
 
 def _unforward(name: str, forward: Forward) -> None:

@@ -126,12 +126,12 @@ def running() -> dict | None:
     return server if when is not None and when == server.get("started") else None
 
 
-def _answers(port: int, token: str) -> bool:
-    """True if a Jupyter server on `port` takes `token`."""
+def answers(port: int, token: str, timeout: float = 3) -> bool:
+    """True if a Jupyter server on localhost:`port` takes `token` (also the laptop's check of its forward)."""
     request = urllib.request.Request(f"http://127.0.0.1:{port}/api/status", headers={"Authorization": f"token {token}"})
     try:
         # Straight to loopback: an http_proxy in the environment must not take the request (and the token).
-        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request, timeout=3) as response:
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request, timeout=timeout) as response:
             return response.status == 200
     except (OSError, ValueError):  # URLError and HTTPError are OSErrors
         return False
@@ -243,7 +243,7 @@ def _wait_ready(process: subprocess.Popen, port: int, token: str) -> bool:
     """True once the server answers; False if it exited; Failure when it neither answers nor exits in time."""
     deadline = time.monotonic() + START_TIMEOUT
     while process.poll() is None:
-        if _answers(port, token):
+        if answers(port, token):
             return True
         if time.monotonic() > deadline:
             end({"pid": process.pid, "started": started(process.pid)})
@@ -261,7 +261,7 @@ def start(token: str, install: bool) -> dict:
             saved = (state_dir() / "token").read_text().strip()
         except OSError:
             saved = ""
-        if saved and _answers(int(server["port"]), saved):
+        if saved and answers(int(server["port"]), saved):
             return {**server, "token": saved, "reused": True, "asked": sys.executable}
         end(server)  # ours, but its token is lost or it does not answer: a new one replaces it
     ensure_jupyter(install)
