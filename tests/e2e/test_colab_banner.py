@@ -83,19 +83,34 @@ def slot_free(proxy: ColabProxy) -> None:
 
 
 def banner_by_hand(home: Path, proxy: ColabProxy) -> list[str]:
-    """What the CLI, run as the ProxyCommand runs it but by hand with stdin from /dev/null, prints on stdout
-    before anything of the server: its banner's lines."""
+    """What the CLI, run as the ProxyCommand runs it but by hand, prints on stdout before the server's
+    identification: its banner's lines. Its stdin stays open and it is ended with SIGTERM once the
+    identification is read, as OpenSSH ends a ProxyCommand: an immediate EOF on stdin makes the CLI's two threads
+    read the WebSocket at once (websocket-client's close() beside recv_data), which can leave it blocked for good."""
     key = home.parent / "hand-key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    result = subprocess.run([str(colab_binary()), "ssh", "--proxy-mode", "-s", SESSION, "-i", str(key)],
-                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, env=cli_env(home))
+    process = subprocess.Popen([str(colab_binary()), "ssh", "--proxy-mode", "-s", SESSION, "-i", str(key)],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=cli_env(home))
+    timer = threading.Timer(60, process.kill)  # a CLI that never bridges fails the asserts below, not hangs
+    timer.start()
+    lines: list[str] = []
+    try:
+        assert process.stdout is not None
+        for raw in iter(process.stdout.readline, b""):
+            line = raw.decode().rstrip("\r\n")
+            if line.startswith("SSH-"):
+                break
+            lines.append(line)
+    finally:
+        timer.cancel()
+        process.terminate()
+        _, stderr = process.communicate(timeout=30)
     slot_free(proxy)
-    lines = result.stdout.splitlines()
-    banner = lines[:next((i for i, line in enumerate(lines) if line.startswith("SSH-")), len(lines))]
-    assert result.stdout.startswith(f"\n[colab] A new version of Colab CLI is available: {NEWER} (current: "), \
-        (result.stdout, result.stderr)
-    assert banner[-1] == "" and any('"enable_update_check": false' in line for line in banner), banner
-    return banner
+    assert lines[:2] == ["", f"[colab] A new version of Colab CLI is available: {NEWER} (current: 0.7.5)"], \
+        (lines, stderr)
+    assert lines[-1] == "" and any('"enable_update_check": false' in line for line in lines), lines
+    return lines
 
 
 def test_the_update_banner_on_the_ssh_stream_does_not_break_the_route(home: Path, rdev, proxy: ColabProxy,
