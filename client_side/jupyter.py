@@ -33,11 +33,6 @@ from colab_side.jupyter import answers
 from client_side.errors import BadInput, RdevError
 from client_side.locking import setting_up
 
-# The token travels as the first line of stdin, then the runtime side's zip; the shell keeps the token
-# in a variable (read and printf are builtins: no argument shows it) and pipes it to the helper.
-_HELPER = ('f=$(mktemp) || exit 1; IFS= read -r t; cat > "$f"; '
-           'printf "%s\\n" "$t" | PYTHONPATH="$f${PYTHONPATH:+:$PYTHONPATH}" @PYTHON@ -m colab_side.jupyter @ACTION@; '
-           's=$?; rm -f "$f"; exit $s')
 # Starting may install jupyter_server with pip first (the helper allows that 15 minutes).
 START_TIMEOUT = 1200.0
 STOP_TIMEOUT = 120.0
@@ -124,10 +119,10 @@ def _python_word(python: str | None, name: str) -> str:
 
 
 def _helper(name: str, action: str, python: str | None, token: str, say: Say, timeout: float) -> dict:
-    """Run `colab_side.jupyter ACTION` on NAME with `python` (default python3), the token and the runtime
-    side on stdin; its answer."""
-    script = _HELPER.replace("@ACTION@", action).replace("@PYTHON@", _python_word(python, name))
-    argv = probe.ssh_argv(name, "-o", "BatchMode=yes", "-o", "ConnectTimeout=20") + [f"sh -c {shlex.quote(script)}"]
+    """Run `colab_side.jupyter ACTION` on NAME with `python` (default python3); the token travels as the
+    first line of stdin, before the runtime side's zip. Its answer."""
+    remote = shipped.command("jupyter", *action.split(), python=_python_word(python, name), secret_first=True)
+    argv = probe.ssh_argv(name, "-o", "BatchMode=yes", "-o", "ConnectTimeout=20") + [remote]
     expired = threading.Event()
     answer: dict | None = None
     with tempfile.TemporaryFile() as errors:

@@ -31,12 +31,23 @@ def runtime_zip() -> bytes:
     return buffer.getvalue()
 
 
+def command(module: str, *args: str, python: str = "python3", secret_first: bool = False) -> str:
+    """The remote command that runs `PYTHON -m colab_side.MODULE ARGS` from the runtime zip sent on its
+    stdin, under sh whatever the login shell is (tcsh is common on school servers). `python` is a word
+    of that script, already quoted. With `secret_first`, stdin's first line is a secret the module reads
+    on its own stdin: the shell keeps it in a variable (read and printf are builtins, so no argv shows it)."""
+    module_run = " ".join([f'PYTHONPATH="$f${{PYTHONPATH:+:$PYTHONPATH}}" {python} -m colab_side.{module}',
+                           *(shlex.quote(arg) for arg in args)])
+    if secret_first:
+        script = f'IFS= read -r t; cat > "$f" && printf "%s\\n" "$t" | {module_run}'
+    else:
+        script = f'cat > "$f" && {module_run}'
+    return "sh -c " + shlex.quote(f'f=$(mktemp) || exit 1; {script}; s=$?; rm -f "$f"; exit $s')
+
+
 def run(name: str, module: str, *args: str, options: tuple[str, ...] = (),
         timeout: float = probe.PROBE_TIMEOUT) -> subprocess.CompletedProcess:
     """`python3 -m colab_side.MODULE ARGS` on `name` through rdev's config (its output as bytes);
     subprocess.TimeoutExpired when it takes longer than `timeout`."""
-    words = " ".join(shlex.quote(arg) for arg in args)
-    command = (f'f=$(mktemp) && cat > "$f" && PYTHONPATH="$f" python3 -m colab_side.{module} {words}; s=$?; '
-               'rm -f "$f"; exit $s')
-    return subprocess.run(probe.ssh_argv(name, "-o", "BatchMode=yes", *options) + [command],
+    return subprocess.run(probe.ssh_argv(name, "-o", "BatchMode=yes", *options) + [command(module, *args)],
                           input=runtime_zip(), capture_output=True, timeout=timeout)

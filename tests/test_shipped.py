@@ -1,0 +1,56 @@
+"""The remote command that runs a runtime module from the zip sent on stdin, run here by a shell as
+sshd runs it: the zip lands on PYTHONPATH, a secret first line reaches the module's stdin and never an
+argv, the module's exit status comes back and the temporary file goes."""
+
+from __future__ import annotations
+
+import io
+import shlex
+import subprocess
+import zipfile
+from pathlib import Path
+
+from client_side import shipped
+
+
+def remote(command: str, stdin: bytes, tmp: Path) -> subprocess.CompletedProcess:
+    # sshd hands the command to the login shell as `SHELL -c COMMAND`.
+    return subprocess.run(["bash", "-c", command], input=stdin, capture_output=True, env={"PATH": "/usr/bin:/bin",
+                          "TMPDIR": str(tmp)}, timeout=60)
+
+
+def test_a_real_module_runs_from_the_zip_and_its_status_comes_back(tmp_path: Path) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    result = remote(shipped.command("prefetch", "not-an-editor"), shipped.runtime_zip(), scratch)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.decode().startswith("Editor server: not fetched ("), result.stdout
+    assert list(scratch.iterdir()) == []
+
+
+def test_the_secret_first_line_reaches_stdin_only(tmp_path: Path) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    python = tmp_path / "python"
+    python.write_text('#!/bin/sh\nread -r line\necho "stdin=$line"\necho "argv=$*"\necho "path=$PYTHONPATH"\n'
+                      'ps -o args= -p $$ $PPID\n')
+    python.chmod(0o755)
+    secret = "s3cret-token-value"
+    result = remote(shipped.command("jupyter", "start", "--install", python=shlex.quote(str(python)), secret_first=True),
+                    secret.encode() + b"\n" + shipped.runtime_zip(), scratch)
+    out = result.stdout.decode()
+    assert result.returncode == 0, result.stderr
+    lines = out.splitlines()
+    assert lines[0] == f"stdin={secret}"
+    assert lines[1] == "argv=-m colab_side.jupyter start --install"
+    zip_path = lines[2].removeprefix("path=")
+    assert zip_path.startswith(str(scratch))
+    assert secret not in "\n".join(lines[1:])  # neither the module's argv nor its shell's
+    assert list(scratch.iterdir()) == []  # the zip is gone once the module ends
+
+
+def test_the_zip_holds_the_runtime_side_only() -> None:
+    names = zipfile.ZipFile(io.BytesIO(shipped.runtime_zip())).namelist()
+    assert {name.split("/")[0] for name in names} == set(shipped.RUNTIME_PACKAGES)
+    assert "colab_side/jupyter.py" in names and "bootstrap/editor_servers.py" in names
+    assert shipped.runtime_zip() == shipped.runtime_zip()  # same code, same bytes: the cell names it by content
