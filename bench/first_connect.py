@@ -4,8 +4,17 @@ A stand-in for the editors' download server (tests/stand_ins/downloads.py) serve
 size of VS Code's server at a rate limited to a plausible download speed. Without prefetch, the
 editor starts the download when it first connects: it waits the whole download. With prefetch,
 `serve --editor-server` starts it while sshd starts; the user then runs `rdev connect` with the
-ticket, and the editor connects when that returns: it waits only for what is left. Each run uses a
-fresh home; runs alternate and medians are compared. Target: <= 0.2x.
+ticket, and the editor connects when that returns: it waits only for what is left.
+
+Two runtimes, measured in the same run:
+- fresh, as a new Colab or Kaggle VM is: no sshd, so serve installs openssh-server with apt while
+  the download runs. This is the runtime the cell meets; the target (<= 0.2x) is judged on it. It
+  needs root and an apt mirror (openssh-server is purged before each of its runs, as
+  bench/bootstrap.py does, and installed again at the end).
+- sshd already installed, the worst case: serve and connect take a second, little to overlap.
+Both leave out what this machine cannot time and would only add to the overlap: the tunnel's
+download and start (the direct route is used) and the user pasting the ticket (zero here). Each
+run uses a fresh home; runs alternate and medians are compared.
 
     .venv/bin/python bench/first_connect.py [--runs N] [--megabytes M] [--rate MB_PER_S]
 """
@@ -25,7 +34,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.bootstrap import INSTALL, apt, without_sshd  # noqa: E402
 from colab_side import prefetch  # noqa: E402
+from colab_side.sshd import find_sshd  # noqa: E402
 from tests.stand_ins.downloads import Downloads  # noqa: E402
 
 TARGET = 0.2
@@ -68,6 +79,12 @@ def with_prefetch(root: Path, downloads: Downloads) -> float:
         run([sys.executable, "-m", "colab_side", "stop", "--state-dir", str(state)], env)
 
 
+def fresh_runtime(root: Path, downloads: Downloads) -> float:
+    """with_prefetch on a runtime without sshd, which serve installs meanwhile."""
+    without_sshd()
+    return with_prefetch(root, downloads)
+
+
 def without_prefetch(root: Path, downloads: Downloads) -> float:
     """The same download started when the editor first connects: it waits all of it."""
     home = root / "h"
@@ -85,23 +102,35 @@ def main() -> int:
     parser.add_argument("--megabytes", type=float, default=55.0, help="the server archive (VS Code's is about 55 MB)")
     parser.add_argument("--rate", type=float, default=25.0, help="download speed in MB/s")
     args = parser.parse_args()
+    fresh = os.geteuid() == 0 and shutil.which("apt-get") is not None
+    measures = {"without prefetch": without_prefetch, "with prefetch, sshd installed": with_prefetch,
+                **({"with prefetch, fresh runtime": fresh_runtime} if fresh else {})}
+    waits: dict[str, list[float]] = {label: [] for label in measures}
     downloads = Downloads(padding=int(args.megabytes * 1e6), rate=args.rate * 1e6)
-    ours, baseline = [], []
     try:
+        if fresh:
+            apt("apt-get", "update", "-q")  # the lists are there on every run, as on a runtime
         for _ in range(args.runs):
-            for measure, into in ((without_prefetch, baseline), (with_prefetch, ours)):
+            for label, measure in measures.items():
                 root = Path(tempfile.mkdtemp(prefix="rb", dir="/tmp"))
                 try:
-                    into.append(measure(root, downloads))
+                    waits[label].append(measure(root, downloads))
                 finally:
                     shutil.rmtree(root, ignore_errors=True)
     finally:
         downloads.close()
-    ratio = statistics.median(ours) / statistics.median(baseline)
-    print(f"server archive {args.megabytes:.0f} MB at {args.rate:.0f} MB/s")
-    print(f"first connect waits, without prefetch {statistics.median(baseline):6.2f} s")
-    print(f"first connect waits, with prefetch    {statistics.median(ours):6.2f} s (after serve, then rdev connect)")
-    print(f"ratio {ratio:.2f} (target <= {TARGET})")
+        if fresh and not find_sshd():
+            apt(*INSTALL)
+    baseline = statistics.median(waits["without prefetch"])
+    print(f"server archive {args.megabytes:.0f} MB at {args.rate:.0f} MB/s; medians of {args.runs} runs")
+    for label, seconds in waits.items():
+        ratio = "" if label == "without prefetch" else f"  ratio {statistics.median(seconds) / baseline:.2f}"
+        print(f"first connect waits, {label:<31} {statistics.median(seconds):6.2f} s{ratio}")
+    if not fresh:
+        print("the fresh runtime was not measured: it needs root and apt-get (openssh-server is purged per run)")
+        return 1
+    ratio = statistics.median(waits["with prefetch, fresh runtime"]) / baseline
+    print(f"target on a fresh runtime: <= {TARGET} ({'met' if ratio <= TARGET else 'not met'})")
     return 0 if ratio <= TARGET else 1
 
 

@@ -50,6 +50,7 @@ class Forward:
     remote: int
     python: str | None = None  # the --python it was started with, for --stop
     ssh_pid: int | None = None  # the background ssh holding it, where NAME has no master connection
+    server_pid: int | None = None  # Jupyter's on the host, to name when it cannot be stopped from here
 
     @property
     def spec(self) -> str:
@@ -74,6 +75,7 @@ def start(name: str, *, python: str | None, port: int | None, say: Say) -> None:
             raise RdevError(f"The Jupyter token from {name} is not one rdev made", f"run 'rdev jupyter {name} --stop', "
                             "then start it again.")
         forward = _forward(name, remote, port, _load(name), token, python)
+        forward.server_pid = pid
         atomic_write(ensure_private_dir(_record(name).parent) / _record(name).name, json.dumps(asdict(forward)).encode())
     url = f"http://localhost:{forward.local}/?token={token}"
     how = "already running, reused" if server.get("reused") else "started"
@@ -100,6 +102,29 @@ def stop(name: str, *, python: str | None, say: Say) -> None:
     stopped = answer.get("stopped")
     server = f"Stopped Jupyter on {name} (pid {stopped})" if stopped else f"No Jupyter server of rdev's ran on {name}"
     say(f"{server}; {'ended the forward from localhost:' + str(forward.local) if forward else 'no forward was kept'}.")
+
+
+def end_with_host(name: str) -> str | None:
+    """For `rdev remove NAME`, before NAME leaves the config: end the Jupyter server rdev started there and
+    this laptop's forward to it, which nothing could reach by that name afterwards. What happened, in a
+    line; None when rdev kept no Jupyter for NAME."""
+    try:
+        forward = _load(name)
+    except RdevError:
+        forward = None  # a record rdev cannot read names nothing it can stop
+    if forward is None:
+        _record(name).unlink(missing_ok=True)
+        return None
+    said: list[str] = []
+    try:
+        stop(name, python=None, say=said.append)
+    except RdevError as err:
+        _unforward(name, forward)
+        _record(name).unlink(missing_ok=True)
+        pid = f" (pid {forward.server_pid})" if forward.server_pid else ""
+        return (f"Jupyter on {name}{pid} could not be stopped ({err.problem}); it runs until that host stops, "
+                "or until you end it there.")
+    return said[-1] if said else None
 
 
 def _known(name: str) -> str:

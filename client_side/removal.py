@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from typing import Callable
 
-from client_side import editor_settings, inputs, passwords, paths, probe, registry, sshconfig, store
+from client_side import editor_settings, inputs, jupyter, passwords, paths, probe, registry, sshconfig, store
 from client_side.locking import changing_files, setting_up
 
 
 def remove(name: str, *, stop_runtime: bool = False, say: Callable[[str], None] = print) -> str:
     """Forget `name` everywhere rdev wrote it; its Colab runtime or Slurm job keeps running unless
-    `stop_runtime`. A Slurm cluster's login node, which `rdev add --slurm` added with it, goes too."""
+    `stop_runtime`. A Jupyter server `rdev jupyter` started there ends, with this laptop's forward to it.
+    A Slurm cluster's login node, which `rdev add --slurm` added with it, goes too."""
     name = inputs.name(name)
     if name not in registry.load() and not sshconfig.has_entry(name):
         raise registry.unknown_host(name)
+    notes: list[str] = []
+    if sshconfig.has_entry(name):
+        notes += filter(None, [jupyter.end_with_host(name)])
     if stop_runtime:
         from client_side import stopping
 
@@ -25,7 +29,6 @@ def remove(name: str, *, stop_runtime: bool = False, say: Callable[[str], None] 
             probe.close_master(name)
         removed = store.drop(name)
         paths.proxy_log(name).unlink(missing_ok=True)
-    notes: list[str] = []
     with changing_files():
         tunnels_left = any(editor_settings.slow_to_reach(e.tunnel) for e in registry.load().values())
         settings = editor_settings.forget(name, tunnel_hosts_left=tunnels_left, say=notes.append)

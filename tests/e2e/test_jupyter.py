@@ -211,6 +211,29 @@ def test_the_server_outlives_the_laptops_ssh_and_is_reused(box: str, rdev: Rdev,
     assert not alive(first.pid)
 
 
+def test_removing_the_host_ends_its_jupyter_and_the_forward(box: str, rdev: Rdev, home: Path) -> None:
+    served = started(rdev("jupyter", box, "--python", PYTHON))
+    result = rdev("remove", box)
+    assert result.returncode == 0, result.stderr
+    assert f"Stopped Jupyter on {box} (pid {served.pid}); ended the forward from localhost:{served.local}" \
+        in result.stdout
+    assert not alive(served.pid) and refused(served.local) and refused(served.remote)
+    assert not (home / ".ssh" / "rdev" / "jupyter" / f"{box}.json").exists()
+
+
+def test_removing_an_unreachable_host_says_its_jupyter_may_still_run(box: str, rdev: Rdev, home: Path,
+                                                                      vm: Runtime) -> None:
+    served = started(rdev("jupyter", box, "--python", PYTHON))
+    assert ssh_through(home, "-O", "exit", box).returncode == 0
+    vm.stop()
+    result = rdev("remove", box)
+    assert result.returncode == 0, result.stderr
+    assert f"Jupyter on {box} (pid {served.pid}) could not be stopped (" in result.stdout
+    assert "it runs until that host stops" in result.stdout and f"Removed {box}" in result.stdout
+    assert alive(served.pid)  # nothing on the host was touched; the vm fixture ends it
+    assert not (home / ".ssh" / "rdev" / "jupyter" / f"{box}.json").exists()
+
+
 @pytest.fixture
 def long_home(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A HOME too long for any ControlPath socket, so that rdev writes no master connection (as on Windows)."""
