@@ -1,8 +1,8 @@
 """The notebook cell's install step against installing rdev the way the cell used to (the whole
 package with the laptop's dependencies), each in a fresh virtual environment, as on a new runtime.
 
-The cell's step is what `rdev colab cell` prints before `import colab_side`: the runtime side it
-carries, written out, and pip installing the tunnel's one package. Both runs use the same pip cache,
+The cell's step is what `rdev colab cell` prints before `colab_side.serve(`: the runtime side it
+carries, written out and imported, and pip installing the tunnel's one package. Both runs use the same pip cache,
 interleaved, and the medians are compared. Target: <= 0.2x.
 
     .venv/bin/python bench/cell.py [--runs N] [--tunnel cloudflared|ngrok]
@@ -30,9 +30,9 @@ KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA
 
 
 def install_step(tunnel: str) -> str:
-    """The cell's lines before `import colab_side`: what a runtime runs to get rdev's runtime side."""
+    """The cell's lines before serve: what a runtime runs to get rdev's runtime side."""
     text = cell.render(KEY, tunnel, "colab", runtime_zip=colab_cell.runtime_zip())
-    return text.split("import colab_side\n", 1)[0]
+    return text.split("server = colab_side.serve(", 1)[0]
 
 
 def timed_in_fresh_venv(root: Path, run: list[str]) -> float:
@@ -52,7 +52,7 @@ def main() -> int:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="rdev-bench-cell-"))
     step = work / "step.py"
-    step.write_text(install_step(args.tunnel) + "import colab_side\n")
+    step.write_text(install_step(args.tunnel))
     cell_run = ["{python}", str(step)]
     full_run = ["{python}", "-m", "pip", "install", "-q", str(REPO)]
     try:

@@ -70,7 +70,7 @@ def render(public_key: str, tunnel: str, runtime: str, requirement: str | None =
     return Template(sections["cell"]).substitute(
         tunnel_name=tunnel,
         runtime_name=runtime,
-        install_lines=_install_lines(sections, tunnel, requirement, runtime_zip),
+        install_lines=_install_lines(sections, tunnel, requirement, runtime_zip, editor_server),
         tunnel=repr(tunnel),
         key=repr(public_key.strip()),
         token_lines=sections[f"ngrok {runtime}"] if ngrok else "",
@@ -83,15 +83,19 @@ def render(public_key: str, tunnel: str, runtime: str, requirement: str | None =
     )
 
 
-def _install_lines(sections: dict[str, str], tunnel: str, requirement: str | None, runtime_zip: bytes | None) -> str:
+def _install_lines(sections: dict[str, str], tunnel: str, requirement: str | None, runtime_zip: bytes | None,
+                   editor_server: str | None) -> str:
+    """The lines that make colab_side importable; the editor's server starts downloading as soon as it is,
+    before the tunnel's package installs."""
     if (requirement is None) == (runtime_zip is None):
         raise ValueError("give the cell a requirement or the runtime's zip, one of them")
+    ahead = Template(sections["fetch ahead"]).substitute(editor_server=repr(editor_server)) if editor_server else ""
     if requirement is not None:
-        return Template(sections["install requirement"]).substitute(requirement=repr(requirement))
+        return Template(sections["install requirement"]).substitute(requirement=repr(requirement)) + ahead
     # Named by its content: a cell of another rdev version never imports this one's leftover copy.
     name = f"rdev-runtime-{hashlib.sha256(runtime_zip).hexdigest()[:16]}.zip"
     lines = Template(sections["install embedded"]).substitute(
-        zip_name=repr(name), payload=repr(base64.b64encode(runtime_zip).decode("ascii")))
+        zip_name=repr(name), payload=repr(base64.b64encode(runtime_zip).decode("ascii"))) + ahead
     if tunnel in TUNNEL_PACKAGES:
         lines += Template(sections["install tunnel package"]).substitute(package=repr(TUNNEL_PACKAGES[tunnel]))
     return lines

@@ -15,6 +15,7 @@ import os
 import platform
 import posixpath
 import shutil
+import subprocess
 import sys
 import tarfile
 import tempfile
@@ -23,8 +24,26 @@ from pathlib import Path
 
 from bootstrap import editor_servers
 from bootstrap.validate import InvalidValue
+from colab_side.environment import without_secrets
 
 TIMEOUT = 20  # seconds without a byte before a download is given up
+
+# The fetches this process started, by log and what they fetch: the cell starts one first thing, and
+# serve, given the same, reports that one instead of downloading again.
+_STARTED: dict[tuple[Path, str], subprocess.Popen] = {}
+
+
+def in_background(text: str, log: Path) -> subprocess.Popen:
+    """Fetch `text` in a process of its own, its line written to `log`: it must not hold anything up, and
+    it must finish even when the process that started it ends. Started once per `log` and `text`."""
+    child = _STARTED.get((log, text))
+    if child is None:
+        env = {**without_secrets(dict(os.environ)), "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        with open(log, "wb") as out:
+            child = subprocess.Popen([sys.executable, "-m", "colab_side.prefetch", text], stdin=subprocess.DEVNULL,
+                                     stdout=out, stderr=out, env=env, start_new_session=True)
+        _STARTED[(log, text)] = child
+    return child
 
 
 def fetch(text: str, home: Path | None = None, base: str | None = None) -> str:

@@ -21,8 +21,8 @@ from typing import Callable, Iterable, Iterator, TypeVar
 from bootstrap import pubkeys, validate
 from bootstrap.files import atomic_write, ensure_private_dir
 from bootstrap.ticket import Ticket, utc_timestamp
-from colab_side import background, runtime, status
-from colab_side.environment import session_environment, without_secrets
+from colab_side import background, prefetch, runtime, status
+from colab_side.environment import session_environment
 from colab_side.errors import ServeError
 from colab_side.sshd import Sshd, ensure_sshd, free_port, port_taken
 from colab_side.state import StateFolder, end_processes, state_folder
@@ -265,16 +265,12 @@ def serve(
 
 
 def _prefetch(editor_server: str, account: pwd.struct_passwd, folder: StateFolder, out: Callable[[str], None]) -> None:
-    """Fetch the editor's server while sshd starts, in a process of its own: the ticket must not wait
-    for it, and it must finish even when this process hands the server over and ends. Its line goes
-    to the state folder's log, and is said here once it is done if this process is still there."""
+    """Fetch the editor's server while sshd starts (or adopt the fetch the cell started ahead); its line
+    goes to the state folder's log, and is said here once it is done if this process is still there."""
     if account.pw_uid != os.geteuid():
         out("Editor server: not fetched (serving another account); the editor downloads it itself.")
         return
-    env = {**without_secrets(dict(os.environ)), "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    with open(folder.editor_server_log, "wb") as log:
-        child = subprocess.Popen([sys.executable, "-m", "colab_side.prefetch", editor_server], stdin=subprocess.DEVNULL,
-                                 stdout=log, stderr=log, env=env, start_new_session=True)
+    child = prefetch.in_background(editor_server, folder.editor_server_log)
 
     def report() -> None:
         child.wait()

@@ -71,6 +71,16 @@ def test_rendered_cloudflared_cell_for_colab() -> None:
     )
 
 
+def test_the_editor_server_starts_downloading_before_the_tunnel_package_installs() -> None:
+    spec = "code:stable:" + "a" * 40
+    lines = cell.render(KEY, "cloudflared", "colab", runtime_zip=b"zip", editor_server=spec).splitlines()
+    ahead = lines.index(f"colab_side.fetch_editor_server({spec!r})  # your editor's server downloads while the rest "
+                        "installs")
+    pip = next(i for i, line in enumerate(lines) if line.startswith(PIP_LINE))
+    assert lines.index("import colab_side") < ahead < pip
+    assert lines[-1].endswith(f", editor_server={spec!r})")  # serve reports that fetch
+
+
 def test_rendered_ngrok_cell_for_kaggle() -> None:
     assert cell.render(KEY, "ngrok", "kaggle", "/kaggle/input/rdev") == (
         "# rdev: serve this runtime over SSH (tunnel: ngrok) and print a ticket; then on your laptop run: "

@@ -8,6 +8,7 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -17,6 +18,7 @@ from client_side import colab_cell
 from colab_side import processes
 from colab_side.state import default_state_dir
 from tests.conftest import run_module, ssh_through
+from tests.stand_ins.downloads import Downloads
 from tests.test_cell import PIP_LINE
 
 
@@ -73,6 +75,26 @@ def test_cell_carries_the_runtime_and_serves_where_rdev_is_not_installed(home: P
         connected = rdev("connect", "box", "--ticket", ticket, "--no-open")
         assert connected.returncode == 0, connected.stderr
         assert ssh_through(home, "box", "echo", "ok").stdout.strip() == "ok"
+
+
+def test_the_cell_fetches_the_editor_server_once_started_ahead_of_serve(home: Path, rdev,
+                                                                        downloads: Downloads) -> None:
+    """The cell starts the fetch as soon as colab_side is importable; serve, given the same editor server,
+    adopts that fetch: each archive is downloaded once, and the server is unpacked where the editor looks."""
+    commit = "5" * 40
+    code = cell.render(rdev("key").stdout.strip(), "direct", "colab", runtime_zip=colab_cell.runtime_zip(),
+                       editor_server=f"code:stable:{commit}")
+    with running_cell(home, code, env={"RDEV_EDITOR_DOWNLOADS": downloads.url}) as (ticket, _):
+        unit = home / ".vscode-server" / "cli" / "servers" / f"Stable-{commit}" / "server" / "bin" / "code-server"
+        log = default_state_dir() / "editor-server.log"
+        deadline = time.monotonic() + 30
+        while not (log.exists() and log.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert log.read_text().strip() == f"Editor server: code {commit[:10]} is ready in ~/.vscode-server."
+        assert unit.exists()
+        assert sorted(downloads.requests) == [f"/commit:{commit}/cli-alpine-x64/stable",
+                                              f"/commit:{commit}/server-linux-x64/stable"]
+        assert rdev("connect", "box", "--ticket", ticket, "--no-open").returncode == 0
 
 
 def test_drive_cell_writes_the_ticket_file_the_laptop_reads(home: Path, rdev) -> None:
