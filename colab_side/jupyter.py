@@ -6,8 +6,9 @@ stdin and starts `PYTHON -m jupyter_server` detached (a session of its own, outp
 that it outlives the SSH connection and the laptop. The token reaches Jupyter only through its
 environment (JUPYTER_TOKEN): an argument would show in `ps` to every user of a shared server.
 Pid, start time, port, token, log and Jupyter's own runtime files (which hold the token too) live
-in ~/.rdev/jupyter (0700, files 0600): a later `start` reuses the server (same URL), and `stop`
-ends that very process, never a later one given the same pid.
+in ~/.rdev/jupyter/HOSTNAME (0700, files 0600; one per host, for homes that several servers or
+cluster nodes share): a later `start` reuses the server (same URL), and `stop` ends that very
+process, never a later one given the same pid. Which Python runs Jupyter is colab_side.jupyter_env's.
 
 Each run prints JSON lines, the laptop's only channel back: {"say": ...} while it works, then its
 result, or {"error": ..., "fix": ...} with exit status 1. Standard library only, Python 3.8+.
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import importlib.util
 import json
 import os
 import re
@@ -31,30 +31,21 @@ from pathlib import Path
 from typing import Iterator
 
 from bootstrap.files import atomic_write, ensure_private_dir
+from colab_side.jupyter_env import Failure, python_for_jupyter
 
 COLAB = "https://colab.research.google.com"
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
-INSTALL_TIMEOUT = 900.0
-# The server, and the Python kernel that Colab and VS Code start in it.
-NEEDED = ("jupyter_server", "ipykernel")
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{32,128}")
 # What Jupyter logs when another process took the port between our choice and its bind.
 _PORT_TAKEN = ("is not available", "already in use")
 _PORT_ATTEMPTS = 3
 
 
-class Failure(Exception):
-    """What went wrong on the host and what the user can do, sent to the laptop as one sentence."""
-
-    def __init__(self, problem: str, fix: str) -> None:
-        super().__init__(problem)
-        self.problem = problem
-        self.fix = fix
-
-
 def state_dir() -> Path:
-    return Path.home() / ".rdev" / "jupyter"
+    """This host's folder: homes shared by several servers or cluster nodes (NFS) keep one per host name."""
+    host = re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname()).lstrip(".") or "host"
+    return Path.home() / ".rdev" / "jupyter" / host
 
 
 def _emit(message: dict) -> None:
@@ -64,8 +55,8 @@ def _emit(message: dict) -> None:
 @contextlib.contextmanager
 def _locked() -> Iterator[None]:
     """One `start` or `stop` at a time per user: two laptops must not start two servers."""
-    ensure_private_dir(state_dir().parent)
-    ensure_private_dir(state_dir())
+    for folder in (state_dir().parent.parent, state_dir().parent, state_dir()):
+        ensure_private_dir(folder)
     fd = os.open(str(state_dir() / "lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -156,43 +147,6 @@ def end(server: dict) -> None:
     _terminate(below)
 
 
-def ensure_jupyter(install: bool) -> None:
-    """Make sure this Python has Jupyter's server and kernel; install them in the user's space when
-    asked to (the host's own Python), else say where to install them (a Python the user named)."""
-    missing = [module for module in NEEDED if importlib.util.find_spec(module) is None]
-    if not missing:
-        return
-    wanted = " ".join(missing)
-    if not install:
-        raise Failure(f"{sys.executable} has no {' or '.join(missing)}",
-                      f"install them there ('{sys.executable} -m pip install {wanted}') and run again.")
-    in_venv = sys.prefix != sys.base_prefix  # a venv has no user space of its own: pip refuses --user there
-    where = "into its environment" if in_venv else "for your user (pip install --user)"
-    _emit({"say": f"{sys.executable} has no {' or '.join(missing)}; installing {wanted} {where}, once."})
-    command = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "-q", *([] if in_venv else ["--user"]),
-               *missing]
-    try:
-        result = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=INSTALL_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        raise Failure(f"installing {wanted} did not finish within {INSTALL_TIMEOUT:.0f} s",
-                      "check the host's internet access and run again.") from None
-    said = (result.stderr + result.stdout).strip()
-    venv_fix = (f"make a venv there ('{sys.executable} -m venv ~/jupyter-env && ~/jupyter-env/bin/pip install "
-                f"{' '.join(NEEDED)}') and pass --python ~/jupyter-env/bin/python.")
-    if "externally-managed-environment" in said:
-        raise Failure(f"{sys.executable} is managed by the system (PEP 668), so pip will not install {wanted} for it",
-                      venv_fix)
-    if "No module named pip" in said:
-        raise Failure(f"{sys.executable} has no pip to install {wanted} with", venv_fix)
-    if result.returncode != 0:
-        last = said.splitlines()[-1] if said else f"pip exited with status {result.returncode}"
-        raise Failure(f"installing {wanted} failed ({last})", venv_fix)
-    # A user site folder that did not exist when this Python started is not on its path: ask a new one.
-    check = subprocess.run([sys.executable, "-c", f"import {', '.join(NEEDED)}"], capture_output=True, text=True)
-    if check.returncode != 0:
-        raise Failure(f"{wanted} were installed but {sys.executable} does not find them", venv_fix)
-
-
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -221,13 +175,13 @@ def _log_tail() -> str:
     return said[-1] if said else "an empty log"
 
 
-def _spawn(port: int, token: str) -> subprocess.Popen:
+def _spawn(python: str, port: int, token: str) -> subprocess.Popen:
     """Jupyter on 127.0.0.1:`port`, detached: a session of its own (no hangup when SSH goes), stdio in its log."""
     ensure_private_dir(state_dir() / "runtime")
     log = os.open(str(state_dir() / "server.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(log, 0o600)
     # Colab's "local runtime" instructions: its origin allowed, a fixed port (no retries on another one).
-    argv = [sys.executable, "-m", "jupyter_server", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+    argv = [python, "-m", "jupyter_server", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
             "--ServerApp.port_retries=0", f"--ServerApp.allow_origin={COLAB}", "--ServerApp.disable_check_xsrf=True",
             "--ServerApp.open_browser=False"]
     if os.geteuid() == 0:
@@ -264,13 +218,13 @@ def start(token: str, install: bool) -> dict:
         if saved and answers(int(server["port"]), saved):
             return {**server, "token": saved, "reused": True, "asked": sys.executable}
         end(server)  # ours, but its token is lost or it does not answer: a new one replaces it
-    ensure_jupyter(install)
+    python = python_for_jupyter(state_dir(), install, say=lambda words: _emit({"say": words}))
     atomic_write(state_dir() / "token", token.encode() + b"\n", 0o600)
     try:
         for _ in range(_PORT_ATTEMPTS):
             port = _free_port()
-            process = _spawn(port, token)
-            server = {"pid": process.pid, "started": started(process.pid), "port": port, "python": sys.executable}
+            process = _spawn(python, port, token)
+            server = {"pid": process.pid, "started": started(process.pid), "port": port, "python": python}
             atomic_write(state_dir() / "server.json", json.dumps(server).encode(), 0o600)
             if _wait_ready(process, port, token):
                 # Jupyter's page for opening a browser holds the token in a file of the umask's mode (no option

@@ -11,6 +11,8 @@ command -v ssh >/dev/null || missing+=(openssh-client)
 command -v gnome-keyring-daemon >/dev/null || missing+=(gnome-keyring)
 { command -v dbus-daemon && command -v dbus-run-session; } >/dev/null || missing+=(dbus)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+# The system's own python3 too: a password host's user meets it, and `rdev jupyter` makes a venv with it.
+[ ! -x /usr/bin/python3 ] || /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

@@ -14,15 +14,17 @@ import pytest
 from client_side.cli import main
 from client_side.errors import BadInput
 from client_side.jupyter import _python_word
+from colab_side.jupyter import state_dir
 from tests.conftest import REPO
 
 TOKEN = "t" * 20 + "-_0123456789ABCDEFGHIJ"
 
 
-def helper(home: Path, *args: str, token: str = TOKEN, python: str = sys.executable) -> tuple[int, list[dict]]:
+def helper(home: Path, *args: str, token: str = TOKEN, python: str = sys.executable,
+           env: dict[str, str] | None = None) -> tuple[int, list[dict]]:
     """Run the host's side as the laptop does (token on stdin); its exit status and JSON lines."""
     result = subprocess.run([python, "-m", "colab_side.jupyter", *args], input=token + "\n", capture_output=True,
-                            text=True, env={**os.environ, "HOME": str(home)}, cwd=REPO, timeout=120)
+                            text=True, env={**os.environ, "HOME": str(home), **(env or {})}, cwd=REPO, timeout=300)
     return result.returncode, [json.loads(line) for line in result.stdout.splitlines()]
 
 
@@ -37,27 +39,34 @@ def test_a_named_python_without_jupyter_gets_the_command_that_installs_it(home: 
     code, said = helper(home, "start", python=bare_python)
     assert code == 1 and said[-1]["error"] == f"{bare_python} has no jupyter_server or ipykernel"
     assert f"'{bare_python} -m pip install jupyter_server ipykernel'" in said[-1]["fix"]
-    assert sorted(p.name for p in (home / ".rdev" / "jupyter").iterdir()) == ["lock"]
+    assert sorted(p.name for p in state_dir().iterdir()) == ["lock"]
 
 
-def test_the_hosts_own_python_says_what_it_installs_and_why_it_could_not(home: Path, bare_python: str) -> None:
-    code, said = helper(home, "start", "--install", python=bare_python)
+def test_the_hosts_own_python_without_pip_gets_an_environment_of_rdevs_and_a_failed_install_is_a_sentence(
+        home: Path, bare_python: str) -> None:
+    # No package index answers: pip fails at once, as on a host without internet.
+    offline = {"PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_RETRIES": "0", "PIP_TIMEOUT": "2"}
+    code, said = helper(home, "start", "--install", python=bare_python, env=offline)
     assert code == 1
-    assert said[0]["say"].endswith("installing jupyter_server ipykernel into its environment, once.")
-    assert said[-1]["error"] == f"{bare_python} has no pip to install jupyter_server ipykernel with"
+    env = state_dir() / "env"
+    assert said[0]["say"] == (f"{bare_python} has no jupyter_server or ipykernel and it has no pip: installing "
+                              f"jupyter_server ipykernel into a virtual environment of rdev's ({env}), once.")
+    assert said[-1]["error"].startswith("installing jupyter_server ipykernel failed (")
     assert "--python ~/jupyter-env/bin/python" in said[-1]["fix"]
+    assert (env / "bin" / "python").exists()  # made; the next start installs into it again
+    assert not (state_dir() / "server.json").exists()
 
 
 def test_a_malformed_token_starts_nothing(home: Path) -> None:
     code, said = helper(home, "start", token="short")
     assert code == 1 and "token" in said[-1]["error"]
-    assert not (home / ".rdev" / "jupyter" / "server.json").exists()
+    assert not (state_dir() / "server.json").exists()
 
 
 def test_stop_never_ends_a_process_that_only_has_the_recorded_pid(home: Path) -> None:
     other = subprocess.Popen(["sleep", "60"])
     try:
-        state = home / ".rdev" / "jupyter"
+        state = state_dir()
         state.mkdir(parents=True)
         (state / "server.json").write_text(json.dumps({"pid": other.pid, "started": "1", "port": 1, "python": "x"}))
         assert helper(home, "stop") == (0, [{"stopped": None}])
@@ -76,7 +85,7 @@ def test_start_reuses_its_server_with_the_first_token_and_stop_ends_it(home: Pat
         assert first["token"] == TOKEN and not first["reused"]
         code, said = helper(home, "start", token="n" * 43)
         assert code == 0 and said[-1]["reused"] and (said[-1]["pid"], said[-1]["token"]) == (first["pid"], TOKEN)
-        state = home / ".rdev" / "jupyter"
+        state = state_dir()
         assert state.stat().st_mode & 0o777 == 0o700 and (state / "runtime").stat().st_mode & 0o777 == 0o700
         for name in ("token", "server.json", "server.log"):
             assert (state / name).stat().st_mode & 0o777 == 0o600

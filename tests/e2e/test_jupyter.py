@@ -12,6 +12,7 @@ import json
 import os
 import pwd
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -27,8 +28,10 @@ from typing import Callable, Iterator
 import pytest
 
 from bootstrap.ticket import Ticket, utc_timestamp
+from colab_side.jupyter import state_dir
 from tests.conftest import REPO, read_or_empty, ssh_through
 from tests.stand_ins.colab_runtime import Runtime
+from tests.stand_ins.login_host import PASSWORD, PasswordHost
 
 COLAB = "https://colab.research.google.com"
 PYTHON = sys.executable
@@ -136,7 +139,7 @@ def vm(home: Path) -> Iterator[Runtime]:
 @pytest.fixture
 def host_state(vm: Runtime) -> Path:
     """The far host's state folder of rdev's Jupyter."""
-    return vm.home / ".rdev" / "jupyter"
+    return vm.home / ".rdev" / "jupyter" / state_dir().name
 
 
 @pytest.fixture
@@ -168,8 +171,8 @@ def test_colab_runs_code_on_the_host_through_the_forward_and_stop_leaves_nothing
     assert kernels, "the kernel runs from the state folder's runtime files"
 
     assert not processes_with(served.token), "the token is in a process's arguments"
-    far_home = host_state.parent.parent
-    holding = files_holding(served.token, [home.parent, host_state.parent, far_home / ".local" / "share" / "jupyter",
+    far_home = host_state.parents[2]
+    holding = files_holding(served.token, [home.parent, host_state.parents[1], far_home / ".local" / "share" / "jupyter",
                                            far_home / ".jupyter", Path("/tmp")], since)
     assert holding and all(path.is_relative_to(host_state) for path in holding), holding
     assert all(path.stat().st_mode & 0o777 == 0o600 for path in holding), holding
@@ -274,3 +277,36 @@ def test_a_python_without_jupyter_server_is_one_sentence(box: str, rdev: Rdev, h
     assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
     assert "has no jupyter_server or ipykernel: install them there" in result.stderr
     assert not (host_state / "server.json").exists() and not (host_state / "token").exists()
+
+
+def test_a_school_server_whose_python_the_system_manages_gets_jupyter_in_an_environment_of_rdevs(
+        home: Path, rdev: Rdev, host: PasswordHost) -> None:
+    """A password host as Debian 12 is: a user whose python3 is the system's (PEP 668), without Jupyter.
+    The first `rdev jupyter` installs it, from the package index, into rdev's environment in the user's
+    state folder; the next start uses that environment without installing again."""
+    assert rdev("add", "lab", "--host", "127.0.0.1", "--port", str(host.port), "--user", host.user).returncode == 0
+    assert rdev("connect", "lab", "--password-stdin", "--no-open", input=PASSWORD + "\n").returncode == 0
+    managed = subprocess.run(["ssh", "-F", str(home / ".ssh" / "config"), "lab", "python3", "-c",
+                              shlex.quote("import sys, sysconfig, os; print(sys.executable, os.path.exists("
+                                          "os.path.join(sysconfig.get_path('stdlib'), 'EXTERNALLY-MANAGED')))")],
+                             capture_output=True, text=True, timeout=60)
+    if managed.stdout.split()[-1:] != ["True"]:
+        pytest.skip(f"the host's python3 is not managed by the system here ({managed.stdout.strip()})")
+
+    first = rdev("jupyter", "lab")
+    served = started(first)
+    env = host.home / ".rdev" / "jupyter" / state_dir().name / "env"
+    assert (f"lab: {managed.stdout.split()[0]} has no jupyter_server or ipykernel and the system manages its "
+            f"packages (PEP 668): installing jupyter_server ipykernel into a virtual environment of rdev's ({env}), "
+            "once.") in first.stdout
+    assert f"{env}/bin/python" in first.stdout
+    status, headers, _ = get(served.local, "/api/status", served.token, origin=COLAB)
+    assert status == 200 and headers.get("Access-Control-Allow-Origin") == COLAB
+    assert run_code(served.local, served.token, "1+1") == "2"
+    assert rdev("jupyter", "lab", "--stop").returncode == 0 and not alive(served.pid)
+
+    again = rdev("jupyter", "lab")
+    second = started(again)
+    assert "installing" not in again.stdout and not second.reused
+    assert get(second.local, "/api/status", second.token)[0] == 200
+    assert rdev("jupyter", "lab", "--stop").returncode == 0 and not alive(second.pid)

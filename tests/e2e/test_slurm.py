@@ -251,3 +251,28 @@ def test_a_job_whose_node_cannot_be_reached_is_cancelled(home: Path, rdev, slurm
         job = result.stdout.split("submitted Slurm job ")[1].split(".")[0]
         # What this connect submitted is not left holding the GPU.
         assert slurm.wait_state(job, "", "CANCELLED", "COMPLETED") in ("", "CANCELLED", "COMPLETED")
+
+
+def test_jupyter_on_the_jobs_node_is_reached_through_the_login_node_and_stop_ends_both(
+        home: Path, rdev, slurm: SlurmCluster, login: PasswordHost) -> None:
+    """`rdev jupyter hpc` on a Slurm host: Jupyter runs on the node of rdev's job (installed into rdev's
+    environment there, the node's python3 being the system's), Colab's origin is answered through the
+    forward, and `rdev stop hpc` ends Jupyter and the forward before it cancels the job."""
+    from tests.e2e.test_jupyter import COLAB, alive, get, refused, started
+
+    add(rdev, login)
+    assert connect(rdev).returncode == 0
+    [job] = queue(slurm, login)
+    served = started(rdev("jupyter", "hpc"))
+    on_node = ssh_through(home, "hpc", f'cat /proc/{served.pid}/environ | tr "\\0" "\\n" | grep ^SLURM_JOB_ID=')
+    assert on_node.stdout.strip() == f"SLURM_JOB_ID={job}", on_node.stderr  # it runs inside the job
+    status, headers, _ = get(served.local, "/api/status", served.token, origin=COLAB)
+    assert status == 200 and headers.get("Access-Control-Allow-Origin") == COLAB
+
+    stopped = rdev("stop", "hpc")
+    assert stopped.returncode == 0, stopped.stderr
+    lines = stopped.stdout.splitlines()
+    assert lines[0] == f"Stopped Jupyter on hpc (pid {served.pid}); ended the forward from localhost:{served.local}."
+    assert any(f"Cancelled Slurm job {job}" in line for line in lines[1:])
+    assert not alive(served.pid) and refused(served.local)
+    assert not (home / ".ssh" / "rdev" / "jupyter" / "hpc.json").exists()
