@@ -1,9 +1,9 @@
 """The notebook cell's install step against installing rdev the way the cell used to (the whole
 package with the laptop's dependencies), each in a fresh virtual environment, as on a new runtime.
 
-The cell's step is what `rdev colab cell` prints before `colab_side.serve(`: the runtime side it
-carries, written out and imported, and pip installing the tunnel's one package. Both runs use the same pip cache,
-interleaved, and the medians are compared. Target: <= 0.2x.
+The cell's step is what `rdev colab cell` prints to install rdev (bootstrap.cell.install_step): the
+runtime side it carries, written out and imported, and pip installing the tunnel's one package.
+Both runs use the same pip cache, interleaved, and the medians are compared. Target: <= 0.2x.
 
     .venv/bin/python bench/cell.py [--runs N] [--tunnel cloudflared|ngrok]
 """
@@ -26,13 +26,12 @@ from bootstrap import cell  # noqa: E402
 from client_side import colab_cell  # noqa: E402
 
 TARGET = 0.2
-KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA bench@laptop"
 
 
 def install_step(tunnel: str) -> str:
-    """The cell's lines before serve: what a runtime runs to get rdev's runtime side."""
-    text = cell.render(KEY, tunnel, "colab", runtime_zip=colab_cell.runtime_zip())
-    return text.split("server = colab_side.serve(", 1)[0]
+    """The cell's lines before serve (and before the ngrok cell asks for its token): what a runtime runs to
+    get rdev's runtime side."""
+    return cell.install_step(tunnel, colab_cell.runtime_zip())
 
 
 def timed_in_fresh_venv(root: Path, run: list[str]) -> float:

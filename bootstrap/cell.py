@@ -83,6 +83,12 @@ def render(public_key: str, tunnel: str, runtime: str, requirement: str | None =
     )
 
 
+def install_step(tunnel: str, runtime_zip: bytes) -> str:
+    """The cell's lines that make rdev's runtime side importable and install its tunnel's package: what a
+    new runtime runs before it serves (bench/cell.py times them), runnable on their own."""
+    return "import subprocess, sys\n" + _install_lines(_sections(), tunnel, None, runtime_zip, None)
+
+
 def _install_lines(sections: dict[str, str], tunnel: str, requirement: str | None, runtime_zip: bytes | None,
                    editor_server: str | None) -> str:
     """The lines that make colab_side importable; the editor's server starts downloading as soon as it is,

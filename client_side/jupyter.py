@@ -36,6 +36,8 @@ from client_side.locking import setting_up
 # Starting may install jupyter_server with pip first (the helper allows that 15 minutes).
 START_TIMEOUT = 1200.0
 STOP_TIMEOUT = 120.0
+# rdev remove and rdev stop have their own work to do: a host that does not answer soon is given up.
+END_WITH_HOST_TIMEOUT = 30.0
 FORWARD_TIMEOUT = 30.0
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{32,128}")
 
@@ -90,14 +92,14 @@ def start(name: str, *, python: str | None, port: int | None, say: Say) -> None:
         f"forward), 'rdev jupyter {name} --stop' ends it.")
 
 
-def stop(name: str, *, python: str | None, say: Say) -> None:
+def stop(name: str, *, python: str | None, say: Say, timeout: float = STOP_TIMEOUT) -> None:
     """End NAME's Jupyter server and this laptop's forward to it, and say what was stopped."""
     name = _known(name)
     with setting_up(name):
         forward = _load(name)
         if forward is not None:
             _unforward(name, forward)
-        answer = _helper(name, "stop", python or (forward.python if forward else None), "", say, STOP_TIMEOUT)
+        answer = _helper(name, "stop", python or (forward.python if forward else None), "", say, timeout)
         _record(name).unlink(missing_ok=True)
     stopped = answer.get("stopped")
     server = f"Stopped Jupyter on {name} (pid {stopped})" if stopped else f"No Jupyter server of rdev's ran on {name}"
@@ -117,7 +119,7 @@ def end_with_host(name: str) -> str | None:
         return None
     said: list[str] = []
     try:
-        stop(name, python=None, say=said.append)
+        stop(name, python=None, say=said.append, timeout=END_WITH_HOST_TIMEOUT)
     except RdevError as err:
         _unforward(name, forward)
         _record(name).unlink(missing_ok=True)

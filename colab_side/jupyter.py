@@ -218,7 +218,7 @@ def start(token: str, install: bool) -> dict:
         if saved and answers(int(server["port"]), saved):
             return {**server, "token": saved, "reused": True, "asked": sys.executable}
         end(server)  # ours, but its token is lost or it does not answer: a new one replaces it
-    python = python_for_jupyter(state_dir(), install, say=lambda words: _emit({"say": words}))
+    python = python_for_jupyter(state_dir().parent, install, say=lambda words: _emit({"say": words}))
     atomic_write(state_dir() / "token", token.encode() + b"\n", 0o600)
     try:
         for _ in range(_PORT_ATTEMPTS):

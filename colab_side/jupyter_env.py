@@ -3,24 +3,33 @@
 The host's own python3 gets jupyter_server and ipykernel with `pip install --user` (into its
 environment if it is a virtual one). Where pip cannot do that — the system manages that Python's
 packages (PEP 668: Debian 12, Ubuntu 23.04 and later, what school servers increasingly run) or it has
-no pip — they go into a virtual environment of rdev's in the host's state folder, made once and used
-from then on. A Python the user named is never installed into: the user gets the command instead.
+no pip — they go into a virtual environment of rdev's, made once and used from then on. It sees the
+system's packages (torch installed by the admins stays importable in the notebook), and it is one per
+Python version and machine, not per host, so that cluster nodes sharing a home share it too. A
+Python the user named is never installed into: the user gets the command instead.
 Standard library only, Python 3.8+.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import importlib.util
+import os
+import platform
 import shutil
 import subprocess
 import sys
 import sysconfig
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 # The server, and the Python kernel that Colab and VS Code start in it.
 NEEDED = ("jupyter_server", "ipykernel")
-INSTALL_TIMEOUT = 900.0
+# Together well within the laptop's wait for a start (client_side.jupyter.START_TIMEOUT, 1200 s).
+VENV_TIMEOUT = 300.0
+PIP_TIMEOUT = 600.0
+IMPORT_TIMEOUT = 120.0
 
 
 class Failure(Exception):
@@ -32,8 +41,8 @@ class Failure(Exception):
         self.fix = fix
 
 
-def python_for_jupyter(state: Path, install: bool, say: Callable[[str], None]) -> str:
-    """The Python to run Jupyter with: this one if it has Jupyter, else rdev's environment in `state` if
+def python_for_jupyter(root: Path, install: bool, say: Callable[[str], None]) -> str:
+    """The Python to run Jupyter with: this one if it has Jupyter, else rdev's environment under `root` if
     made before; else, when `install`, this one or a new environment of rdev's after installing Jupyter."""
     missing = [module for module in NEEDED if importlib.util.find_spec(module) is None]
     if not missing:
@@ -42,30 +51,47 @@ def python_for_jupyter(state: Path, install: bool, say: Callable[[str], None]) -
     if not install:
         raise Failure(f"{sys.executable} has no {' or '.join(missing)}",
                       f"install them there ('{sys.executable} -m pip install {wanted}') and run again.")
-    env = state / "env"
+    env = env_folder(root)
     env_python = env / "bin" / "python"
-    if env_python.exists() and _imports(str(env_python)):
-        return str(env_python)
     in_venv = sys.prefix != sys.base_prefix  # a venv has no user space of its own: pip refuses --user there
-    if importlib.util.find_spec("pip") is not None and (in_venv or not _system_managed()):
+    has_pip = importlib.util.find_spec("pip") is not None
+    if has_pip and (in_venv or not _system_managed()):
         where = "into its environment" if in_venv else "for your user (pip install --user)"
         say(f"{sys.executable} has no {' or '.join(missing)}; installing {wanted} {where}, once.")
-        _pip(sys.executable, [*([] if in_venv else ["--user"])], missing)
+        _pip(sys.executable, [*([] if in_venv else ["--user"])], missing, _venv_fix())
         # A user site folder that did not exist when this Python started is not on its path: ask a new one.
         if not _imports(sys.executable):
             raise Failure(f"{wanted} were installed but {sys.executable} does not find them", _venv_fix())
         return sys.executable
-    why = "the system manages its packages (PEP 668)" if importlib.util.find_spec("pip") else "it has no pip"
-    say(f"{sys.executable} has no {' or '.join(missing)} and {why}: installing {' '.join(NEEDED)} into a virtual "
-        f"environment of rdev's ({env}), once.")
-    _make_env(env)
-    _pip(str(env_python), [], list(NEEDED))
+    with _building(env):  # hosts that share this home may get here at once
+        if env_python.exists() and _imports(str(env_python)):
+            return str(env_python)
+        why = "it has no pip" if not has_pip else "the system manages its packages (PEP 668)"
+        say(f"{sys.executable} has no {' or '.join(missing)} and {why}: installing {' '.join(NEEDED)} into a "
+            f"virtual environment of rdev's ({env}), once.")
+        _make_env(env)
+        _pip(str(env_python), [], list(NEEDED), f"check the host's internet access and free space in {env.parent}, "
+             "then run again; or pass --python with a Python that has them.")
     return str(env_python)
 
 
+def env_folder(root: Path) -> Path:
+    """rdev's environment for this Python version on this kind of machine."""
+    return root / f"env-{sys.version_info[0]}.{sys.version_info[1]}-{platform.machine() or 'unknown'}"
+
+
+@contextlib.contextmanager
+def _building(env: Path) -> Iterator[None]:
+    fd = os.open(str(env.parent / f"{env.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def _imports(python: str) -> bool:
-    check = subprocess.run([python, "-c", f"import {', '.join(NEEDED)}"], stdin=subprocess.DEVNULL,
-                           capture_output=True, timeout=120)
+    check = _run([python, "-c", f"import {', '.join(NEEDED)}"], IMPORT_TIMEOUT, f"checking {python}'s Jupyter")
     return check.returncode == 0
 
 
@@ -81,25 +107,35 @@ def _venv_fix() -> str:
 
 def _make_env(env: Path) -> None:
     shutil.rmtree(env, ignore_errors=True)  # a half-made one from an interrupted run
-    made = subprocess.run([sys.executable, "-m", "venv", str(env)], stdin=subprocess.DEVNULL, capture_output=True,
-                          text=True, timeout=INSTALL_TIMEOUT)
+    made = _run([sys.executable, "-m", "venv", "--system-site-packages", str(env)], VENV_TIMEOUT,
+                "making rdev's virtual environment")
     if made.returncode != 0:
         shutil.rmtree(env, ignore_errors=True)
-        raise Failure(f"{sys.executable} cannot make a virtual environment (on Debian and Ubuntu its python3-venv "
-                      "package is missing)", "ask for python3-venv there, or pass --python with a Python that has "
+        if "ensurepip" in made.stdout + made.stderr:
+            raise Failure(f"{sys.executable} cannot make a virtual environment (on Debian and Ubuntu its python3-venv "
+                          "package is missing)", "ask for python3-venv there, or pass --python with a Python that has "
+                          f"{' and '.join(NEEDED)}.")
+        raise Failure(f"{sys.executable} could not make a virtual environment in {env} ({_last_line(made)})",
+                      "fix that (free space? quota?) and run again, or pass --python with a Python that has "
                       f"{' and '.join(NEEDED)}.")
 
 
-def _pip(python: str, options: list[str], packages: list[str]) -> None:
+def _pip(python: str, options: list[str], packages: list[str], fix: str) -> None:
     wanted = " ".join(packages)
-    command = [python, "-m", "pip", "install", "--disable-pip-version-check", "-q", *options, *packages]
-    try:
-        result = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                timeout=INSTALL_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        raise Failure(f"installing {wanted} did not finish within {INSTALL_TIMEOUT:.0f} s",
-                      "check the host's internet access and run again.") from None
+    result = _run([python, "-m", "pip", "install", "--disable-pip-version-check", "-q", *options, *packages],
+                  PIP_TIMEOUT, f"installing {wanted}")
     if result.returncode != 0:
-        said = (result.stderr + result.stdout).strip()
-        last = said.splitlines()[-1] if said else f"pip exited with status {result.returncode}"
-        raise Failure(f"installing {wanted} failed ({last})", _venv_fix())
+        raise Failure(f"installing {wanted} failed ({_last_line(result)})", fix)
+
+
+def _run(argv: list[str], timeout: float, doing: str) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise Failure(f"{doing} did not finish within {timeout:.0f} s",
+                      "check the host's internet access and load, then run again.") from None
+
+
+def _last_line(result: subprocess.CompletedProcess) -> str:
+    said = (result.stderr + result.stdout).strip()
+    return said.splitlines()[-1] if said else f"exit status {result.returncode}"

@@ -35,9 +35,10 @@ _STARTED: dict[tuple[Path, str], subprocess.Popen] = {}
 
 def in_background(text: str, log: Path) -> subprocess.Popen:
     """Fetch `text` in a process of its own, its line written to `log`: it must not hold anything up, and
-    it must finish even when the process that started it ends. Started once per `log` and `text`."""
+    it must finish even when the process that started it ends. A fetch of the same `text` to the same
+    `log` that runs or succeeded is reused; one that failed (a network blip) is tried again."""
     child = _STARTED.get((log, text))
-    if child is None:
+    if child is None or child.poll() not in (None, 0):
         env = {**without_secrets(dict(os.environ)), "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         with open(log, "wb") as out:
             child = subprocess.Popen([sys.executable, "-m", "colab_side.prefetch", text], stdin=subprocess.DEVNULL,

@@ -7,7 +7,6 @@ import os
 import pwd
 import socket
 import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor

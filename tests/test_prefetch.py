@@ -71,3 +71,22 @@ def test_specs_not_as_rdev_writes_them_are_refused(text: str) -> None:
 @pytest.mark.parametrize(("machine", "arch"), [("x86_64", "x64"), ("aarch64", "arm64"), ("armv7l", None)])
 def test_architectures(machine: str, arch: str | None) -> None:
     assert editor_servers.arch(machine) == arch
+
+
+def test_a_background_fetch_is_reused_unless_it_failed(home: Path, downloads: Downloads,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cell's early fetch and serve's share one process; a fetch that failed (a network blip) is
+    tried again by the next caller, as each serve used to."""
+    spec = "code:stable:" + "6" * 40
+    log = home / "editor-server.log"
+    monkeypatch.setenv(editor_servers.BASE_VARIABLE, "http://127.0.0.1:9")
+    failed = prefetch.in_background(spec, log)
+    assert failed.wait(timeout=60) == 1 and "not fetched" in log.read_text()
+    monkeypatch.setenv(editor_servers.BASE_VARIABLE, downloads.url)
+    retried = prefetch.in_background(spec, log)
+    assert retried is not failed
+    assert prefetch.in_background(spec, log) is retried  # running or done: the same one
+    assert retried.wait(timeout=60) == 0 and "is ready in ~/.vscode-server" in log.read_text()
+    assert prefetch.in_background(spec, log) is retried
+    assert sorted(downloads.requests) == [f"/commit:{'6' * 40}/cli-alpine-x64/stable",
+                                          f"/commit:{'6' * 40}/server-linux-x64/stable"]

@@ -105,7 +105,11 @@ def banner_by_hand(home: Path, proxy: ColabProxy) -> list[str]:
     finally:
         timer.cancel()
         process.terminate()
-        _, stderr = process.communicate(timeout=30)
+        try:
+            _, stderr = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, stderr = process.communicate()
     slot_free(proxy)
     assert lines[:2] == ["", f"[colab] A new version of Colab CLI is available: {NEWER} (current: 0.7.5)"], \
         (lines, stderr)

@@ -286,20 +286,24 @@ def test_a_school_server_whose_python_the_system_manages_gets_jupyter_in_an_envi
     state folder; the next start uses that environment without installing again."""
     assert rdev("add", "lab", "--host", "127.0.0.1", "--port", str(host.port), "--user", host.user).returncode == 0
     assert rdev("connect", "lab", "--password-stdin", "--no-open", input=PASSWORD + "\n").returncode == 0
-    managed = subprocess.run(["ssh", "-F", str(home / ".ssh" / "config"), "lab", "python3", "-c",
-                              shlex.quote("import sys, sysconfig, os; print(sys.executable, os.path.exists("
-                                          "os.path.join(sysconfig.get_path('stdlib'), 'EXTERNALLY-MANAGED')))")],
+    probe = ("import os, platform, sys, sysconfig; print(sys.executable, os.path.exists(os.path.join("
+             "sysconfig.get_path('stdlib'), 'EXTERNALLY-MANAGED')), 'env-%d.%d-%s' % (sys.version_info[:2] + "
+             "(platform.machine(),)))")
+    managed = subprocess.run(["ssh", "-F", str(home / ".ssh" / "config"), "lab", "python3", "-c", shlex.quote(probe)],
                              capture_output=True, text=True, timeout=60)
-    if managed.stdout.split()[-1:] != ["True"]:
+    python, marker, env_name = managed.stdout.split()
+    if marker != "True":
         pytest.skip(f"the host's python3 is not managed by the system here ({managed.stdout.strip()})")
 
     first = rdev("jupyter", "lab")
     served = started(first)
-    env = host.home / ".rdev" / "jupyter" / state_dir().name / "env"
-    assert (f"lab: {managed.stdout.split()[0]} has no jupyter_server or ipykernel and the system manages its "
+    env = host.home / ".rdev" / "jupyter" / env_name
+    assert (f"lab: {python} has no jupyter_server or ipykernel and the system manages its "
             f"packages (PEP 668): installing jupyter_server ipykernel into a virtual environment of rdev's ({env}), "
             "once.") in first.stdout
     assert f"{env}/bin/python" in first.stdout
+    # It sees the system's packages, as the host's python3 does (the admins' torch, here Debian's apt_pkg).
+    assert "include-system-site-packages = true" in (env / "pyvenv.cfg").read_text()
     status, headers, _ = get(served.local, "/api/status", served.token, origin=COLAB)
     assert status == 200 and headers.get("Access-Control-Allow-Origin") == COLAB
     assert run_code(served.local, served.token, "1+1") == "2"
