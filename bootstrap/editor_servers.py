@@ -5,9 +5,10 @@ The laptop names its editor, quality and commit as one word, `code:stable:COMMIT
 which knows its own machine, turns that into downloads for its architecture and home. VS Code
 and Insiders (Microsoft's Remote-SSH, exec-server mode, its default) look for their CLI at
 `~/.vscode-server/code-COMMIT` and the server in `~/.vscode-server/cli/servers/Stable-COMMIT/server`.
-Not fetched ahead: VSCodium, whose download is named by a release number that `codium --version`
-does not print (and whose naming changed at 1.99); Cursor and Windsurf, whose layout has no
-public account.
+VSCodium (open-remote-ssh) looks in `~/.vscodium-server/bin/COMMIT`; its download is named by a
+release only the laptop's product.json knows, so the laptop sends the URL as open-remote-ssh makes
+it, `codium:stable:COMMIT:URL`, with `${os}` and `${arch}` left for the runtime. Not fetched ahead:
+Cursor and Windsurf, whose layout has no public account.
 """
 
 from __future__ import annotations
@@ -20,19 +21,24 @@ from bootstrap.validate import InvalidValue
 # A mirror (or the tests' stand-in) in place of the editors' own download servers.
 BASE_VARIABLE = "RDEV_EDITOR_DOWNLOADS"
 _COMMIT = re.compile(r"[0-9a-f]{40}")
+# A VSCodium download as the laptop sends it: https, nothing a shell, a cell literal or a URL parser
+# could take apart, and only the runtime's two placeholders left.
+_CODIUM_URL = re.compile(r"https://[A-Za-z0-9.-]+(?:/(?:[A-Za-z0-9._~%+-]|\$\{os\}|\$\{arch\})*)+")
 _ARCH = {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64", "arm64": "arm64"}
 
 
 @dataclass(frozen=True)
 class Spec:
-    """The editor whose server to fetch: `code`, of quality stable (VS Code) or insider (Insiders)."""
+    """The editor whose server to fetch: `code`, of quality stable (VS Code) or insider (Insiders), or
+    `codium` (VSCodium) with its download `url`."""
 
     editor: str
     quality: str
     commit: str
+    url: str | None = None
 
     def text(self) -> str:
-        return f"{self.editor}:{self.quality}:{self.commit}"
+        return ":".join([self.editor, self.quality, self.commit, *([self.url] if self.url else [])])
 
 
 @dataclass(frozen=True)
@@ -50,9 +56,13 @@ class Download:
 
 def parse(text: str) -> Spec:
     editor, _, rest = text.partition(":")
-    quality, _, commit = rest.partition(":")
-    spec = Spec(editor, quality, commit)
-    if not _COMMIT.fullmatch(commit) or editor != "code" or quality not in ("stable", "insider"):
+    quality, _, rest = rest.partition(":")
+    commit, _, url = rest.partition(":")
+    spec = Spec(editor, quality, commit, url or None)
+    code = editor == "code" and quality in ("stable", "insider") and not url
+    codium = editor == "codium" and quality == "stable" and len(url) < 400 and _CODIUM_URL.fullmatch(url) \
+        and "${arch}" in url
+    if not _COMMIT.fullmatch(commit) or not (code or codium):
         raise InvalidValue(f"The editor server {text!r} is not EDITOR:QUALITY:COMMIT as rdev writes it "
                            "(e.g. code:stable:<40 hex digits>).")
     return spec
@@ -64,7 +74,15 @@ def arch(machine: str) -> str | None:
 
 
 def downloads(spec: Spec, machine_arch: str, base: str | None = None) -> list[Download]:
+    """What to fetch for `spec` on a Linux (glibc) machine of `machine_arch`; `base` replaces the
+    download server's scheme and host (a mirror, or the tests' stand-in)."""
     commit = spec.commit
+    if spec.editor == "codium" and spec.url:
+        url = spec.url.replace("${os}", "linux").replace("${arch}", machine_arch)
+        if base:
+            url = base.rstrip("/") + "/" + url.split("/", 3)[3]
+        # A flat archive (entries start with ./), unpacked as `tar --strip-components 1` would.
+        return [Download(url, f".vscodium-server/bin/{commit}")]
     host = base or "https://update.code.visualstudio.com"
     stable = spec.quality == "stable"
     folder, cli, servers = (".vscode-server", "code", "Stable") if stable else \

@@ -6,7 +6,7 @@ host without internet). Here it is fetched while sshd starts, into the very plac
 a folder that exists as installed, so a half-unpacked one must never bear the name. A failure is
 one line and changes nothing else: the editor then fetches it itself, as without rdev.
 
-    python -m colab_side.prefetch code:stable:COMMIT [MIRROR]
+    python -m colab_side.prefetch code:stable:COMMIT|codium:stable:COMMIT:URL [MIRROR]
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def in_background(text: str, log: Path) -> subprocess.Popen:
 
 
 def fetch(text: str, home: Path | None = None, base: str | None = None) -> str:
-    """Fetch what `text` (EDITOR:QUALITY:COMMIT) names; one line saying what happened."""
+    """Fetch what `text` (EDITOR:QUALITY:COMMIT[:URL]) names; one line saying what happened."""
     try:
         spec = editor_servers.parse(text)
     except InvalidValue as err:
@@ -58,12 +58,23 @@ def fetch(text: str, home: Path | None = None, base: str | None = None) -> str:
     machine = editor_servers.arch(platform.machine())
     if machine is None:
         return f"Editor server: not fetched (no server is built for {platform.machine()}); the editor says so itself."
+    if _alpine():
+        return "Editor server: not fetched (Alpine needs the editors' musl builds); the editor downloads it itself."
     try:
         for download in editor_servers.downloads(spec, machine, base):
             _install(download, home)
     except (OSError, tarfile.TarError, ValueError) as err:
         return f"Editor server: not fetched ({_reason(err)}); the editor downloads it itself on first connect."
     return f"Editor server: {spec.editor} {spec.commit[:10]} is ready in ~/{Path(download.dest).parts[0]}."
+
+
+def _alpine() -> bool:
+    """Alpine's musl cannot run the glibc builds rdev fetches; the editors pick their own there."""
+    try:
+        release = Path("/etc/os-release").read_text(errors="replace")
+    except OSError:
+        return False
+    return any(line.strip().replace('"', "").replace("'", "") == "ID=alpine" for line in release.splitlines())
 
 
 def _reason(err: Exception) -> str:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import pytest
 
 if TYPE_CHECKING:
+    from client_side.editor import Editor
     from tests.stand_ins.downloads import Downloads
 
 REPO = Path(__file__).resolve().parent.parent
@@ -106,6 +107,21 @@ def editor_standin(home: Path, monkeypatch: pytest.MonkeyPatch, name: str = "cod
     monkeypatch.setenv("RDEV_STANDIN_DIR", str(records))
     monkeypatch.setenv("RDEV_STANDIN_EXTENSIONS", ",".join(extensions))
     return script, records / "editor-calls.jsonl"
+
+
+def vscodium_standin(home: Path, monkeypatch: pytest.MonkeyPatch, **product: object) -> Editor:
+    """A VSCodium install as its Linux package lays it out: <app>/bin/codium, <app>/resources/app/product.json."""
+    from client_side.editor import BY_NAME, Editor
+
+    commit = "c" * 40  # tests.stand_ins.downloads.Downloads.codium_commit
+    monkeypatch.setenv("RDEV_STANDIN_COMMIT", commit)
+    launcher, _ = editor_standin(home, monkeypatch, name="codium", extensions=("jeanp413.open-remote-ssh",))
+    fields = {"commit": commit, "quality": "stable", "release": "25017", "serverDataFolderName": ".vscodium-server",
+              "serverApplicationName": "codium-server", **product}
+    app = launcher.parent.parent / "resources" / "app"
+    app.mkdir(parents=True)
+    (app / "product.json").write_text(json.dumps({k: v for k, v in fields.items() if v is not None}))
+    return Editor(BY_NAME["codium"], str(launcher))
 
 
 def editor_calls(record: Path) -> list[dict]:

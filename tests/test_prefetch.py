@@ -34,6 +34,21 @@ def test_insiders_has_its_own_folders(tmp_path: Path, downloads: Downloads) -> N
     assert downloads.requests[0] == f"/commit:{COMMIT}/server-linux-x64/insider"
 
 
+def test_vscodium_server_lands_where_open_remote_ssh_looks(tmp_path: Path, downloads: Downloads) -> None:
+    commit = downloads.codium_commit
+    url = ("https://github.com/VSCodium/vscodium/releases/download/1.96.4.25017/vscodium-reh-${os}-${arch}-"
+           "1.96.4.25017.tar.gz")
+    line = prefetch.fetch(f"codium:stable:{commit}:{url}", tmp_path, downloads.url)
+    assert line == f"Editor server: codium {commit[:10]} is ready in ~/.vscodium-server."
+    assert downloads.requests == ["/VSCodium/vscodium/releases/download/1.96.4.25017/vscodium-reh-linux-x64-"
+                                  "1.96.4.25017.tar.gz"]
+    server = tmp_path / ".vscodium-server" / "bin" / commit
+    # open-remote-ssh's test for "installed": $SERVER_DIR/bin/codium-server is a file
+    assert (server / "bin" / "codium-server").stat().st_mode & 0o111
+    assert sorted(p.name for p in server.iterdir()) == ["bin", "node", "product.json"]
+    assert not list((tmp_path / ".vscodium-server").rglob(".rdev-fetch-*"))
+
+
 def test_a_server_already_there_is_left_alone(tmp_path: Path, downloads: Downloads) -> None:
     server = tmp_path / ".vscode-server" / "cli" / "servers" / f"Stable-{COMMIT}" / "server"
     server.mkdir(parents=True)
@@ -62,7 +77,15 @@ def test_an_archive_that_would_write_outside_its_folder_is_refused(tmp_path: Pat
 
 
 @pytest.mark.parametrize("text", ["code:stable:abc", "code:nightly:" + COMMIT, "cursor:stable:" + COMMIT,
-                                  "codium:1.96.4.25017:" + COMMIT, "", "code:stable:" + COMMIT + ";rm"])
+                                  "codium:1.96.4.25017:" + COMMIT, "", "code:stable:" + COMMIT + ";rm",
+                                  "codium:stable:" + COMMIT, "code:stable:" + COMMIT + ":https://x.org/${arch}",
+                                  "codium:stable:" + COMMIT + ":http://x.org/${arch}",
+                                  "codium:stable:" + COMMIT + ":https://x.org/a.tar.gz",
+                                  "codium:stable:" + COMMIT + ":https://x.org/${arch};rm",
+                                  "codium:stable:" + COMMIT + ":https://x.org/${version}-${arch}",
+                                  "codium:stable:" + COMMIT + ":https://evil.org@x.org/${arch}",
+                                  "codium:stable:" + COMMIT + ":https://x.org/${arch}?a=1",
+                                  "codium:stable:" + COMMIT + ":https://x.org/" + "a" * 400 + "${arch}"])
 def test_specs_not_as_rdev_writes_them_are_refused(text: str) -> None:
     with pytest.raises(InvalidValue):
         editor_servers.parse(text)

@@ -62,3 +62,23 @@ def test_a_password_host_fetches_the_editor_server_before_the_editor_opens(home:
     server = host.home / ".vscode-server" / "cli" / "servers" / f"Stable-{COMMIT}" / "server"
     assert (server / "bin" / "code-server").exists() and server.owner() == host.user  # the user's own, in their home
     assert editor_calls(record)[-1]["argv"][:2] == ["--remote", "ssh-remote+lab"]
+
+
+def test_a_password_host_fetches_vscodiums_server_where_open_remote_ssh_looks(home: Path, rdev, host,
+                                                                              downloads: Downloads,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import vscodium_standin
+    from tests.stand_ins.login_host import PASSWORD
+
+    codium = vscodium_standin(home, monkeypatch)
+    monkeypatch.setenv("RDEV_EDITOR", codium.path)
+    monkeypatch.setenv("RDEV_EDITOR_DOWNLOADS", downloads.url)
+    assert rdev("add", "lab", "--host", "127.0.0.1", "--port", str(host.port), "--user", host.user).returncode == 0
+    result = rdev("connect", "lab", "--password-stdin", input=PASSWORD + "\n")
+    assert result.returncode == 0, result.stderr
+    commit = downloads.codium_commit
+    assert f"Editor server: codium {commit[:10]} is ready in ~/.vscodium-server." in result.stdout.splitlines()
+    assert downloads.requests == ["/VSCodium/vscodium/releases/download/1.99.0.25017/vscodium-reh-linux-x64-"
+                                  "1.99.0.25017.tar.gz"]
+    server = host.home / ".vscodium-server" / "bin" / commit / "bin" / "codium-server"
+    assert server.exists() and server.owner() == host.user

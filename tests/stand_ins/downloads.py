@@ -1,7 +1,7 @@
 """A stand-in for the editors' download servers (update.code.visualstudio.com and VSCodium's GitHub
 releases), on loopback: the same paths, archives laid out as the real ones are (a top folder
 `vscode-server-linux-x64/` holding `bin/code-server`, `node`, `product.json`; the CLI as one file
-`code`), and, for the benchmark, a rate limit."""
+`code`; VSCodium's flat, its entries starting with `./`), and, for the benchmark, a rate limit."""
 
 from __future__ import annotations
 
@@ -26,6 +26,13 @@ def server_archive(commit: str, padding: int = 0, top: str = "vscode-server-linu
     return _tar(files, executable=("code-server", "node"))
 
 
+def codium_archive(commit: str) -> bytes:
+    """VSCodium's server tarball, made with `tar czf ... .` from inside its build folder."""
+    return _tar({"./bin/codium-server": f"#!/bin/sh\necho {commit}\n".encode(), "./node": b"#!/bin/sh\necho v20\n",
+                 "./product.json": f'{{"commit": "{commit}", "quality": "stable"}}'.encode()},
+                executable=("codium-server", "node"))
+
+
 def cli_archive(name: str = "code") -> bytes:
     """The CLI's tarball: one file, `code` (`code-insiders` for Insiders)."""
     return _tar({name: b"#!/bin/sh\necho code cli\n"}, executable=(name,))
@@ -43,7 +50,10 @@ def _tar(files: dict[str, bytes], executable: tuple[str, ...]) -> bytes:
 
 
 class Downloads:
-    """Serves VS Code's server and CLI for any commit; counts requests; `rate` in bytes per second."""
+    """Serves VS Code's server and CLI for any commit, and VSCodium's server (of `codium_commit`: its URL
+    names a release, not a commit) for any release; counts requests; `rate` in bytes per second."""
+
+    codium_commit = "c" * 40
 
     def __init__(self, padding: int = 0, rate: float | None = None) -> None:
         self.requests: list[str] = []
@@ -72,6 +82,10 @@ class Downloads:
 
     @functools.lru_cache(maxsize=8)  # noqa: B019 (one stand-in per test; the filler is made once)
     def answer(self, path: str) -> bytes | None:
+        codium = re.fullmatch(r"/VSCodium/vscodium/releases/download/([0-9.]+)/vscodium-reh-linux-(x64|arm64)-\1\.tar\.gz",
+                              path)
+        if codium:
+            return codium_archive(self.codium_commit)
         found = re.fullmatch(r"/commit:([0-9a-f]{40})/(server-linux|cli-alpine)-(x64|arm64)/(stable|insider)", path)
         if not found:
             return None
