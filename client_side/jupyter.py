@@ -33,7 +33,7 @@ from colab_side.jupyter import answers
 from client_side.errors import BadInput, RdevError
 from client_side.locking import setting_up
 
-# Starting may install jupyter_server with pip first (the helper allows that 15 minutes).
+# Starting may install Jupyter first (colab_side.jupyter_env gives that up well within this).
 START_TIMEOUT = 1200.0
 STOP_TIMEOUT = 120.0
 # rdev remove and rdev stop have their own work to do: a host that does not answer soon is given up.
@@ -107,9 +107,9 @@ def stop(name: str, *, python: str | None, say: Say, timeout: float = STOP_TIMEO
 
 
 def end_with_host(name: str) -> str | None:
-    """For `rdev remove NAME`, before NAME leaves the config: end the Jupyter server rdev started there and
-    this laptop's forward to it, which nothing could reach by that name afterwards. What happened, in a
-    line; None when rdev kept no Jupyter for NAME."""
+    """For `rdev remove NAME` (before NAME leaves the config, when nothing could reach it by that name)
+    and `rdev stop NAME` (before its runtime or job ends): end the Jupyter server rdev started there and
+    this laptop's forward to it. What happened, in a line; None when rdev kept no Jupyter for NAME."""
     try:
         forward = _load(name)
     except RdevError:

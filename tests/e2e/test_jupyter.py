@@ -19,7 +19,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -69,26 +68,27 @@ def get(port: int, path: str, token: str | None = None, origin: str | None = Non
 
 
 def run_code(port: int, token: str, code: str) -> str:
-    """Start a kernel through the REST API and run `code` over its websocket, as Colab's page does."""
+    """Start a kernel through the REST API and run `code` over its websocket, as Colab's page does: the
+    messages are jupyter_client's, sent on the channel Jupyter's server bridges to the kernel."""
+    from jupyter_client.jsonutil import json_default
+    from jupyter_client.session import Session
     from websockets.sync.client import connect
 
     request = urllib.request.Request(f"http://127.0.0.1:{port}/api/kernels", data=b"{}", method="POST",
                                      headers={"Authorization": f"token {token}", "Content-Type": "application/json"})
     with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request, timeout=60) as response:
         kernel = json.loads(response.read())["id"]
-    session, msg_id = uuid.uuid4().hex, uuid.uuid4().hex
-    message = {"header": {"msg_id": msg_id, "msg_type": "execute_request", "session": session, "username": "test",
-                          "version": "5.3", "date": ""},
-               "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-               "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
-                           "allow_stdin": False, "stop_on_error": True}}
-    with connect(f"ws://127.0.0.1:{port}/api/kernels/{kernel}/channels?session_id={session}", origin=COLAB,
+    session = Session(username="test")
+    message = {**session.msg("execute_request", {"code": code, "silent": False, "store_history": False,
+                                                 "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}),
+               "channel": "shell", "buffers": []}
+    with connect(f"ws://127.0.0.1:{port}/api/kernels/{kernel}/channels?session_id={session.session}", origin=COLAB,
                  additional_headers={"Authorization": f"token {token}"}, proxy=None, open_timeout=30) as channel:
-        channel.send(json.dumps(message))
+        channel.send(json.dumps(message, default=json_default))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             reply = json.loads(channel.recv(timeout=60))
-            if reply.get("parent_header", {}).get("msg_id") == msg_id and reply["msg_type"] == "execute_result":
+            if reply.get("parent_header", {}).get("msg_id") == message["msg_id"] and reply["msg_type"] == "execute_result":
                 return reply["content"]["data"]["text/plain"]
     raise AssertionError("the kernel gave no execute_result")
 
