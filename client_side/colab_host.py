@@ -54,7 +54,8 @@ def prepare(name: str, *, session: str | None, gpu: str | None, colab: str | Non
         say(f"Colab session {session} now runs a new runtime; rdev pins its host key.")
     opener = _Opener(name=name, repin=repin, failures=colab_cli.failures(session), say=say)
     return Prepared(entry=entry, host_keys=() if repin else None, admit=opener.admit,
-                    done=f"ssh works through Colab's proxy (session {session})", failures=opener.failures)
+                    done=f"ssh works through Colab's proxy (session {session})", failures=opener.failures,
+                    prefetch=True)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import pytest
 
 from client_side import known_hosts
 from tests.conftest import editor_calls, editor_standin, snapshot, ssh_through, standin
+from tests.stand_ins.downloads import Downloads
 from tests.stand_ins.colab_runtime import (SESSION, ColabProxy, Runtime, colab_binary, quiet_settings, remove_session,
                                           write_session)
 
@@ -52,12 +53,20 @@ def connect(rdev, *args: str, input: str | None = None) -> subprocess.CompletedP
 
 
 def test_from_nothing_to_the_editor_on_content(home: Path, rdev, proxy: ColabProxy, runtime: Runtime,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+                                               downloads: Downloads, monkeypatch: pytest.MonkeyPatch) -> None:
     editor, record = editor_standin(home, monkeypatch)
     monkeypatch.setenv("RDEV_EDITOR", str(editor))
+    monkeypatch.setenv("RDEV_STANDIN_COMMIT", "7" * 40)
+    monkeypatch.setenv("RDEV_EDITOR_DOWNLOADS", downloads.url)
     result = connect(rdev, "--colab-session", SESSION)
     assert result.returncode == 0, result.stderr
     assert "ssh works through Colab's proxy (session s1)" in result.stdout
+    # The editor's server is on the runtime before the editor connects, fetched over the same one WebSocket.
+    lines = result.stdout.splitlines()
+    fetched = lines.index(f"Editor server: code {'7' * 10} is ready in ~/.vscode-server.")
+    assert fetched < next(i for i, line in enumerate(lines) if line.startswith("Opened: "))
+    assert (runtime.home / ".vscode-server" / "cli" / "servers" / f"Stable-{'7' * 40}" / "server" / "node").exists()
+    assert proxy.accepted == 1
     assert f"Pinned colab's host key {known_hosts.fingerprint(runtime.host_key())}" in result.stdout
     assert editor_calls(record)[-1]["argv"] == ["--remote", "ssh-remote+colab", "/content"]
     assert known_hosts.pinned("colab") == [runtime.host_key()]
