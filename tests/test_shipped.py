@@ -5,10 +5,14 @@ argv, the module's exit status comes back and the temporary file goes."""
 from __future__ import annotations
 
 import io
+import os
 import shlex
+import shutil
 import subprocess
 import zipfile
 from pathlib import Path
+
+import pytest
 
 from client_side import shipped
 
@@ -55,3 +59,24 @@ def test_the_zip_holds_the_runtime_side_only() -> None:
     assert {name.split("/")[0] for name in names} == set(shipped.RUNTIME_PACKAGES)
     assert "colab_side/jupyter.py" in names and "bootstrap/editor_servers.py" in names
     assert shipped.runtime_zip() == shipped.runtime_zip()  # same code, same bytes: the cell names it by content
+
+
+def test_every_runtime_module_imports_from_the_zip_under_python_3_8(tmp_path: Path) -> None:
+    """The hosts' oldest Python rdev promises: Ubuntu 20.04's school servers run 3.8."""
+    # On PATH, or one pyenv installed (its shim answers only for the selected versions).
+    pyenv = sorted(Path(os.environ.get("PYENV_ROOT", "/nonexistent")).glob("versions/3.8*/bin/python3.8"))
+    found = [python for python in [shutil.which("python3.8"), *map(str, pyenv)]
+             if python and subprocess.run([python, "--version"], capture_output=True).returncode == 0]
+    if not found:
+        pytest.skip("no Python 3.8 on this machine")
+    python = found[0]
+    archive = tmp_path / "runtime.zip"
+    archive.write_bytes(shipped.runtime_zip())
+    modules = sorted(name[:-3].replace("/", ".").removesuffix(".__init__")
+                     for name in zipfile.ZipFile(archive).namelist() if name.endswith(".py"))
+    result = subprocess.run([python, "-c", "import importlib, sys\nfor m in sys.argv[1:]: importlib.import_module(m)",
+                             *modules], capture_output=True, text=True, env={"PYTHONPATH": str(archive),
+                                                                            "PATH": "/usr/bin:/bin"},
+                            cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "colab_side.jupyter_env" in modules and "colab_side.server" in modules
