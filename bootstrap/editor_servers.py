@@ -45,13 +45,15 @@ class Spec:
 class Download:
     """One archive, and where it goes under the remote home; `member` names the one file of the archive
     to install as `dest` (VS Code's CLI), else the archive's tree goes there without its top folder.
-    `unit` is the folder (at or above `dest`) whose existence the editor takes for "installed": it
-    must appear in one step, whole."""
+    `unit` is the folder (at or above `dest`) that must appear in one step, whole. The editor takes it
+    for "installed" when it exists, or, with `ready`, when that file in it exists (open-remote-ssh makes
+    the folder before it downloads and leaves it behind when that fails: such a leftover is replaced)."""
 
     url: str
     dest: str
     member: str | None = None
     unit: str | None = None  # None: dest itself
+    ready: str | None = None
 
 
 def parse(text: str) -> Spec:
@@ -79,10 +81,10 @@ def downloads(spec: Spec, machine_arch: str, base: str | None = None) -> list[Do
     commit = spec.commit
     if spec.editor == "codium" and spec.url:
         url = spec.url.replace("${os}", "linux").replace("${arch}", machine_arch)
-        if base:
+        if base:  # the mirror stands for VSCodium's host too
             url = base.rstrip("/") + "/" + url.split("/", 3)[3]
         # A flat archive (entries start with ./), unpacked as `tar --strip-components 1` would.
-        return [Download(url, f".vscodium-server/bin/{commit}")]
+        return [Download(url, f".vscodium-server/bin/{commit}", ready="bin/codium-server")]
     host = base or "https://update.code.visualstudio.com"
     stable = spec.quality == "stable"
     folder, cli, servers = (".vscode-server", "code", "Stable") if stable else \

@@ -21,15 +21,19 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import time
 from pathlib import Path
 from typing import Callable, Iterator
 
 # The server, and the Python kernel that Colab and VS Code start in it.
 NEEDED = ("jupyter_server", "ipykernel")
-# Together well within the laptop's wait for a start (client_side.jupyter.START_TIMEOUT, 1200 s).
-VENV_TIMEOUT = 300.0
-PIP_TIMEOUT = 600.0
-IMPORT_TIMEOUT = 120.0
+# Each path through here, plus Jupyter's start (up to 3 x 60 s), ends within the laptop's wait for a
+# start (client_side.jupyter.START_TIMEOUT, 1200 s): an install the laptop gave up on must not go on
+# holding the locks its retry needs.
+VENV_TIMEOUT = 180.0
+PIP_TIMEOUT = 480.0
+IMPORT_TIMEOUT = 60.0
+BUILD_WAIT = 660.0  # for another host of this home building the environment (its venv + pip, and more)
 
 
 class Failure(Exception):
@@ -42,8 +46,8 @@ class Failure(Exception):
 
 
 def python_for_jupyter(root: Path, install: bool, say: Callable[[str], None]) -> str:
-    """The Python to run Jupyter with: this one if it has Jupyter, else rdev's environment under `root` if
-    made before; else, when `install`, this one or a new environment of rdev's after installing Jupyter."""
+    """The Python to run Jupyter with: this one if it has Jupyter; else, when `install` (the host's own
+    Python), this one after `pip install --user`, or rdev's environment under `root`, made if need be."""
     missing = [module for module in NEEDED if importlib.util.find_spec(module) is None]
     if not missing:
         return sys.executable
@@ -52,17 +56,26 @@ def python_for_jupyter(root: Path, install: bool, say: Callable[[str], None]) ->
         raise Failure(f"{sys.executable} has no {' or '.join(missing)}",
                       f"install them there ('{sys.executable} -m pip install {wanted}') and run again.")
     env = env_folder(root)
-    env_python = env / "bin" / "python"
     in_venv = sys.prefix != sys.base_prefix  # a venv has no user space of its own: pip refuses --user there
     has_pip = importlib.util.find_spec("pip") is not None
-    if has_pip and (in_venv or not _system_managed()):
+    if has_pip and (in_venv or not _system_managed()) and not (env / "bin" / "python").exists():
         where = "into its environment" if in_venv else "for your user (pip install --user)"
         say(f"{sys.executable} has no {' or '.join(missing)}; installing {wanted} {where}, once.")
-        _pip(sys.executable, [*([] if in_venv else ["--user"])], missing, _venv_fix())
-        # A user site folder that did not exist when this Python started is not on its path: ask a new one.
-        if not _imports(sys.executable):
-            raise Failure(f"{wanted} were installed but {sys.executable} does not find them", _venv_fix())
-        return sys.executable
+        try:
+            _pip(sys.executable, [*([] if in_venv else ["--user"])], missing, _venv_fix())
+        except _Managed:
+            pass  # the system manages it after all, without PEP 668's marker where rdev looks: rdev's own, below
+        else:
+            # A user site folder that did not exist when this Python started is not on its path: ask a new one.
+            if not _imports(sys.executable):
+                raise Failure(f"{wanted} were installed but {sys.executable} does not find them", _venv_fix())
+            return sys.executable
+    return _own_environment(env, missing, has_pip, say)
+
+
+def _own_environment(env: Path, missing: list[str], has_pip: bool, say: Callable[[str], None]) -> str:
+    """rdev's environment `env` with Jupyter: used as it is if it has Jupyter, else made anew and installed."""
+    env_python = env / "bin" / "python"
     with _building(env):  # hosts that share this home may get here at once
         if env_python.exists() and _imports(str(env_python)):
             return str(env_python)
@@ -76,15 +89,31 @@ def python_for_jupyter(root: Path, install: bool, say: Callable[[str], None]) ->
 
 
 def env_folder(root: Path) -> Path:
-    """rdev's environment for this Python version on this kind of machine."""
-    return root / f"env-{sys.version_info[0]}.{sys.version_info[1]}-{platform.machine() or 'unknown'}"
+    """rdev's environment for this Python version on this kind of machine and C library: cluster nodes
+    that share a home share it, and a node it cannot run on never takes it over."""
+    libc, libc_version = platform.libc_ver()
+    return root / "-".join(["env", f"{sys.version_info[0]}.{sys.version_info[1]}", platform.machine() or "unknown",
+                            *([f"{libc}{libc_version}"] if libc else [])])
+
+
+class _Managed(Failure):
+    """pip refused: the system manages this Python's packages."""
 
 
 @contextlib.contextmanager
 def _building(env: Path) -> Iterator[None]:
     fd = os.open(str(env.parent / f"{env.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        deadline = time.monotonic() + BUILD_WAIT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise Failure(f"another rdev has been installing Jupyter into {env} for {BUILD_WAIT:.0f} s",
+                                  "run 'rdev jupyter' again once it is done.") from None
+                time.sleep(1)
         yield
     finally:
         os.close(fd)
@@ -125,7 +154,8 @@ def _pip(python: str, options: list[str], packages: list[str], fix: str) -> None
     result = _run([python, "-m", "pip", "install", "--disable-pip-version-check", "-q", *options, *packages],
                   PIP_TIMEOUT, f"installing {wanted}")
     if result.returncode != 0:
-        raise Failure(f"installing {wanted} failed ({_last_line(result)})", fix)
+        refused = _Managed if "externally-managed-environment" in result.stdout + result.stderr else Failure
+        raise refused(f"installing {wanted} failed ({_last_line(result)})", fix)
 
 
 def _run(argv: list[str], timeout: float, doing: str) -> subprocess.CompletedProcess:

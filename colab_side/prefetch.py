@@ -11,6 +11,7 @@ one line and changes nothing else: the editor then fetches it itself, as without
 
 from __future__ import annotations
 
+import http.client
 import os
 import platform
 import posixpath
@@ -63,7 +64,7 @@ def fetch(text: str, home: Path | None = None, base: str | None = None) -> str:
     try:
         for download in editor_servers.downloads(spec, machine, base):
             _install(download, home)
-    except (OSError, tarfile.TarError, ValueError) as err:
+    except (OSError, EOFError, http.client.HTTPException, tarfile.TarError, ValueError) as err:
         return f"Editor server: not fetched ({_reason(err)}); the editor downloads it itself on first connect."
     return f"Editor server: {spec.editor} {spec.commit[:10]} is ready in ~/{Path(download.dest).parts[0]}."
 
@@ -84,7 +85,7 @@ def _reason(err: Exception) -> str:
 
 def _install(download: editor_servers.Download, home: Path) -> None:
     unit = home / (download.unit or download.dest)
-    if unit.exists():
+    if unit.exists() and (download.ready is None or (unit / download.ready).is_file()):
         return  # put there earlier, by rdev or by the editor
     unit.parent.mkdir(parents=True, exist_ok=True)
     # Staged beside the unit, on its file system, so that it appears with one rename.
@@ -92,6 +93,9 @@ def _install(download: editor_servers.Download, home: Path) -> None:
         archive = Path(scratch) / "archive.tar.gz"
         with urllib.request.urlopen(download.url, timeout=TIMEOUT) as answer, open(archive, "wb") as out:
             shutil.copyfileobj(answer, out, 1 << 20)
+            expected = answer.headers.get("Content-Length")
+            if expected and expected.isdigit() and out.tell() != int(expected):
+                raise ValueError(f"the download ended after {out.tell()} of {expected} bytes")
         staged = Path(scratch) / "unit"
         inside = staged / Path(download.dest).relative_to(download.unit) if download.unit else staged
         inside.parent.mkdir(parents=True, exist_ok=True)
@@ -100,6 +104,8 @@ def _install(download: editor_servers.Download, home: Path) -> None:
                 _install_member(tar, download.member, inside)
             else:
                 _install_tree(tar, Path(scratch) / "tree", inside)
+        if unit.exists():  # the editor's leftover of a failed install: out of the way, in one step
+            os.rename(unit, Path(scratch) / "leftover")
         os.rename(staged, unit)
 
 

@@ -53,3 +53,18 @@ def test_cursor_and_windsurf_get_nothing_fetched(home: Path, monkeypatch: pytest
     for name in ("cursor", "windsurf"):
         launcher, _ = editor_standin(home, monkeypatch, name=name)
         assert editor_server.spec(editor.Editor(editor.BY_NAME[name], str(launcher))) is None
+
+
+def test_vscodium_on_macos_and_through_a_symlinked_launcher(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    found = vscodium_standin(home, monkeypatch)
+    app = Path(found.path).parent.parent
+    expected = editor_server.spec(found)
+    assert expected is not None
+    # /usr/bin/codium -> /usr/share/codium/bin/codium, as Linux packages install it
+    link = home.parent / "usr-bin" / "codium"
+    link.parent.mkdir()
+    link.symlink_to(found.path)
+    assert editor_server.spec(editor.Editor(found.kind, str(link))) == expected
+    # VSCodium.app/Contents/Resources/app/bin/codium beside .../Resources/app/product.json
+    (app / "resources" / "app" / "product.json").rename(app / "product.json")
+    assert editor_server.spec(found) == expected

@@ -36,9 +36,7 @@ def test_insiders_has_its_own_folders(tmp_path: Path, downloads: Downloads) -> N
 
 def test_vscodium_server_lands_where_open_remote_ssh_looks(tmp_path: Path, downloads: Downloads) -> None:
     commit = downloads.codium_commit
-    url = ("https://github.com/VSCodium/vscodium/releases/download/1.96.4.25017/vscodium-reh-${os}-${arch}-"
-           "1.96.4.25017.tar.gz")
-    line = prefetch.fetch(f"codium:stable:{commit}:{url}", tmp_path, downloads.url)
+    line = prefetch.fetch(f"codium:stable:{commit}:{CODIUM_URL}", tmp_path, downloads.url)
     assert line == f"Editor server: codium {commit[:10]} is ready in ~/.vscodium-server."
     assert downloads.requests == ["/VSCodium/vscodium/releases/download/1.96.4.25017/vscodium-reh-linux-x64-"
                                   "1.96.4.25017.tar.gz"]
@@ -47,6 +45,42 @@ def test_vscodium_server_lands_where_open_remote_ssh_looks(tmp_path: Path, downl
     assert (server / "bin" / "codium-server").stat().st_mode & 0o111
     assert sorted(p.name for p in server.iterdir()) == ["bin", "node", "product.json"]
     assert not list((tmp_path / ".vscodium-server").rglob(".rdev-fetch-*"))
+
+
+CODIUM_URL = ("https://github.com/VSCodium/vscodium/releases/download/1.96.4.25017/vscodium-reh-${os}-${arch}-"
+              "1.96.4.25017.tar.gz")
+
+
+@pytest.mark.parametrize("leftover", [[], ["vscode-server.tar.gz"], ["node", "bin/"]])
+def test_a_vscodium_folder_without_its_server_is_replaced(tmp_path: Path, downloads: Downloads,
+                                                          leftover: list[str]) -> None:
+    """open-remote-ssh makes the folder before it downloads, and leaves it when that fails."""
+    server = tmp_path / ".vscodium-server" / "bin" / downloads.codium_commit
+    server.mkdir(parents=True)
+    for name in leftover:
+        (server / name).mkdir() if name.endswith("/") else (server / name).write_text("partial")
+    line = prefetch.fetch(f"codium:stable:{downloads.codium_commit}:{CODIUM_URL}", tmp_path, downloads.url)
+    assert "is ready" in line and len(downloads.requests) == 1
+    assert (server / "bin" / "codium-server").is_file() and (server / "node").read_text() == "#!/bin/sh\necho v20\n"
+    assert not list(server.parent.glob(".rdev-fetch-*"))
+
+
+def test_an_installed_vscodium_server_is_left_alone(tmp_path: Path, downloads: Downloads) -> None:
+    server = tmp_path / ".vscodium-server" / "bin" / downloads.codium_commit / "bin"
+    server.mkdir(parents=True)
+    (server / "codium-server").write_text("mine")
+    assert "is ready" in prefetch.fetch(f"codium:stable:{downloads.codium_commit}:{CODIUM_URL}", tmp_path,
+                                        downloads.url)
+    assert downloads.requests == [] and (server / "codium-server").read_text() == "mine"
+
+
+def test_a_download_that_drops_is_one_line_and_leaves_nothing(tmp_path: Path, downloads: Downloads) -> None:
+    downloads.cut_after = 100
+    line = prefetch.fetch(f"code:stable:{COMMIT}", tmp_path, downloads.url)
+    assert line.startswith("Editor server: not fetched (the download ended after 100 of "), line
+    assert line.endswith("the editor downloads it itself on first connect.")
+    assert not (tmp_path / ".vscode-server" / "cli" / "servers" / f"Stable-{COMMIT}").exists()
+    assert not list((tmp_path / ".vscode-server").rglob(".rdev-fetch-*"))
 
 
 def test_a_server_already_there_is_left_alone(tmp_path: Path, downloads: Downloads) -> None:

@@ -286,9 +286,10 @@ def test_a_school_server_whose_python_the_system_manages_gets_jupyter_in_an_envi
     state folder; the next start uses that environment without installing again."""
     assert rdev("add", "lab", "--host", "127.0.0.1", "--port", str(host.port), "--user", host.user).returncode == 0
     assert rdev("connect", "lab", "--password-stdin", "--no-open", input=PASSWORD + "\n").returncode == 0
-    probe = ("import os, platform, sys, sysconfig; print(sys.executable, os.path.exists(os.path.join("
-             "sysconfig.get_path('stdlib'), 'EXTERNALLY-MANAGED')), 'env-%d.%d-%s' % (sys.version_info[:2] + "
-             "(platform.machine(),)))")
+    # The host's python3, whether the system manages it, and the environment name rdev gives it (env_folder's).
+    probe = ("import os, platform, sys, sysconfig; libc = ''.join(platform.libc_ver()); "
+             "print(sys.executable, os.path.exists(os.path.join(sysconfig.get_path('stdlib'), 'EXTERNALLY-MANAGED')), "
+             "'-'.join(['env', '%d.%d' % sys.version_info[:2], platform.machine()] + ([libc] if libc else [])))")
     managed = subprocess.run(["ssh", "-F", str(home / ".ssh" / "config"), "lab", "python3", "-c", shlex.quote(probe)],
                              capture_output=True, text=True, timeout=60)
     python, marker, env_name = managed.stdout.split()

@@ -28,7 +28,8 @@ def server_archive(commit: str, padding: int = 0, top: str = "vscode-server-linu
 
 def codium_archive(commit: str) -> bytes:
     """VSCodium's server tarball, made with `tar czf ... .` from inside its build folder."""
-    return _tar({"./bin/codium-server": f"#!/bin/sh\necho {commit}\n".encode(), "./node": b"#!/bin/sh\necho v20\n",
+    return _tar({"./": None, "./bin/": None, "./bin/codium-server": f"#!/bin/sh\necho {commit}\n".encode(),
+                 "./node": b"#!/bin/sh\necho v20\n",
                  "./product.json": f'{{"commit": "{commit}", "quality": "stable"}}'.encode()},
                 executable=("codium-server", "node"))
 
@@ -38,11 +39,16 @@ def cli_archive(name: str = "code") -> bytes:
     return _tar({name: b"#!/bin/sh\necho code cli\n"}, executable=(name,))
 
 
-def _tar(files: dict[str, bytes], executable: tuple[str, ...]) -> bytes:
+def _tar(files: dict[str, bytes | None], executable: tuple[str, ...]) -> bytes:
+    """A gzipped tar of `files` (None: a folder), in that order."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for name, data in files.items():
             info = tarfile.TarInfo(name)
+            if data is None:
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+                continue
             info.size = len(data)
             info.mode = 0o755 if name.rsplit("/", 1)[-1] in executable else 0o644
             tar.addfile(info, io.BytesIO(data))
@@ -59,6 +65,7 @@ class Downloads:
         self.requests: list[str] = []
         self.padding = padding
         self.rate = rate
+        self.cut_after: int | None = None  # bytes after which a download drops, Content-Length saying more
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -94,6 +101,7 @@ class Downloads:
         return cli_archive("code" if found.group(4) == "stable" else "code-insiders")
 
     def send(self, out: io.BufferedIOBase, body: bytes) -> None:
+        body = body[:self.cut_after] if self.cut_after is not None else body
         chunk = 64 * 1024
         for start in range(0, len(body), chunk):
             out.write(body[start:start + chunk])
