@@ -20,7 +20,7 @@ from typing import Callable
 
 from bootstrap import validate
 from client_side import colab_cli, colab_sessions, known_hosts, paths, probe, shipped, sshconfig, store
-from client_side.errors import RdevError, split
+from client_side.errors import RdevError, printable, split
 from client_side.inputs import checked
 from client_side.locking import setting_up
 from client_side.pipeline import Prepared
@@ -122,7 +122,7 @@ class _Opener:
         except ValueError:
             report = None
         if not isinstance(report, dict):
-            why = [_printable(line) for line in result.stderr.decode(errors="replace").strip().splitlines()[-1:]]
+            why = [printable(line) for line in result.stderr.decode(errors="replace").strip().splitlines()[-1:]]
             why = why or ["no output"]
             self.say(f"{self.name}: the notebook kernel's environment was not set up ({why[0]}); the terminal has "
                      "the SSH session's own.")
@@ -136,9 +136,6 @@ class _Opener:
             self.say(f"{self.name}: shells on the runtime get the notebook kernel's environment "
                      f"({', '.join(names) or 'nothing was missing'}).")
 
-
-def _printable(text: str) -> str:
-    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 def stop(entry: HostEntry, say: Callable[[str], None]) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from bootstrap import editor_servers
 from bootstrap.validate import InvalidValue
 from client_side import shipped
+from client_side.errors import printable
 from client_side.editor import Editor
 
 FETCH_TIMEOUT = 300  # a server is tens of MB; a host that cannot fetch it says so well before
@@ -88,5 +89,5 @@ def fetch_on(name: str, editor: Editor | None) -> str | None:
         return f"Editor server: not fetched (no answer within {FETCH_TIMEOUT} s); the editor downloads it itself."
     said = [line for line in result.stdout.decode(errors="replace").splitlines() if line.startswith("Editor server:")]
     if said:
-        return "".join(c if c.isprintable() else "?" for c in said[-1])
+        return printable(said[-1])
     return "Editor server: not fetched (the host could not run rdev's fetch); the editor downloads it itself."

@@ -35,6 +35,11 @@ class BadInput(RdevError):
         super().__init__(problem, fix, USAGE)
 
 
+def printable(text: str) -> str:
+    """Text from elsewhere (a host, a log) as it may reach the terminal: control characters become "?"."""
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
 def split(sentence: str) -> tuple[str, str]:
     """(problem, fix) of a sentence that reads "problem: fix", as bootstrap's messages do."""
     problem, _, fix = sentence.partition(": ")

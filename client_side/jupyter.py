@@ -30,7 +30,7 @@ from typing import Callable
 from bootstrap.files import atomic_write, ensure_private_dir
 from client_side import inputs, paths, probe, registry, shipped, sshconfig
 from colab_side.jupyter import answers
-from client_side.errors import BadInput, RdevError
+from client_side.errors import BadInput, RdevError, printable
 from client_side.locking import setting_up
 
 # Starting may install Jupyter first (colab_side.jupyter_env gives that up well within this).
@@ -81,10 +81,10 @@ def start(name: str, *, python: str | None, port: int | None, say: Say) -> None:
         atomic_write(ensure_private_dir(_record(name).parent) / _record(name).name, json.dumps(asdict(forward)).encode())
     url = f"http://localhost:{forward.local}/?token={token}"
     how = "already running, reused" if server.get("reused") else "started"
-    say(f"Jupyter on {name}: {how} (pid {pid}, port {remote} there, {_printable(runs)}); forwarded to "
+    say(f"Jupyter on {name}: {how} (pid {pid}, port {remote} there, {printable(runs)}); forwarded to "
         f"localhost:{forward.local} here.")
     if server.get("reused") and python and server.get("asked") != runs:
-        say(f"It runs {_printable(runs)}, not {python}: 'rdev jupyter {name} --stop' first to start it with that one.")
+        say(f"It runs {printable(runs)}, not {python}: 'rdev jupyter {name} --stop' first to start it with that one.")
     copied = " (copied to the clipboard)" if _copy(url) else ""
     say(f'Colab, Connect > "Connect to a local runtime"{copied}: {url}')
     say(f'VS Code, Select Kernel > "Existing Jupyter Server": {url}')
@@ -169,7 +169,7 @@ def _helper(name: str, action: str, python: str | None, token: str, say: Say, ti
             for line in process.stdout:  # read as it comes: the helper says what it does (an install) first
                 message = _message(line)
                 if message is not None and "say" in message:
-                    say(f"{name}: {_printable(str(message['say']))}")
+                    say(f"{name}: {printable(str(message['say']))}")
                 elif message is not None:
                     answer = message
             code = process.wait()
@@ -183,13 +183,13 @@ def _helper(name: str, action: str, python: str | None, token: str, say: Say, ti
     if code == 255:
         raise probe.failure(name, stderr)
     if answer is not None and "error" in answer:
-        raise RdevError(f"{name}: {_printable(str(answer['error']))}", _printable(str(answer.get("fix", ""))))
+        raise RdevError(f"{name}: {printable(str(answer['error']))}", printable(str(answer.get("fix", ""))))
     if code == 127:
         raise RdevError(f"{name} has no {python or 'python3'}", "pass --python with the path of a Python 3.8 or newer "
                         "there.")
     if code != 0 or answer is None:
         last = stderr.strip().splitlines()[-1:] or [f"exit status {code}"]
-        raise RdevError(f"rdev's Jupyter helper failed on {name} ({_printable(last[0])})",
+        raise RdevError(f"rdev's Jupyter helper failed on {name} ({printable(last[0])})",
                         "it needs Python 3.8 or newer there: pass one with --python.")
     return answer
 
@@ -202,10 +202,6 @@ def _message(line: bytes) -> dict | None:
         return None
     return message if isinstance(message, dict) else None
 
-
-def _printable(text: str) -> str:
-    # Text from the host reaches the terminal only as printable characters.
-    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 def _record(name: str) -> Path:
@@ -243,7 +239,7 @@ def _forward(name: str, remote: int, port: int | None, kept: Forward | None, tok
         added = _ssh(name, "-O", "forward", "-L", forward.spec)
         if added.returncode == 0 and _until_answers(name, forward, token):
             return forward
-        why = _printable(added.stderr.strip().splitlines()[-1]) if added.stderr.strip() else why
+        why = printable(added.stderr.strip().splitlines()[-1]) if added.stderr.strip() else why
     raise RdevError(f"localhost:{candidates[-1]} cannot be forwarded to {name} ({why})",
                     "pass another port with --port (or none).")
 

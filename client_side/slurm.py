@@ -17,7 +17,7 @@ import subprocess
 from dataclasses import dataclass
 
 from client_side import probe
-from client_side.errors import BadInput, RdevError
+from client_side.errors import BadInput, RdevError, printable
 
 # squeue's fields, in the order asked for: id, state, reason, node list, time left, partition.
 _FORMAT = "%i|%T|%r|%N|%L|%P"
@@ -180,7 +180,7 @@ def _checked_id(job: str) -> str:
 def _job(line: str) -> Job | None:
     """A line of squeue's; None unless its id is a plain number (ids go back into commands)."""
     # Shown to the user: nothing from the cluster reaches the terminal as a control code.
-    fields = ["".join(c if c.isprintable() else "?" for c in field) for field in line.strip().split("|")]
+    fields = [printable(field) for field in line.strip().split("|")]
     return Job(*fields) if len(fields) == 6 and fields[0].isdigit() else None
 
 
