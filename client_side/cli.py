@@ -32,7 +32,7 @@ def _say(line: str) -> None:
 
 def _host_names(incomplete: str) -> list[str]:
     """Shell completion for NAME: the hosts rdev knows (none when its list cannot be read)."""
-    from client_side import registry
+    from client_side.local import registry
 
     try:
         return [name for name in registry.load() if name.startswith(incomplete)]
@@ -47,7 +47,7 @@ app.add_typer(colab, name="colab")
 @app.command()
 def key() -> None:
     """Print rdev's public key (the key pair is created if missing)."""
-    from client_side import keys
+    from client_side.ssh import keys
 
     _say(keys.public_key())
 
@@ -82,7 +82,7 @@ def connect(
 ) -> None:
     """Connect NAME: from a ticket, through Google's colab CLI (--colab-session), or (for a host added with 'rdev add')
     with its password once, then rdev's key. Writes the SSH config, pins the host key, checks ssh, opens the editor."""
-    from client_side import connect as connecting
+    from client_side.commands import connect as connecting
 
     connecting.connect(name, ticket=ticket, ticket_file=ticket_file, open_editor=not no_open, path=path,
                        editor_name=editor, cloudflared=cloudflared, password_stdin=password_stdin,
@@ -105,12 +105,12 @@ def add(
 ) -> None:
     """Register a password host (lab cluster, school server); 'rdev connect NAME' then logs in once."""
     if slurm is not None:
-        from client_side import slurm_host
+        from client_side.kinds import slurm_host
 
         _say(slurm_host.add(name=name, host=host, user=user, port=port, jump=jump, preset_name=preset, path=path,
                             options=slurm))
         return
-    from client_side import password_host
+    from client_side.kinds import password_host
 
     _say(password_host.add(name=name, host=host, user=user, port=port, jump=jump, preset_name=preset, path=path))
 
@@ -122,7 +122,7 @@ def password(
     delete: bool = typer.Option(False, "--delete", help="forget the kept password"),
 ) -> None:
     """Keep NAME's password in the system keyring (after checking it works), or forget it."""
-    from client_side import password_host
+    from client_side.kinds import password_host
 
     password_host.set_password(name, from_stdin=stdin, delete=delete, say=_say)
 
@@ -133,7 +133,7 @@ def ssh(
     command: Optional[list[str]] = typer.Argument(None, metavar="[-- CMD...]", help="a command to run instead of a shell"),
 ) -> None:
     """A terminal on NAME (or one command) through the SSH config rdev wrote."""
-    from client_side import terminal
+    from client_side.commands import ssh as terminal
 
     sys.exit(terminal.run(name, command or []))
 
@@ -147,7 +147,7 @@ def gpus(
                                   help="wait at most this long in all; hosts that have not answered are named"),
 ) -> None:
     """Which GPUs on each host look free, and the CUDA_VISIBLE_DEVICES to use; all hosts at once."""
-    from client_side import gpus as gpu_listing
+    from client_side.commands import gpus as gpu_listing
 
     if not 0 < timeout <= 600:  # also refuses nan and inf
         raise BadInput(f"The timeout {timeout} is not a number of seconds from 0 to 600", "give one such as --timeout 8.")
@@ -166,7 +166,7 @@ def jupyter(
 ) -> None:
     """A Jupyter server on NAME for Colab's "Connect to a local runtime" (and VS Code's "Existing Jupyter Server"),
     forwarded here; it outlives the connection, and a second run reuses it."""
-    from client_side import jupyter as notebook_server
+    from client_side.commands import jupyter as notebook_server
 
     if stop_server:
         if port is not None:
@@ -179,7 +179,7 @@ def jupyter(
 @app.command("list")
 def list_hosts(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """List the hosts rdev knows."""
-    from client_side import hosts
+    from client_side.commands import list_hosts as hosts
 
     _say(hosts.listing(as_json))
 
@@ -190,7 +190,7 @@ def remove(
     stop_runtime: bool = typer.Option(False, "--stop", help="first end its Colab runtime (see 'rdev stop')"),
 ) -> None:
     """Remove NAME's SSH config block, pinned host key, editor settings and registry entry."""
-    from client_side import removal
+    from client_side.commands import remove as removal
 
     _say(removal.remove(name, stop_runtime=stop_runtime, say=_say))
 
@@ -198,7 +198,7 @@ def remove(
 @app.command()
 def stop(name: str = typer.Argument(..., metavar="NAME", autocompletion=_host_names)) -> None:
     """End NAME's Colab runtime (Google's colab CLI) or Slurm job (scancel): both cost while they run."""
-    from client_side import stopping
+    from client_side.commands import stop as stopping
 
     stopping.stop(name, _say)
 
@@ -209,7 +209,7 @@ def doctor(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """What on this laptop is missing or wrong for rdev, one line each with its fix; exit 1 if anything is."""
-    from client_side import doctor as checkup
+    from client_side.commands import doctor as checkup
 
     text, problems = checkup.report(check, as_json)
     _say(text)
@@ -228,7 +228,7 @@ def cell(
                                "for 'rdev connect colab --ticket-file' on this laptop's synced Drive (Colab only)"),
 ) -> None:
     """Print the one cell to paste into the notebook, with your key in it (and copy it where a clipboard is)."""
-    from client_side import colab_cell
+    from client_side.colab import cell as colab_cell
 
     text = colab_cell.cell(tunnel, runtime, source, drive=drive)
     typer.echo(text, nl=False)
@@ -244,7 +244,7 @@ def cell(
 @app.command()
 def demo() -> None:
     """Run the whole path on this machine in a throwaway HOME: server, ticket, connect, ssh."""
-    from client_side import demo as demonstration
+    from client_side.commands import demo as demonstration
 
     demonstration.run(_say)
 

@@ -28,7 +28,7 @@ from typing import Callable, Iterator
 # The server, and the Python kernel that Colab and VS Code start in it.
 NEEDED = ("jupyter_server", "ipykernel")
 # Each path through here, plus Jupyter's start (up to 3 x 60 s), ends within the laptop's wait for a
-# start (client_side.jupyter.START_TIMEOUT, 1200 s): an install the laptop gave up on must not go on
+# start (client_side.commands.jupyter.START_TIMEOUT, 1200 s): an install the laptop gave up on must not go on
 # holding the locks its retry needs.
 VENV_TIMEOUT = 180.0
 PIP_TIMEOUT = 480.0

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import pytest
 
 if TYPE_CHECKING:
-    from client_side.editor import Editor
+    from client_side.editors.editor import Editor
     from tests.stand_ins.downloads import Downloads
 
 REPO = Path(__file__).resolve().parent.parent
@@ -111,7 +111,7 @@ def editor_standin(home: Path, monkeypatch: pytest.MonkeyPatch, name: str = "cod
 
 def vscodium_standin(home: Path, monkeypatch: pytest.MonkeyPatch, **product: object) -> Editor:
     """A VSCodium install as its Linux package lays it out: <app>/bin/codium, <app>/resources/app/product.json."""
-    from client_side.editor import BY_NAME, Editor
+    from client_side.editors.editor import BY_NAME, Editor
 
     commit = "c" * 40  # tests.stand_ins.downloads.Downloads.codium_commit
     monkeypatch.setenv("RDEV_STANDIN_COMMIT", commit)

@@ -34,11 +34,11 @@ def test_split_reads_bootstraps_sentences() -> None:
 
 def constructions() -> list[tuple[str, int, ast.Call]]:
     found = []
-    for path in sorted(CLIENT.glob("*.py")):
+    for path in sorted(CLIENT.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) in (
                     "RdevError", "BadInput", "PasswordRefused"):
-                found.append((path.name, node.lineno, node))
+                found.append((path.relative_to(CLIENT).as_posix(), node.lineno, node))
     return found
 
 

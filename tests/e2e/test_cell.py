@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 from bootstrap import cell
-from client_side import colab_cell
+from client_side.colab import cell as colab_cell
 from colab_side import processes
 from colab_side.state import default_state_dir
 from tests.conftest import run_module, ssh_through

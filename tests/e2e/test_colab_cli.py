@@ -18,7 +18,7 @@ from typing import Iterator
 
 import pytest
 
-from client_side import known_hosts
+from client_side.ssh import known_hosts
 from tests.conftest import editor_calls, editor_standin, snapshot, ssh_through, standin
 from tests.stand_ins.downloads import Downloads
 from tests.stand_ins.colab_runtime import (SESSION, ColabProxy, Runtime, colab_binary, quiet_settings, remove_session,

@@ -10,8 +10,8 @@ from pathlib import Path
 import json5
 import pytest
 
-from client_side import jsonc
-from client_side.editor import BY_NAME
+from client_side.editors import jsonc
+from client_side.editors.editor import BY_NAME
 from tests.conftest import editor_calls, editor_standin
 
 WORKDIR = "/srv/work dir"

@@ -14,7 +14,7 @@ from typing import Callable, Iterator
 import pytest
 
 import colab_side
-from client_side import gpus
+from client_side.commands import gpus
 from tests.conftest import read_or_empty
 from tests.stand_ins import nvidia_smi
 

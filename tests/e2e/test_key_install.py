@@ -1,4 +1,4 @@
-"""rdev's key is installed once: client_side.remote.install_key against a real sshd that takes
+"""rdev's key is installed once: client_side.ssh.password_login.install_key against a real sshd that takes
 passwords (the test user and server of tests/e2e/test_login.py), run more than once, on an empty
 home and on an authorized_keys that already holds other keys and lacks its last newline."""
 
@@ -11,8 +11,8 @@ from typing import Callable
 
 import pytest
 
-from client_side import remote
-from client_side.registry import HostEntry
+from client_side.ssh import password_login
+from client_side.local.registry import HostEntry
 from tests.stand_ins.login_host import PASSWORD, PasswordHost
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creating a test user needs root")
@@ -26,9 +26,9 @@ OTHER_KEYS = (b"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVpTxB3vKp4n0E5cDn2OF0t0F0n
 def install_twice(host: PasswordHost, public_key: str) -> None:
     """Log in with the password and install `public_key`, twice, as two `rdev connect` runs would."""
     entry = HostEntry(name="lab", host="127.0.0.1", port=host.port, user=host.user, login=True)
-    pinned = remote.host_key(entry, HINT).line
+    pinned = password_login.host_key(entry, HINT).line
     for _ in range(2):
-        remote.install_key(entry, PASSWORD, public_key, pinned, HINT)
+        password_login.install_key(entry, PASSWORD, public_key, pinned, HINT)
 
 
 def assert_private(ssh_dir: Path) -> None:

@@ -1,4 +1,4 @@
-"""Keyboard-interactive logins (what a PAM server offers) through client_side.remote.
+"""Keyboard-interactive logins (what a PAM server offers) through client_side.ssh.password_login.
 
 Real OpenSSH needs PAM for keyboard-interactive, which this machine's test sshd does not use, so a
 small paramiko server on loopback stands in for a PAM server: it asks the prompts it is given,
@@ -17,9 +17,9 @@ from typing import Iterator
 import paramiko
 import pytest
 
-from client_side import remote
+from client_side.ssh import password_login
 from client_side.errors import RdevError
-from client_side.registry import HostEntry
+from client_side.local.registry import HostEntry
 
 PASSWORD = "pw-Kbd-4711"
 CODE = "314159"
@@ -119,14 +119,14 @@ def hidden_password_prompt() -> Iterator[Served]:
 def test_a_hidden_password_prompt_gets_the_password(hidden_password_prompt: Served) -> None:
     """A PAM server that allows keyboard-interactive only: rdev's own prompt handling logs in."""
     served = hidden_password_prompt
-    remote.check_password(served.entry, PASSWORD, served.pinned, HINT)
+    password_login.check_password(served.entry, PASSWORD, served.pinned, HINT)
     assert served.server.received == [(PASSWORD_PROMPT[0], PASSWORD)]
 
 
 def test_a_wrong_password_at_the_prompt_is_refused(hidden_password_prompt: Served) -> None:
     served = hidden_password_prompt
-    with pytest.raises(remote.PasswordRefused) as refused:
-        remote.check_password(served.entry, "not-it", served.pinned, HINT)
+    with pytest.raises(password_login.PasswordRefused) as refused:
+        password_login.check_password(served.entry, "not-it", served.pinned, HINT)
     assert refused.value.problem == "The password for ada@pam was refused"
 
 
@@ -137,15 +137,15 @@ def test_the_password_is_never_sent_as_a_one_time_code(rounds: list[list[tuple[s
     hidden password prompt and tells the user the server wants more."""
     with serving(PamLike(rounds)) as served:
         entry, pinned = served.entry, served.pinned
-        for attempt in (lambda: remote.check_password(entry, PASSWORD, pinned, HINT),
-                        lambda: remote.install_key(entry, PASSWORD, "ssh-ed25519 AAAA rdev", pinned, HINT)):
+        for attempt in (lambda: password_login.check_password(entry, PASSWORD, pinned, HINT),
+                        lambda: password_login.install_key(entry, PASSWORD, "ssh-ed25519 AAAA rdev", pinned, HINT)):
             served.server.received.clear()
             with pytest.raises(RdevError) as failed:
                 attempt()
             received = served.server.received
             assert PASSWORD not in [answer for text, answer in received if text == CODE_PROMPT[0]], received
             assert (PASSWORD_PROMPT[0], PASSWORD) in received and (CODE_PROMPT[0], "") in received
-            assert not isinstance(failed.value, remote.PasswordRefused)
+            assert not isinstance(failed.value, password_login.PasswordRefused)
             assert failed.value.problem == "pam asks for more than a password ('Verification code:')"
             assert failed.value.fix.startswith("log in once with 'ssh pam'")
 
@@ -155,6 +155,6 @@ def test_a_right_password_that_is_not_enough_is_not_a_login() -> None:
     is right, yet nobody is logged in, and check_password must not say it worked."""
     with serving(PamLike([[CODE_PROMPT]], password_first=True)) as served:
         with pytest.raises(RdevError) as failed:
-            remote.check_password(served.entry, PASSWORD, served.pinned, HINT)
+            password_login.check_password(served.entry, PASSWORD, served.pinned, HINT)
         assert failed.value.problem == "pam asks for more than a password (then keyboard-interactive)"
         assert served.server.passwords == [PASSWORD] and served.server.received == []

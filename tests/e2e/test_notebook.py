@@ -16,7 +16,7 @@ from jupyter_client.kernelspec import KernelSpecManager
 import pytest
 
 from bootstrap import cell
-from client_side import colab_cell
+from client_side.colab import cell as colab_cell
 from colab_side import processes
 from colab_side.state import default_state_dir
 from tests.conftest import REPO, run_module, ssh_through

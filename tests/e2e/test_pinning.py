@@ -10,7 +10,7 @@ from typing import Callable
 
 import pytest
 
-from client_side.known_hosts import alias
+from client_side.ssh.known_hosts import alias
 from tests.conftest import close_masters, ssh_through
 
 NAME = "pinned"

@@ -22,9 +22,9 @@ from typing import Callable
 import pytest
 
 from bootstrap import ticket as tickets
-from client_side import ticket_host as connecting
+from client_side.kinds import ticket_host as connecting
 from client_side.errors import BadInput
-from client_side.registry import HostEntry
+from client_side.local.registry import HostEntry
 from tests.conftest import REPO, snapshot, ssh_through
 
 PROMPT = "Paste the ticket line the notebook printed"

@@ -1,0 +1,1 @@
+"""One module per `rdev` command that is more than a call."""

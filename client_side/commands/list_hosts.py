@@ -1,0 +1,41 @@
+"""`rdev list`: the hosts rdev knows."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import datetime, timezone
+
+from bootstrap import ticket as tickets
+from client_side.local import registry
+from client_side.local.registry import HostEntry
+
+
+def listing(as_json: bool) -> str:
+    entries = registry.load()
+    if as_json:
+        return json.dumps([asdict(e) for e in entries.values()], indent=2)
+    if not entries:
+        return "No hosts yet: 'rdev connect NAME --ticket ...' adds one."
+    rows = [("NAME", "ADDRESS", "USER", "TUNNEL", "FOLDER", "EXPIRES")]
+    rows += [(e.name, f"{e.host}:{e.port}", e.user, _route(e), e.workdir, _ends(e)) for e in entries.values()]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def _route(entry: HostEntry) -> str:
+    return f"slurm job {entry.slurm_job} on {entry.slurm_node}" if entry.slurm_job else entry.tunnel
+
+
+def _ends(entry: HostEntry) -> str:
+    """When the host's runtime ends; for a Slurm job, also how long it has left (its GPU is held till then)."""
+    ends = tickets.moment(entry.expires)
+    if not entry.slurm_job or ends is None:
+        return entry.expires or "-"
+    left = int((ends - datetime.now(timezone.utc)).total_seconds())
+    return f"{entry.expires} ({duration(left)} left)" if left > 0 else f"{entry.expires} (ended)"
+
+
+def duration(seconds: int) -> str:
+    hours, minutes = divmod(seconds // 60, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"

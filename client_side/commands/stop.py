@@ -1,0 +1,29 @@
+"""`rdev stop NAME`: end what runs for a host and costs while it runs: a Colab runtime (compute units)
+or a Slurm job (a GPU others wait for). The host stays known; `rdev connect NAME` starts a new one.
+A Jupyter server `rdev jupyter` started there would end with it: it is stopped first, with the forward."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from client_side import inputs
+from client_side.commands import jupyter
+from client_side.kinds import colab_host, slurm_host
+from client_side.local import registry
+from client_side.errors import BadInput
+
+
+def stop(name: str, say: Callable[[str], None]) -> None:
+    entry = registry.get(inputs.name(name))
+    if entry.colab_session or entry.slurm is not None:
+        said = jupyter.end_with_host(entry.name)
+        if said:
+            say(said)
+    if entry.colab_session:
+        colab_host.stop(entry, say)
+    elif entry.slurm is not None:
+        slurm_host.stop(entry, say)
+    else:
+        raise BadInput(f"{name} is neither a Colab runtime reached through Google's colab CLI nor a Slurm job, so rdev "
+                       "has nothing to stop", "'rdev stop' ends those (a tunnel cell's server stops in its notebook "
+                       "with 'python -m colab_side stop').")

@@ -1,0 +1,171 @@
+"""A password host (a lab-cluster container, a school server): `rdev add`, its prepare step, `rdev password`.
+
+The password is used once, through paramiko, to install rdev's key; from then on the real `ssh`
+logs in with the key. It lives only in the system keyring, and only after it worked. The host key
+is pinned on first contact (read by paramiko, directly or through the jump host).
+"""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from dataclasses import dataclass
+from typing import Callable
+
+from bootstrap import validate
+from client_side import inputs
+from client_side.local import passwords, presets, registry, store
+from client_side.ssh import keys, known_hosts, password_login, probe
+from client_side.errors import BadInput, RdevError
+from client_side.inputs import checked
+from client_side.local.locking import changing_files, setting_up
+from client_side.kinds.pipeline import Prepared
+from client_side.local.registry import HostEntry
+
+
+def add(*, name: str, host: str, user: str | None, port: int, jump: str | None, preset_name: str | None,
+        path: str | None) -> str:
+    """Register a password host and write its config block; nothing is contacted yet."""
+    name = inputs.name(name)
+    preset = presets.get(preset_name) if preset_name else None
+    entry = HostEntry(name=name, host=checked(validate.host, host), port=checked(validate.port, port),
+                      user=checked(validate.user, user or getpass.getuser()), tunnel="direct",
+                      workdir=inputs.folder(path or (preset.workdir if preset else "~")),
+                      login=True, jump=checked(validate.jump, jump) if jump else None, preset=preset_name)
+    if entry.jump == name:
+        raise BadInput(f"{name} cannot be its own jump host", "give another --jump.")
+    with setting_up(name), changing_files():
+        before = registry.load().get(name)
+        moved = before is not None and (before.host, before.port, before.user) != (entry.host, entry.port, entry.user)
+        if store.reaches_differently(entry, None):
+            probe.close_master(name)  # a master on the old route would answer for the new one
+        # Another machine or account: its key and password are not these.
+        store.put(entry, () if moved else None)
+    if moved:
+        passwords.forget(name)
+    return f"Added {name} ({entry.user}@{entry.host}:{entry.port}). Next: rdev connect {name}"
+
+
+@dataclass(frozen=True)
+class _Login:
+    """What the admit step needs: the host, how to get its password, and the key it showed."""
+
+    entry: HostEntry
+    password_stdin: bool
+    pinned: str
+    hint: str
+    say: Callable[[str], None]
+
+    def admit(self) -> None:
+        """Make sure rdev's key gets in: if the server refuses it, log in once with the password and
+        install it."""
+        if _key_works(self.entry.name, self.hint):
+            return
+        password, typed = _password(self.entry, self.password_stdin)
+        try:
+            self._install(password)
+        except password_login.PasswordRefused:
+            if typed:
+                raise
+            # The kept password is stale (a new reservation has a new one): forget it, ask once.
+            passwords.forget(self.entry.name)
+            if not sys.stdin.isatty():
+                raise
+            self.say(f"The kept password for {self.entry.name} was refused.")
+            password, typed = _read_password(self.entry, False), True
+            self._install(password)
+        if typed:
+            _keep(self.entry.name, password, self.say)
+        self.say(f"{self.entry.name}: rdev's key is installed; the password is not needed from now on.")
+
+    def _install(self, password: str) -> None:
+        password_login.install_key(self.entry, password=password, public_key=keys.public_key(), pinned=self.pinned,
+                           hint=self.hint)
+
+
+def prepare(entry: HostEntry, *, password_stdin: bool, accept_new_host_key: bool,
+            say: Callable[[str], None]) -> Prepared:
+    """Show the preset's reminders, and pin the host key the server shows (or refuse a changed one)."""
+    preset = _preset(entry)
+    hint = presets.hint(preset)
+    for reminder in preset.reminders if preset else ():
+        say(reminder.replace("{name}", entry.name))
+    offered = password_login.host_key(entry, hint)
+    pinned = known_hosts.pinned(entry.name)
+    if offered.line not in pinned:
+        if pinned and not (accept_new_host_key or (preset and preset.ephemeral_host_keys)):
+            raise RdevError(f"{entry.name}'s host key has changed since it was pinned (now {offered.fingerprint})",
+                            f"if the server was reinstalled, run 'rdev connect {entry.name} --accept-new-host-key'; "
+                            "otherwise someone may be in the way.")
+        say(f"{entry.name} has a new host key (a new reservation?); pinned {offered.fingerprint}." if pinned
+            else f"Pinned {entry.name}'s host key {offered.fingerprint}.")
+    login = _Login(entry=entry, password_stdin=password_stdin, pinned=offered.line, hint=hint, say=say)
+    return Prepared(entry=entry, host_keys=(offered.line,), admit=login.admit, prefetch=True)
+
+
+def set_password(name: str, *, from_stdin: bool, delete: bool, say: Callable[[str], None]) -> None:
+    """`rdev password NAME`: check the password by logging in, then keep it; or forget it."""
+    entry = registry.get(inputs.name(name))
+    if not entry.login:
+        raise BadInput(f"{name} is reached with a ticket, not a password", f"'rdev connect {name}' asks for one.")
+    if delete:
+        say(f"Forgot the password of {name}." if passwords.delete(name) else f"No password was kept for {name}.")
+        return
+    if not passwords.usable():
+        raise passwords.no_backend()
+    password = _read_password(entry, from_stdin)
+    hint = presets.hint(_preset(entry))
+    pinned = known_hosts.pinned(name)
+    if not pinned:
+        raise RdevError(f"{name}'s host key is not pinned yet", f"run 'rdev connect {name}' first.")
+    password_login.check_password(entry, password=password, pinned=pinned[0], hint=hint)
+    passwords.store(name, password)
+    say(f"The password of {name} works and is kept in the system keyring.")
+
+
+def _keep(name: str, password: str, say: Callable[[str], None]) -> None:
+    """Store a password that worked; the key is installed either way, so a keyring problem is a note."""
+    try:
+        kept = passwords.store(name, password)
+    except RdevError as err:
+        say(f"The password was not stored ({err.problem}): {err.fix}")
+        return
+    if not kept:
+        missing = passwords.no_backend()
+        say(f"The password was not stored ({missing.problem}): {missing.fix}")
+
+
+def _preset(entry: HostEntry) -> presets.Preset | None:
+    return presets.get(entry.preset) if entry.preset else None
+
+
+def _key_works(name: str, hint: str) -> bool:
+    """True if the real ssh gets in with rdev's key; False if the server refuses the key."""
+    result = probe.try_login(name, hint)
+    if result.returncode == 0:
+        return True
+    if "Permission denied" in result.stderr:
+        return False
+    raise probe.failure(name, result.stderr)
+
+
+def _password(entry: HostEntry, from_stdin: bool) -> tuple[str, bool]:
+    """(password, typed): from stdin or the prompt (typed, to be stored once it worked), else the keyring."""
+    if not from_stdin:
+        kept = passwords.get(entry.name)
+        if kept:
+            return kept, False
+    return _read_password(entry, from_stdin), True
+
+
+def _read_password(entry: HostEntry, from_stdin: bool) -> str:
+    if from_stdin and not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():  # also for --password-stdin typed at a terminal: never echo it
+        password = getpass.getpass(f"Password for {entry.user}@{entry.name} (used once, to install rdev's key): ")
+    else:
+        raise BadInput(f"{entry.name} needs its password once",
+                       "run in a terminal, or pass it with --password-stdin.")
+    if not password:
+        raise BadInput("The password is empty", "give the one for this host.")
+    return password

@@ -1,0 +1,196 @@
+"""A Slurm cluster: VS Code on a GPU compute node, in a job, reached through the login node.
+
+`rdev add NAME --host LOGIN --slurm "OPTIONS"` keeps two hosts: `NAME-login`, a password host
+like any other (keyring, key installed once, pinned), and NAME, the node of rdev's job, reached
+with ProxyJump through it. `rdev connect NAME` sets up the login node, installs this rdev's runtime
+side in the user's home there, reuses rdev's running job or submits one, shows its wait in the
+queue, and hands the node's ticket (host key included) to the one pipeline. Cluster admins forbid
+editors on the login node; nothing of the editor runs there.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+from bootstrap import ticket as tickets
+from client_side import inputs
+from client_side.commands import list_hosts
+from client_side.kinds import password_host, pipeline, slurm_jobs
+from client_side.local import presets, registry, store
+from client_side.ssh import keys, known_hosts, probe, shipped
+from client_side.errors import BadInput, RdevError
+from client_side.local.locking import changing_files, setting_up
+from client_side.local.registry import HostEntry
+
+WAIT = 600.0  # how long `rdev connect` waits for a queued job by default, in seconds
+_POLL = 2.0  # each look is a few squeue calls: slurmctld serves the whole cluster
+
+
+def login_name(name: str) -> str:
+    return inputs.name(f"{name}-login")
+
+
+def add(*, name: str, host: str, user: str | None, port: int, jump: str | None, preset_name: str | None,
+        path: str | None, options: str) -> str:
+    """Register the cluster: its login node as a password host, and NAME for the node of rdev's job."""
+    name = inputs.name(name)
+    options = slurm_jobs.flags(options)
+    login = login_name(name)
+    known = registry.load()
+    ours = known.get(name) is not None and known[name].slurm is not None and known[name].jump == login
+    if login in known and not ours:
+        raise BadInput(f"A host named {login} exists already, and rdev would use that name for {name}'s login node",
+                       f"remove it first ('rdev remove {login}') or give the cluster another name.")
+    preset = presets.get(preset_name or "slurm")
+    workdir = inputs.folder(path or preset.workdir)
+    password_host.add(name=login, host=host, user=user, port=port, jump=jump, preset_name=preset_name or "slurm",
+                      path=None)
+    front = registry.get(login)
+    # Until a job runs, NAME leads to the login node's own address through it: no node is known yet.
+    entry = HostEntry(name=name, host=front.host, port=front.port, user=front.user, tunnel="slurm", workdir=workdir,
+                      jump=login, slurm=options)
+    with setting_up(name), changing_files():
+        if store.reaches_differently(entry, None):
+            probe.close_master(name)
+        store.put(entry, ())
+    return (f"Added {name}: a Slurm cluster through its login node {login} ({front.user}@{front.host}:{front.port}), "
+            f"jobs with {options or 'the cluster defaults'}. Next: rdev connect {name}")
+
+
+def prepare(entry: HostEntry, *, password_stdin: bool, accept_new_host_key: bool, wait: float,
+            say: Callable[[str], None]) -> pipeline.Prepared:
+    """Log in to the login node, find or start rdev's job, wait for its sshd; the node's host, to write.
+    A job this connect submitted is cancelled if anything after fails, so nothing is left queued."""
+    login = _login(entry)
+    quiet = pipeline.Opening(open=False, editor=None, editor_name=None, folder=None)
+    pipeline.establish(password_host.prepare(login, password_stdin=password_stdin,
+                                             accept_new_host_key=accept_new_host_key, say=say), quiet, say)
+    runtime = slurm_jobs.install_runtime(login.name, shipped.runtime_zip())
+    with setting_up(entry.name):  # two connects at once must not both submit
+        queued = slurm_jobs.jobs(login.name, entry.name)
+        if queued:
+            job, undo = queued[0].id, None
+        else:
+            if entry.slurm_job:
+                say(f"{entry.name}: job {entry.slurm_job} has ended (time limit, preemption or scancel); submitting a "
+                    "new one.")
+            job = slurm_jobs.submit(login.name, entry.name, entry.slurm or "", runtime=runtime, key=keys.public_key(),
+                               workdir=entry.workdir)
+            undo = _Cancel(login.name, job)
+            say(f"{entry.name}: submitted Slurm job {job}.")
+    try:
+        state, text = _wait(login.name, entry.name, job, wait=wait, cancels=undo is not None, say=say)
+        ticket = _ticket(text, job, login)
+    except BaseException:
+        if undo:
+            undo()
+        raise
+    pinned = known_hosts.pinned(entry.name)
+    if pinned and sorted(pinned) != sorted(ticket.host_keys):
+        say(f"{entry.name}: job {job} runs a new sshd; rdev pins its host key "
+            f"{known_hosts.fingerprint(ticket.host_keys[0])}.")
+    left = state.seconds_left()
+    # The end as a moment, not the cluster's local clock time, which names no time zone.
+    ends = tickets.utc_timestamp(datetime.now(timezone.utc) + timedelta(seconds=left)) if left is not None else None
+    node = replace(entry, host=ticket.host, port=ticket.port, user=ticket.user, slurm_job=job, slurm_node=state.node,
+                   expires=ends)
+    until = f" for {list_hosts.duration(left)} more (until {ends})" if ends else ""
+    say(f"{entry.name}: your job holds its GPU{until}; 'rdev stop {entry.name}' ends it early, so others can use it.")
+    return pipeline.Prepared(entry=node, host_keys=ticket.host_keys, on_failure=undo, prefetch=True,
+                             done=f"ssh works on node {state.node} (Slurm job {job})")
+
+
+@dataclass(frozen=True)
+class _Cancel:
+    """Cancels the job a connect submitted, when that connect fails after all."""
+
+    login: str
+    job: str
+
+    def __call__(self) -> None:
+        try:
+            slurm_jobs.cancel(self.login, self.job)
+        except RdevError:
+            pass  # it may have ended on its own; the error that stopped the connect is the one to show
+
+
+def _login(entry: HostEntry) -> HostEntry:
+    login = registry.load().get(entry.jump or "")
+    if login is None or not login.login:
+        raise RdevError(f"The login node entry {entry.jump} of {entry.name} is gone",
+                        f"add the cluster again: rdev add {entry.name} --host LOGIN --slurm \"...\".")
+    return login
+
+
+def _ticket(text: str, job: str, login: HostEntry) -> tickets.Ticket:
+    """The job's ticket, checked: its sshd must be reachable from the login node."""
+    try:
+        ticket = tickets.parse(text)
+    except tickets.TicketError as err:
+        raise RdevError(f"The ticket job {job} wrote cannot be used ({err})",
+                        "check the job's log in ~/.rdev/slurm on the cluster.") from None
+    if _loopback(ticket.host) and not _loopback(login.host):
+        raise RdevError(f"Job {job}'s node names itself by a loopback address ({ticket.host}), which the login node "
+                        "cannot reach", "ask the cluster's admins why the node's host name resolves to loopback "
+                        "there ('hostname -i' on the node).")
+    return ticket
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _wait(login: str, name: str, job: str, *, wait: float, cancels: bool,
+          say: Callable[[str], None]) -> tuple[slurm_jobs.Job, str]:
+    """The running job and its ticket, saying how its wait goes (`cancels`: the caller cancels the job
+    if this gives up)."""
+    deadline = time.monotonic() + wait
+    shown = None
+    while True:
+        seen = slurm_jobs.watch(login, name, job)
+        state, ticket = seen.job, seen.ticket
+        if state is None:
+            raise RdevError(f"Slurm job {job} ended before its sshd started",
+                            f"its log is ~/.rdev/slurm/{name}-{job}.log on the cluster; then run 'rdev connect "
+                            f"{name}' again.")
+        if state.state == "RUNNING" and ticket:
+            return state, ticket
+        if (state.state, state.reason, seen.position) != shown:
+            shown = (state.state, state.reason, seen.position)
+            why = f" ({state.reason})" if state.state == "PENDING" and state.reason not in ("", "None") else ""
+            place = f", number {seen.position} in the queue" if seen.position else ""
+            say(f"{name}: job {job} is {state.state.lower()}{why}{place}; waiting up to {wait:.0f} s.")
+        if time.monotonic() > deadline:
+            raise RdevError(f"Slurm job {job} was still {state.state.lower()} ({state.reason}) after {wait:.0f} s"
+                            + (", so rdev cancelled it" if cancels else ""),
+                            f"try again later, ask for less ('rdev add {name} ... --slurm'), or wait longer "
+                            "with --wait SECONDS.")
+        time.sleep(_POLL)
+
+
+def stop(entry: HostEntry, say: Callable[[str], None]) -> None:
+    """Cancel rdev's jobs for the cluster (scancel); the hosts stay known."""
+    login = _login(entry).name
+    queued = slurm_jobs.jobs(login, entry.name)
+    with setting_up(entry.name):
+        probe.close_master(entry.name)
+        for job in queued:
+            slurm_jobs.cancel(login, job.id)
+        store.put(replace(entry, slurm_job=None, slurm_node=None, expires=None))
+    say(f"Cancelled Slurm job {', '.join(j.id for j in queued)} of {entry.name}." if queued
+        else f"No Slurm job of rdev's runs for {entry.name}.")
+
+
+def checked_wait(seconds: float) -> float:
+    """--wait as given: more than 0 and at most a day."""
+    if not 0 < seconds <= 86400:  # also refuses nan and inf
+        raise BadInput(f"The wait {seconds} is not a number of seconds above 0 and up to 86400",
+                       "give one such as --wait 600.")
+    return seconds

@@ -1,0 +1,202 @@
+"""Slurm on a cluster, driven over SSH through its login node: rdev's runtime installed in the
+user's home, rdev's job found, submitted, watched and cancelled.
+
+Every call is one `ssh LOGIN 'sh -c ...'` through the login host's master connection, so each
+costs a round trip, not a login. Commands are single-line POSIX sh (a login shell may be csh).
+The job runs rdev's own runtime side (the zip the notebook cell carries, standard library only)
+with the cluster's python3: a private sshd as the user on the compute node, in the foreground, so
+that scancel and the time limit end it with the job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shlex
+import subprocess
+from dataclasses import dataclass
+
+from client_side.ssh import probe
+from client_side.errors import BadInput, RdevError, printable
+
+# squeue's fields, in the order asked for: id, state, reason, node list, time left, partition.
+_FORMAT = "%i|%T|%r|%N|%L|%P"
+# Jobs that hold, or will hold, a node; a COMPLETING one is on its way out.
+_LIVE_STATES = "PENDING,CONFIGURING,RUNNING"
+_LONG = re.compile(r"--([a-z][a-z0-9-]*)(=[A-Za-z0-9_.,:/@%+=-]+)?")
+_VALUE = re.compile(r"[A-Za-z0-9_.,:/@%+=-]+")
+# Short options, each a word of its own with its value in the next word: the common resource ones.
+_SHORT = {"-p", "-G", "-t", "-N", "-n", "-c", "-C", "-A", "-q", "-w", "-x"}
+# What rdev's job sets itself, or what would change how it runs; sbatch also takes any unambiguous
+# start of a long option (`--job` for --job-name), so those are refused too.
+_RESERVED = ("job-name", "output", "error", "wrap", "parsable", "array", "wait", "export", "chdir", "test-only",
+             "hold", "input", "open-mode", "signal", "requeue", "kill-on-invalid-dep")
+_TIMEOUT = 60
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job of rdev's as squeue shows it."""
+
+    id: str
+    state: str  # PENDING, RUNNING, ...
+    reason: str  # why it pends ("Resources", "Priority", ...), "None" when running
+    node: str
+    left: str  # time left before its time limit ends it: [D-][HH:]MM:SS, or UNLIMITED, NOT_SET, INVALID
+    partition: str
+
+    def seconds_left(self) -> int | None:
+        """`left` in seconds (None when the job has no limit, or squeue gave none)."""
+        days, _, clock = self.left.rpartition("-")
+        parts = clock.split(":")
+        if not (days.isdigit() or days == "") or not all(p.isdigit() for p in parts) or not 1 <= len(parts) <= 3:
+            return None
+        seconds = 0
+        for part in parts:
+            seconds = seconds * 60 + int(part)
+        return seconds + int(days or 0) * 86400
+
+
+def flags(text: str) -> str:
+    """sbatch options as one line, each checked: they travel through the login node's shell."""
+    try:
+        words = shlex.split(text)
+    except ValueError as err:
+        raise BadInput(f"The Slurm options {text!r} cannot be read ({err})", "give them as sbatch takes them, "
+                       "e.g. --slurm \"--partition=gpu --gres=gpu:1 --time=04:00:00\".") from None
+    for i, word in enumerate(words):
+        long = _LONG.fullmatch(word)
+        if long and any(reserved.startswith(long.group(1)) for reserved in _RESERVED):
+            raise BadInput(f"rdev sets {word.split('=')[0]} of its job itself (or it would change how the job "
+                           "runs)", "leave it out of --slurm.")
+        value = i > 0 and words[i - 1] in _SHORT and _VALUE.fullmatch(word) and not word.startswith("-")
+        if not (long or word in _SHORT or value):
+            raise BadInput(f"The Slurm option {word!r} is not one rdev passes on", "give long options as "
+                           "--name=value (letters, digits and . , : / @ % + = -), or one of "
+                           f"{' '.join(sorted(_SHORT))} followed by its value, e.g. --gres=gpu:1 -p gpu.")
+    if words and words[-1] in _SHORT:
+        raise BadInput(f"The Slurm option {words[-1]} has no value", "give it one, e.g. -p gpu.")
+    return " ".join(words)
+
+
+def job_name(name: str) -> str:
+    return f"rdev-{name}"
+
+
+def runtime_path(zip_bytes: bytes) -> str:
+    """Where the runtime of this rdev lives on the cluster (named by its content: version-locked)."""
+    return f"$HOME/.rdev/runtime/rdev-{hashlib.sha256(zip_bytes).hexdigest()[:16]}.zip"
+
+
+def install_runtime(login: str, zip_bytes: bytes) -> str:
+    """Put this rdev's runtime side into the user's home on the cluster, unless it is there whole:
+    an upload cut short is checked against its digest and never takes the final name."""
+    where = runtime_path(zip_bytes)
+    digest = hashlib.sha256(zip_bytes).hexdigest()
+    whole = f'echo "{digest}  $1" | sha256sum -c --status'
+    _run(login, f'check() {{ {whole}; }}; f="{where}"; if [ -f "$f" ] && check "$f"; then cat >/dev/null; else '
+                f'mkdir -p "$HOME/.rdev/runtime" && chmod 700 "$HOME/.rdev" && cat > "$f.$$" && check "$f.$$" && '
+                f'mv "$f.$$" "$f" || {{ rm -f "$f.$$"; exit 1; }}; fi', zip_bytes, what="Installing rdev's runtime")
+    return where
+
+
+def jobs(login: str, name: str) -> list[Job]:
+    """rdev's jobs for `name` that are still queued or running, newest first."""
+    out = _run(login, f"squeue --noheader --user=\"$(id -un)\" --name={job_name(name)} --states={_LIVE_STATES} "
+                      f"--format='{_FORMAT}'")
+    found = [_job(line) for line in out.splitlines() if line.strip()]
+    return sorted((j for j in found if j), key=lambda j: int(j.id) if j.id.isdigit() else 0, reverse=True)
+
+
+def submit(login: str, name: str, options: str, *, runtime: str, key: str, workdir: str) -> str:
+    """Submit rdev's job; its id."""
+    state = f'"$HOME/.rdev/slurm/{name}-$SLURM_JOB_ID"'
+    ticket = f'"$HOME/.rdev/slurm/{name}-$SLURM_JOB_ID.ticket"'
+    serve = (f'exec env PYTHONPATH="{runtime}" python3 -m colab_side serve --in-job --tunnel direct '
+             f'--listen "$(hostname)" --authorized-key {shlex.quote(key)} --workdir {shlex.quote(workdir)} '
+             f'--state-dir {state} --ticket-file {ticket}')
+    # A login shell: the cluster's module system and the user's profile set up the job's environment.
+    # A requeued job keeps its id: the ticket of its earlier run must not be taken for this one's.
+    script = (f"#!/bin/bash -l\n# rdev: VS Code on this node until the job ends ('rdev stop {name}' ends it).\n"
+              f"rm -f {ticket}\n{serve}\n")
+    try:
+        out = _run(login, f'mkdir -p "$HOME/.rdev/slurm" && chmod 700 "$HOME/.rdev" "$HOME/.rdev/slurm" && '
+                          f'sbatch --parsable --job-name={job_name(name)} --output="$HOME/.rdev/slurm/{name}-%j.log" '
+                          f'{options}', script.encode(), what="sbatch")
+    except BaseException:
+        _forget_submitted(login, name)
+        raise
+    # A login profile may print before sbatch does: its answer is the last line.
+    lines = [line for line in out.splitlines() if line.strip()]
+    job = lines[-1].strip().split(";")[0] if lines else ""
+    if not job.isdigit():
+        _forget_submitted(login, name)
+        raise RdevError(f"sbatch answered {out.strip()[-80:]!r}, not a job id",
+                        "check the Slurm options and the login node's profile, then run again.")
+    return job
+
+
+def _forget_submitted(login: str, name: str) -> None:
+    """Cancel rdev's jobs for `name` after a submit whose answer was lost (rdev submits only when none ran)."""
+    try:
+        _run(login, f"scancel --user=\"$(id -un)\" --name={job_name(name)}", what="scancel")
+    except RdevError:
+        pass
+
+
+@dataclass(frozen=True)
+class Watched:
+    """One look at a job: as squeue shows it (None once it left the queue), its place among the
+    pending jobs by priority (None unless it pends), and its ticket ("" until its sshd wrote one)."""
+
+    job: Job | None
+    position: int | None
+    ticket: str
+
+
+def watch(login: str, name: str, job: str) -> Watched:
+    job = _checked_id(job)
+    out = _run(login, f"squeue --noheader --jobs={job} --format='{_FORMAT}' 2>/dev/null; echo '--'; "
+                      f"squeue --noheader --states=PENDING --sort=-p,i --format=%i --partition=\"$(squeue --noheader "
+                      f"--jobs={job} --format=%P)\" 2>/dev/null; echo '--'; "
+                      f'cat "$HOME/.rdev/slurm/{name}-{job}.ticket" 2>/dev/null; true')
+    queue, _, rest = out.partition("--\n")
+    pending, _, ticket = rest.partition("--\n")
+    found = next((j for j in map(_job, queue.splitlines()) if j and j.id == job), None)
+    order = pending.split()
+    return Watched(found, order.index(job) + 1 if job in order else None, ticket.strip())
+
+
+def cancel(login: str, job: str) -> None:
+    _run(login, f"scancel {_checked_id(job)}", what="scancel")
+
+
+def _checked_id(job: str) -> str:
+    if not job.isdigit():
+        raise ValueError(f"not a Slurm job id: {job!r}")
+    return job
+
+
+def _job(line: str) -> Job | None:
+    """A line of squeue's; None unless its id is a plain number (ids go back into commands)."""
+    # Shown to the user: nothing from the cluster reaches the terminal as a control code.
+    fields = [printable(field) for field in line.strip().split("|")]
+    return Job(*fields) if len(fields) == 6 and fields[0].isdigit() else None
+
+
+def _run(login: str, command: str, stdin: bytes | None = None, what: str = "Slurm") -> str:
+    """`command` on the login node; its output, or one sentence with what it said."""
+    argv = probe.ssh_argv(login, "-o", "BatchMode=yes") + [f"sh -c {shlex.quote(command)}"]
+    try:
+        result = subprocess.run(argv, input=stdin or b"", capture_output=True, timeout=_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise RdevError(f"The login node {login} did not answer within {_TIMEOUT} s",
+                        "check your network or VPN, then run again.") from None
+    if result.returncode == 255:
+        raise probe.failure(login, result.stderr.decode(errors="replace"))
+    if result.returncode != 0:
+        said = "".join(c if c.isprintable() else " " for c in result.stderr.decode(errors="replace")).strip()
+        fix = ("check the Slurm options ('rdev add NAME --slurm ...' again) and the cluster, then run again."
+               if what == "sbatch" else "check the cluster (is its Slurm up, and your home writable?), then run again.")
+        raise RdevError(f"{what} on {login} failed ({said[-200:] or f'exit {result.returncode}'})", fix)
+    return result.stdout.decode(errors="replace")

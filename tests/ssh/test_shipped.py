@@ -1,0 +1,82 @@
+"""The remote command that runs a runtime module from the zip sent on stdin, run here by a shell as
+sshd runs it: the zip lands on PYTHONPATH, a secret first line reaches the module's stdin and never an
+argv, the module's exit status comes back and the temporary file goes."""
+
+from __future__ import annotations
+
+import io
+import os
+import shlex
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from client_side.ssh import shipped
+
+
+def remote(command: str, stdin: bytes, tmp: Path) -> subprocess.CompletedProcess:
+    # sshd hands the command to the login shell as `SHELL -c COMMAND`.
+    return subprocess.run(["bash", "-c", command], input=stdin, capture_output=True, env={"PATH": "/usr/bin:/bin",
+                          "TMPDIR": str(tmp)}, timeout=60)
+
+
+def test_a_real_module_runs_from_the_zip_and_its_status_comes_back(tmp_path: Path) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    result = remote(shipped.command("prefetch", "not-an-editor"), shipped.runtime_zip(), scratch)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.decode().startswith("Editor server: not fetched ("), result.stdout
+    assert list(scratch.iterdir()) == []
+
+
+def test_the_secret_first_line_reaches_stdin_only(tmp_path: Path) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    python = tmp_path / "python"
+    python.write_text('#!/bin/sh\nread -r line\necho "stdin=$line"\necho "argv=$*"\necho "path=$PYTHONPATH"\n'
+                      'ps -o args= -p $$ $PPID\n')
+    python.chmod(0o755)
+    secret = "s3cret-token-value"
+    result = remote(shipped.command("jupyter", "start", "--install", python=shlex.quote(str(python)), secret_first=True),
+                    secret.encode() + b"\n" + shipped.runtime_zip(), scratch)
+    out = result.stdout.decode()
+    assert result.returncode == 0, result.stderr
+    lines = out.splitlines()
+    assert len(lines) >= 5, out  # ps showed the module's process and the shell that runs it
+    assert lines[0] == f"stdin={secret}"
+    assert lines[1] == "argv=-m colab_side.jupyter start --install"
+    zip_path = lines[2].removeprefix("path=")
+    assert zip_path.startswith(str(scratch))
+    assert secret not in "\n".join(lines[1:])  # neither the module's argv nor its shell's
+    assert list(scratch.iterdir()) == []  # the zip is gone once the module ends
+
+
+def test_the_zip_holds_the_runtime_side_only() -> None:
+    names = zipfile.ZipFile(io.BytesIO(shipped.runtime_zip())).namelist()
+    assert {name.split("/")[0] for name in names} == set(shipped.RUNTIME_PACKAGES)
+    assert "colab_side/jupyter.py" in names and "bootstrap/editor_servers.py" in names
+    assert shipped.runtime_zip() == shipped.runtime_zip()  # same code, same bytes: the cell names it by content
+
+
+def test_every_runtime_module_imports_from_the_zip_under_python_3_8(tmp_path: Path) -> None:
+    """The hosts' oldest Python rdev promises: Ubuntu 20.04's school servers run 3.8."""
+    # On PATH, or one pyenv installed (its shim answers only for the selected versions).
+    pyenv = sorted(Path(os.environ.get("PYENV_ROOT", "/nonexistent")).glob("versions/3.8*/bin/python3.8"))
+    found = [python for python in [shutil.which("python3.8"), *map(str, pyenv)]
+             if python and subprocess.run([python, "--version"], capture_output=True).returncode == 0]
+    if not found:
+        pytest.skip("no Python 3.8 on this machine")
+    python = found[0]
+    archive = tmp_path / "runtime.zip"
+    archive.write_bytes(shipped.runtime_zip())
+    modules = sorted(name[:-3].replace("/", ".").removesuffix(".__init__")
+                     for name in zipfile.ZipFile(archive).namelist() if name.endswith(".py"))
+    result = subprocess.run([python, "-c", "import importlib, sys\nfor m in sys.argv[1:]: importlib.import_module(m)",
+                             *modules], capture_output=True, text=True, env={"PYTHONPATH": str(archive),
+                                                                            "PATH": "/usr/bin:/bin"},
+                            cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "colab_side.jupyter_env" in modules and "colab_side.server" in modules
