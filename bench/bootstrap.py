@@ -24,14 +24,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from colab_side import serve, stop  # noqa: E402
-from colab_side.sshd import find_sshd  # noqa: E402
+from colab_side import serve, stop
+from colab_side.sshd import find_sshd
 
 APT_ENV = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
 INSTALL = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "openssh-server"]
@@ -86,13 +86,13 @@ def serial(state: Path, cloudflared: Path) -> None:
     state.mkdir(exist_ok=True)
     port = "2299"
     subprocess.run([find_sshd() or "/usr/sbin/sshd", "-p", port, "-o", f"PidFile={state}/serial.pid"], check=True)
-    log = open(state / "serial-tunnel.log", "w")
-    tunnel = subprocess.Popen([str(cloudflared), "tunnel", "--url", f"ssh://127.0.0.1:{port}"], stderr=log)
-    while "Registered tunnel connection" not in (state / "serial-tunnel.log").read_text():
-        time.sleep(0.02)
-    tunnel.terminate()
-    tunnel.wait()
-    subprocess.run(["kill", (state / "serial.pid").read_text().strip()])
+    with open(state / "serial-tunnel.log", "w") as log:
+        tunnel = subprocess.Popen([str(cloudflared), "tunnel", "--url", f"ssh://127.0.0.1:{port}"], stderr=log)
+        while "Registered tunnel connection" not in (state / "serial-tunnel.log").read_text():
+            time.sleep(0.02)
+        tunnel.terminate()
+        tunnel.wait()
+    subprocess.run(["kill", (state / "serial.pid").read_text().strip()], check=False)
 
 
 def main() -> None:

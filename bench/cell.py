@@ -22,8 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bootstrap import cell  # noqa: E402
-from client_side import colab_cell  # noqa: E402
+from bootstrap import cell
+from client_side import colab_cell
 
 TARGET = 0.2
 

@@ -26,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.stand_ins.colab_runtime import ColabProxy, Runtime, colab_binary, quiet_settings, write_session  # noqa: E402
+from tests.stand_ins.colab_runtime import ColabProxy, Runtime, colab_binary, quiet_settings, write_session
 
 TARGET = 1.5
 
@@ -43,7 +43,7 @@ def laptop(root: Path, name: str) -> dict[str, str]:
 
 def timed(argv: list[str], env: dict[str, str]) -> float:
     start = time.perf_counter()
-    result = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=REPO)
+    result = subprocess.run(argv, check=False, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=REPO)
     took = time.perf_counter() - start
     if result.returncode != 0:
         raise SystemExit(f"bench: {' '.join(argv[2:])} failed: {result.stderr.strip()}")
@@ -51,7 +51,7 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
 
 
 def close_master(env: dict[str, str], name: str) -> None:
-    subprocess.run(["ssh", "-F", f"{env['HOME']}/.ssh/config", "-O", "exit", name], env=env, capture_output=True)
+    subprocess.run(["ssh", "-F", f"{env['HOME']}/.ssh/config", "-O", "exit", name], check=False, env=env, capture_output=True)
 
 
 def main() -> int:
@@ -67,7 +67,7 @@ def main() -> int:
     runtime.authorize(public)
     proxy = ColabProxy(runtime)
     served = subprocess.run([*rdev[:1], "-m", "colab_side", "serve", "--authorized-key", public, "--state-dir",
-                             str(root / "server"), "--no-keep-alive"], env=first, capture_output=True, text=True, cwd=REPO)
+                             str(root / "server"), "--no-keep-alive"], check=False, env=first, capture_output=True, text=True, cwd=REPO)
     ticket = next(line for line in served.stdout.splitlines() if line.startswith("rdev1."))
     plain, colab, through_cli, straight = [], [], [], []
     try:
@@ -85,7 +85,7 @@ def main() -> int:
     finally:
         proxy.close()
         runtime.stop()
-        subprocess.run([*rdev[:1], "-m", "colab_side", "stop", "--state-dir", str(root / "server")], capture_output=True,
+        subprocess.run([*rdev[:1], "-m", "colab_side", "stop", "--state-dir", str(root / "server")], check=False, capture_output=True,
                        cwd=REPO)
         shutil.rmtree(root, ignore_errors=True)
     cli = statistics.median(through_cli) - statistics.median(straight)

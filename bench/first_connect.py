@@ -35,10 +35,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.bootstrap import INSTALL, apt, without_sshd  # noqa: E402
-from colab_side import prefetch  # noqa: E402
-from colab_side.sshd import find_sshd  # noqa: E402
-from tests.stand_ins.downloads import Downloads  # noqa: E402
+from bench.bootstrap import INSTALL, apt, without_sshd
+from colab_side import prefetch
+from colab_side.sshd import find_sshd
+from tests.stand_ins.downloads import Downloads
 
 TARGET = 0.2
 COMMIT = "4" * 40
@@ -52,7 +52,7 @@ def rdev_env(root: Path) -> dict[str, str]:
 
 
 def run(argv: list[str], env: dict[str, str]) -> str:
-    result = subprocess.run(argv, env=env, cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run(argv, check=False, env=env, cwd=REPO, capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"bench: {' '.join(argv[2:5])} failed: {result.stderr.strip()}")
     return result.stdout
@@ -76,7 +76,7 @@ def with_prefetch(root: Path, downloads: Downloads) -> float:
             time.sleep(0.01)
         return time.monotonic() - connected
     finally:
-        subprocess.run(["ssh", "-F", f"{env['HOME']}/.ssh/config", "-O", "exit", "box"], capture_output=True, env=env)
+        subprocess.run(["ssh", "-F", f"{env['HOME']}/.ssh/config", "-O", "exit", "box"], check=False, capture_output=True, env=env)
         run([sys.executable, "-m", "colab_side", "stop", "--state-dir", str(state)], env)
 
 

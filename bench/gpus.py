@@ -44,7 +44,7 @@ def throwaway_home() -> Path:
 
 def rdev(*args: str) -> subprocess.CompletedProcess:
     """`rdev ARGS...` as a child process, failing loudly."""
-    result = subprocess.run([sys.executable, "-m", "client_side", *args], capture_output=True, text=True, cwd=REPO,
+    result = subprocess.run([sys.executable, "-m", "client_side", *args], check=False, capture_output=True, text=True, cwd=REPO,
                             timeout=300)
     if result.returncode != 0:
         raise SystemExit(f"rdev {' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}")
@@ -61,7 +61,7 @@ def close_masters(home: Path) -> None:
     """End the shared ssh connections rdev's ssh left running."""
     sockets = home / ".ssh" / "rdev" / "cm"
     for sock in sockets.glob("*") if sockets.exists() else []:
-        subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "x"], capture_output=True, timeout=30)
+        subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "x"], check=False, capture_output=True, timeout=30)
 
 
 def main() -> None:

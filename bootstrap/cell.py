@@ -96,7 +96,7 @@ def _install_lines(sections: dict[str, str], tunnel: str, requirement: str | Non
     if (requirement is None) == (runtime_zip is None):
         raise ValueError("give the cell a requirement or the runtime's zip, one of them")
     ahead = Template(sections["fetch ahead"]).substitute(editor_server=repr(editor_server)) if editor_server else ""
-    if requirement is not None:
+    if runtime_zip is None:
         return Template(sections["install requirement"]).substitute(requirement=repr(requirement)) + ahead
     # Named by its content: a cell of another rdev version never imports this one's leftover copy.
     name = f"rdev-runtime-{hashlib.sha256(runtime_zip).hexdigest()[:16]}.zip"

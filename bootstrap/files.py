@@ -46,8 +46,8 @@ def write_together(changes: dict[Path, bytes], mode: int = 0o600) -> None:
             new = _staged(target, data, mode)
             staged.append((new, target, None))
             if target.is_file():
-                old = _staged(target, _named(target, target.read_bytes), stat.S_IMODE(target.stat().st_mode))
-                staged[-1] = (new, target, old)
+                copy = _staged(target, _named(target, target.read_bytes), stat.S_IMODE(target.stat().st_mode))
+                staged[-1] = (new, target, copy)
         for new, target, old in staged:
             _named(target, os.replace, new, target)
             replaced.append((target, old))

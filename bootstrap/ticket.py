@@ -178,9 +178,11 @@ def _host_key(line: object) -> str:
 
 def moment(value: object) -> datetime | None:
     """The UTC time an ISO-8601 text names, or None if it names none (or not in UTC)."""
+    if not isinstance(value, str):
+        return None
     try:
-        found = datetime.fromisoformat(value.replace("Z", "+00:00"))  # type: ignore[union-attr]
-    except (AttributeError, ValueError):
+        found = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
         return None
     return found if found.utcoffset() == timedelta(0) else None
 

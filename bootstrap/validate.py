@@ -82,7 +82,7 @@ def remote_path(value: str) -> str:
     It is only ever passed as one argument (to the editor), never written into a config line,
     so spaces are allowed.
     """
-    if not value or not (value.startswith("/") or value == "~" or value.startswith("~/")):
+    if not value or not (value.startswith(("/", "~/")) or value == "~"):
         raise InvalidValue(f"The remote folder {value!r} must be an absolute path such as /content.")
     unsafe = next((c for c in value if unicodedata.category(c) in _UNSAFE_IN_PATH), None)
     if unsafe is not None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import signal
 import sys
-from typing import Optional
 
 import typer
 
@@ -56,28 +55,28 @@ def key() -> None:
 def connect(
     name: str = typer.Argument(..., metavar="NAME", help="the name to use for this host, e.g. colab",
                                autocompletion=_host_names),
-    ticket: Optional[str] = typer.Option(None, "--ticket", help="the ticket line, or - to read it from stdin"),
-    ticket_file: Optional[str] = typer.Option(None, "--ticket-file", help="read the ticket from this file (e.g. in a "
+    ticket: str | None = typer.Option(None, "--ticket", help="the ticket line, or - to read it from stdin"),
+    ticket_file: str | None = typer.Option(None, "--ticket-file", help="read the ticket from this file (e.g. in a "
                                               "synced Drive folder) and remember it for the next connect"),
     no_open: bool = typer.Option(False, "--no-open", help="set up and check SSH, but do not open the editor"),
-    path: Optional[str] = typer.Option(None, "--path", help="remote folder to open (default: the ticket's)"),
-    editor: Optional[str] = typer.Option(None, "--editor", help="code, code-insiders, cursor, codium, windsurf or a path; "
+    path: str | None = typer.Option(None, "--path", help="remote folder to open (default: the ticket's)"),
+    editor: str | None = typer.Option(None, "--editor", help="code, code-insiders, cursor, codium, windsurf or a path; "
                                          "remembered for this host (default: RDEV_EDITOR, else the first installed)"),
-    cloudflared: Optional[str] = typer.Option(None, "--cloudflared", help="cloudflared binary for cloudflared tickets "
+    cloudflared: str | None = typer.Option(None, "--cloudflared", help="cloudflared binary for cloudflared tickets "
                                               "(default: RDEV_CLOUDFLARED, the one this host used before, PATH, "
                                               "else downloaded)"),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="read a password host's password from stdin"),
     accept_new_host_key: bool = typer.Option(False, "--accept-new-host-key",
                                              help="re-pin a host whose host key changed (a password host, or a "
                                              "Colab runtime)"),
-    colab_session: Optional[str] = typer.Option(None, "--colab-session", metavar="SESSION",
+    colab_session: str | None = typer.Option(None, "--colab-session", metavar="SESSION",
                                                 help="reach Colab through Google's own SSH route: the colab CLI's "
                                                 "session, created (after saying so) when it does not exist"),
-    gpu: Optional[str] = typer.Option(None, "--gpu", metavar="GPU", help="with --colab-session: the GPU of a runtime rdev creates "
+    gpu: str | None = typer.Option(None, "--gpu", metavar="GPU", help="with --colab-session: the GPU of a runtime rdev creates "
                                       "(T4, L4, G4, H100, A100)"),
-    colab: Optional[str] = typer.Option(None, "--colab", metavar="PATH", help="Google's colab CLI (default: "
+    colab: str | None = typer.Option(None, "--colab", metavar="PATH", help="Google's colab CLI (default: "
                                         "RDEV_COLAB, the one this host used before, PATH)"),
-    wait: Optional[float] = typer.Option(None, "--wait", metavar="SECONDS", help="for a Slurm cluster: how long to "
+    wait: float | None = typer.Option(None, "--wait", metavar="SECONDS", help="for a Slurm cluster: how long to "
                                          "wait for rdev's job to leave the queue before cancelling it (default 600)"),
 ) -> None:
     """Connect NAME: from a ticket, through Google's colab CLI (--colab-session), or (for a host added with 'rdev add')
@@ -94,12 +93,12 @@ def connect(
 def add(
     name: str = typer.Argument(..., metavar="NAME", help="the name to use for this host, e.g. gpu1"),
     host: str = typer.Option(..., "--host", help="its address, e.g. gpu1.cs.example.edu"),
-    user: Optional[str] = typer.Option(None, "--user", help="login name (default: yours on this laptop)"),
+    user: str | None = typer.Option(None, "--user", help="login name (default: yours on this laptop)"),
     port: int = typer.Option(22, "--port"),
-    jump: Optional[str] = typer.Option(None, "--jump", help="reach it through this registered name or [user@]host[:port]"),
-    preset: Optional[str] = typer.Option(None, "--preset", help="a kind of host: clusteria, school, slurm, or your own"),
-    path: Optional[str] = typer.Option(None, "--path", help="remote folder the editor opens (default: the preset's, else ~)"),
-    slurm: Optional[str] = typer.Option(None, "--slurm", metavar="OPTIONS", help="a Slurm cluster: HOST is its login "
+    jump: str | None = typer.Option(None, "--jump", help="reach it through this registered name or [user@]host[:port]"),
+    preset: str | None = typer.Option(None, "--preset", help="a kind of host: clusteria, school, slurm, or your own"),
+    path: str | None = typer.Option(None, "--path", help="remote folder the editor opens (default: the preset's, else ~)"),
+    slurm: str | None = typer.Option(None, "--slurm", metavar="OPTIONS", help="a Slurm cluster: HOST is its login "
                                         "node, and the editor runs on a compute node in a job submitted with these "
                                         "sbatch options, e.g. \"--partition=gpu --gres=gpu:1 --time=04:00:00\""),
 ) -> None:
@@ -130,7 +129,7 @@ def password(
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def ssh(
     name: str = typer.Argument(..., metavar="NAME", autocompletion=_host_names),
-    command: Optional[list[str]] = typer.Argument(None, metavar="[-- CMD...]", help="a command to run instead of a shell"),
+    command: list[str] | None = typer.Argument(None, metavar="[-- CMD...]", help="a command to run instead of a shell"),
 ) -> None:
     """A terminal on NAME (or one command) through the SSH config rdev wrote."""
     from client_side.commands import ssh as terminal
@@ -140,7 +139,7 @@ def ssh(
 
 @app.command()
 def gpus(
-    names: Optional[list[str]] = typer.Argument(None, metavar="[NAME...]", help="hosts to ask (default: all)",
+    names: list[str] | None = typer.Argument(None, metavar="[NAME...]", help="hosts to ask (default: all)",
                                                 autocompletion=_host_names),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
     timeout: float = typer.Option(8.0, "--timeout", metavar="SECONDS",
@@ -158,10 +157,10 @@ def gpus(
 def jupyter(
     name: str = typer.Argument(..., metavar="NAME", autocompletion=_host_names),
     stop_server: bool = typer.Option(False, "--stop", help="end the server on NAME and the forward to it"),
-    python: Optional[str] = typer.Option(None, "--python", metavar="PATH", help="the Python on NAME that has "
+    python: str | None = typer.Option(None, "--python", metavar="PATH", help="the Python on NAME that has "
                                          "jupyter_server and ipykernel (default: python3 there; rdev installs them "
                                          "for your user when missing)"),
-    port: Optional[int] = typer.Option(None, "--port", metavar="LOCAL", help="the port on this laptop (default: the "
+    port: int | None = typer.Option(None, "--port", metavar="LOCAL", help="the port on this laptop (default: the "
                                        "one used before, else a free one)"),
 ) -> None:
     """A Jupyter server on NAME for Colab's "Connect to a local runtime" (and VS Code's "Existing Jupyter Server"),
@@ -222,7 +221,7 @@ def cell(
     tunnel: str = typer.Option("cloudflared", "--tunnel", help="cloudflared (no account) or ngrok (a token, "
                                "read from the notebook's secrets)"),
     runtime: str = typer.Option("colab", "--runtime", help="colab or kaggle"),
-    source: Optional[str] = typer.Option(None, "--source", help="what the cell installs: a git URL, an https URL, or "
+    source: str | None = typer.Option(None, "--source", help="what the cell installs: a git URL, an https URL, or "
                                          "a path on the runtime (default: the cell carries this rdev's runtime side)"),
     drive: bool = typer.Option(False, "--drive", help="mount Drive in the cell and write the ticket file there, "
                                "for 'rdev connect colab --ticket-file' on this laptop's synced Drive (Colab only)"),
@@ -253,7 +252,7 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     # A closed terminal or a plain `kill` ends rdev as Ctrl-C does: what it started is undone on the way
     # out (a Slurm job it submitted is cancelled), and its files are written whole or not at all.
     for name in ("SIGTERM", "SIGHUP"):

@@ -74,7 +74,7 @@ def started(pid: int) -> str | None:
         except (OSError, IndexError):
             return None
         return fields[19] if fields[0] != "Z" else None
-    result = subprocess.run(["ps", "-o", "lstart=", "-p", str(pid)], capture_output=True, text=True)
+    result = subprocess.run(["ps", "-o", "lstart=", "-p", str(pid)], check=False, capture_output=True, text=True)
     return result.stdout.strip() or None
 
 
@@ -86,7 +86,7 @@ def _parents() -> dict[int, int]:
             with contextlib.suppress(OSError, IndexError, ValueError):
                 found[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
         return found
-    lines = subprocess.run(["ps", "-A", "-o", "pid=", "-o", "ppid="], capture_output=True, text=True).stdout
+    lines = subprocess.run(["ps", "-A", "-o", "pid=", "-o", "ppid="], check=False, capture_output=True, text=True).stdout
     return {int(pid): int(ppid) for pid, ppid in (line.split() for line in lines.splitlines() if len(line.split()) == 2)}
 
 

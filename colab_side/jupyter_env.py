@@ -160,7 +160,7 @@ def _pip(python: str, options: list[str], packages: list[str], fix: str) -> None
 
 def _run(argv: list[str], timeout: float, doing: str) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(argv, check=False, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise Failure(f"{doing} did not finish within {timeout:.0f} s",
                       "check the host's internet access and load, then run again.") from None

@@ -24,8 +24,7 @@ from colab_side import background, prefetch, runtime, status
 from colab_side.environment import session_environment
 from colab_side.errors import ServeError
 from colab_side.sshd import Sshd, ensure_sshd, free_port, port_taken
-from colab_side.state import StateFolder, end_processes, state_folder
-from colab_side.state import stop as stop_folder
+from colab_side.state import StateFolder, end_processes, state_folder, stop as stop_folder
 from colab_side.supervisor import CHECK_EVERY, Part, Supervisor
 from colab_side.tunnels import Endpoint, Tunnel, make_tunnel
 
@@ -36,7 +35,7 @@ T = TypeVar("T")
 KEEP_ALIVE_EVERY = 5.0
 _NOTED: set[str] = set()
 # The servers this process runs, by state folder: serving a folder again replaces its server wholly.
-_LIVE: dict[Path, "Server"] = {}
+_LIVE: dict[Path, Server] = {}
 _LIVE_LOCK = threading.Lock()
 
 
@@ -299,7 +298,7 @@ def _address(listen: str) -> str:
     except ValueError:
         pass
     try:
-        return socket.getaddrinfo(listen, None, type=socket.SOCK_STREAM)[0][4][0]
+        return str(socket.getaddrinfo(listen, None, type=socket.SOCK_STREAM)[0][4][0])
     except (OSError, IndexError):
         raise ServeError(f"The listen address {listen!r} does not resolve: give an IP address such as 127.0.0.1.",
                          2) from None
@@ -349,7 +348,7 @@ def _set_password(user: str, password: str) -> None:
     if os.geteuid() != 0:
         raise ServeError("Only root can set a login password: serve with keys only, or run as root.", 2)
     # chpasswd reads the secret on stdin, so it never shows in a process list.
-    result = subprocess.run(["chpasswd"], input=f"{user}:{password}\n", text=True, capture_output=True)
+    result = subprocess.run(["chpasswd"], check=False, input=f"{user}:{password}\n", text=True, capture_output=True)
     if result.returncode != 0:
         raise ServeError(f"Setting the password of {user} failed: chpasswd said {result.stderr.strip()[:200]!r}.")
 

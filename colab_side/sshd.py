@@ -55,7 +55,7 @@ def ensure_sshd() -> str:
 
 def _run_apt(argv: list[str]) -> int:
     env = {**without_secrets(dict(os.environ)), **_APT_ENV}
-    return subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+    return subprocess.run(argv, check=False, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL).returncode
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from bootstrap.files import atomic_write
 from colab_side import processes
 from colab_side.environment import MARKER_VARIABLE
+
 # What sshd's per-connection processes are called: OpenSSH 9.8 split them out as sshd-session.
 SSHD_COMMANDS = ("sshd", "sshd-session")
 

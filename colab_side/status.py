@@ -33,7 +33,7 @@ def gpu_summary() -> str:
         return "no GPU"
     try:
         out = subprocess.run([smi, "--query-gpu=name,utilization.gpu,memory.used,memory.total",
-                              "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=10,
+                              "--format=csv,noheader,nounits"], check=False, capture_output=True, text=True, timeout=10,
                              env=without_secrets(dict(os.environ))).stdout
     except (OSError, subprocess.TimeoutExpired):
         return "GPU not answering"

@@ -55,7 +55,7 @@ class Supervisor:
     was stopped (from any process); then `finish()` ends what a restart brought back meanwhile."""
 
     def __init__(self, parts: list[Part], *, stopped: Callable[[], bool], replaced: Callable[[], bool],
-                 finish: Callable[[], None], say: Callable[[str], None]) -> None:
+                 finish: Callable[[], object], say: Callable[[str], None]) -> None:
         self.parts = parts
         self.stopped = stopped
         self.replaced = replaced

@@ -9,8 +9,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -42,12 +43,12 @@ def close_masters(home: Path) -> None:
     """End the ControlMaster processes a test's ssh left behind."""
     sockets = home / ".ssh" / "rdev" / "cm"
     for sock in sockets.glob("*") if sockets.exists() else []:
-        subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "x"], capture_output=True, timeout=30)
+        subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "x"], check=False, capture_output=True, timeout=30)
 
 
 def run_module(module: str, *args: str, input: str | None = None, env: dict | None = None,
                timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", module, *args], input=input, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", module, *args], check=False, input=input, capture_output=True, text=True,
                           env=env or os.environ.copy(), timeout=timeout, cwd=REPO)
 
 
@@ -129,7 +130,7 @@ def editor_calls(record: Path) -> list[dict]:
 
 
 @pytest.fixture
-def downloads() -> Iterator["Downloads"]:
+def downloads() -> Iterator[Downloads]:
     """A stand-in for the editors' download servers, on loopback."""
     from tests.stand_ins.downloads import Downloads
 
@@ -150,7 +151,7 @@ def ngrok_standin(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def ssh_through(home: Path, *args: str) -> subprocess.CompletedProcess:
     """The real ssh client with the config rdev wrote in `home`, never asking anything."""
-    return subprocess.run(["ssh", "-F", str(home / ".ssh" / "config"), "-o", "BatchMode=yes", *args],
+    return subprocess.run(["ssh", "-F", str(home / ".ssh" / "config"), "-o", "BatchMode=yes", *args], check=False,
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
 
 
@@ -180,7 +181,7 @@ def secret_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
               "PYTHON_KEYRING_BACKEND": "keyring.backends.SecretService.Keyring"}
     probe = [sys.executable, "-c", "import keyring; keyring.set_password('rdev-probe', 'p', 'x')"]
     deadline = time.monotonic() + 20
-    while subprocess.run(probe, env={**os.environ, **wanted}, capture_output=True).returncode != 0:
+    while subprocess.run(probe, check=False, env={**os.environ, **wanted}, capture_output=True).returncode != 0:
         assert time.monotonic() < deadline, "gnome-keyring-daemon did not come up"
         time.sleep(0.2)
     yield wanted

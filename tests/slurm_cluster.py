@@ -20,8 +20,8 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -94,7 +94,7 @@ class SlurmCluster:
             env = None
         else:
             env = {**os.environ, **self.env()}
-        result = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
+        result = subprocess.run(argv, check=False, capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
         if check and result.returncode != 0:
             raise AssertionError(f"{' '.join(argv)} exited {result.returncode}: {result.stderr.strip()}")
         return result
@@ -263,12 +263,11 @@ PartitionName={self.partition} Nodes={self.node},{self.spare_node} Default=YES M
         (stopping slurmd does not end jobs)."""
         if self.root is None:
             return
-        if self.processes.get("slurmctld") and self.processes["slurmctld"].poll() is None:
-            if jobs := self.jobs():
-                self.run("scancel", *jobs, check=False, timeout=10)
-                deadline = time.monotonic() + 15
-                while self.jobs() and time.monotonic() < deadline:
-                    time.sleep(0.1)
+        if self.processes.get("slurmctld") and self.processes["slurmctld"].poll() is None and (jobs := self.jobs()):
+            self.run("scancel", *jobs, check=False, timeout=10)
+            deadline = time.monotonic() + 15
+            while self.jobs() and time.monotonic() < deadline:
+                time.sleep(0.1)
         for name in ("slurmd", "slurmctld", "munged"):
             process = self.processes.pop(name, None)
             if process is None or process.poll() is not None:

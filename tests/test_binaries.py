@@ -9,9 +9,9 @@ finds an executable made in tmp_path, and the download functions fail the test i
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Callable
 
 import pycloudflared.util
 import pytest

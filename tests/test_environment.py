@@ -96,9 +96,9 @@ def test_setenv_from_a_notebook_environment() -> None:
     }
     lines = setenv_lines(session_environment(environ))
     assert lines == [
-        'SetEnv "CUDA_HOME=/usr/local/cuda" "EMPTY=" "LD_LIBRARY_PATH=/usr/lib64-nvidia:/usr/local/cuda/lib64" '
+        ('SetEnv "CUDA_HOME=/usr/local/cuda" "EMPTY=" "LD_LIBRARY_PATH=/usr/lib64-nvidia:/usr/local/cuda/lib64" '
         '"NOTE=a value with spaces # and a hash" "NVIDIA_VISIBLE_DEVICES=all" '
         '"PATH=/opt/bin:/usr/local/nvidia/bin:/usr/local/cuda/bin:/usr/local/bin:/usr/bin:/bin" '
-        '"PYTHONPATH=/env/python"'
+        '"PYTHONPATH=/env/python"')
     ]
     assert "secret" not in lines[0] and "\n" not in lines[0]

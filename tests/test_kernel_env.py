@@ -14,8 +14,8 @@ import os
 import stat
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
@@ -71,7 +71,7 @@ def run_kernel_env(env: dict[str, str]) -> tuple[dict, subprocess.CompletedProce
 
 def shell(home: Path, *args: str, **extra: str) -> str:
     """bash's stdout, started with nearly nothing in its environment, as a fresh session would be."""
-    result = subprocess.run(["bash", *args], env={"HOME": str(home), "PATH": BASE_PATH, **extra},
+    result = subprocess.run(["bash", *args], check=False, env={"HOME": str(home), "PATH": BASE_PATH, **extra},
                             capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     return result.stdout
 

@@ -17,9 +17,8 @@ import pytest
 
 from colab_side.errors import ServeError
 from colab_side.state import StateFolder
-from colab_side.tunnels import make_tunnel
-from colab_side.tunnels import ngrok
-from colab_side.tunnels.ngrok import TOKEN_VARIABLE, _FAILURES, _explain, auth_token
+from colab_side.tunnels import make_tunnel, ngrok
+from colab_side.tunnels.ngrok import _FAILURES, TOKEN_VARIABLE, _explain, auth_token
 
 
 class SecretMissing(Exception):

@@ -38,8 +38,8 @@ def test_vscodium_server_lands_where_open_remote_ssh_looks(tmp_path: Path, downl
     commit = downloads.codium_commit
     line = prefetch.fetch(f"codium:stable:{commit}:{CODIUM_URL}", tmp_path, downloads.url)
     assert line == f"Editor server: codium {commit[:10]} is ready in ~/.vscodium-server."
-    assert downloads.requests == ["/VSCodium/vscodium/releases/download/1.96.4.25017/vscodium-reh-linux-x64-"
-                                  "1.96.4.25017.tar.gz"]
+    assert downloads.requests == [("/VSCodium/vscodium/releases/download/1.96.4.25017/vscodium-reh-linux-x64-"
+                                  "1.96.4.25017.tar.gz")]
     server = tmp_path / ".vscodium-server" / "bin" / commit
     # open-remote-ssh's test for "installed": $SERVER_DIR/bin/codium-server is a file
     assert (server / "bin" / "codium-server").stat().st_mode & 0o111

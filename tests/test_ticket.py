@@ -10,10 +10,11 @@ import base64
 import json
 import re
 import subprocess
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -332,7 +333,7 @@ def test_host_key_cut_short_on_base64_boundary(good: str, keys: dict[str, str], 
     """A blob truncated to whole base64 quads decodes cleanly but is no longer a key ssh can read."""
     line = _cut_blob(keys, length)
     (tmp_path / "cut.pub").write_text(line + "\n")
-    unreadable = subprocess.run(["ssh-keygen", "-l", "-f", str(tmp_path / "cut.pub")], capture_output=True, timeout=60)
+    unreadable = subprocess.run(["ssh-keygen", "-l", "-f", str(tmp_path / "cut.pub")], check=False, capture_output=True, timeout=60)
     assert unreadable.returncode != 0, "ssh-keygen reads the cut key, so the test's premise is wrong"
     rejection(tampered(good, setting("host_keys", [line])))
 

@@ -7,7 +7,8 @@ turns a value into an option, so each of those must be refused before anything i
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 

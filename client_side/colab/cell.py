@@ -16,11 +16,11 @@ from urllib.parse import urlsplit
 from bootstrap import cell as notebook_cell
 from bootstrap.ticket import PUBLIC_TUNNELS
 from bootstrap.validate import InvalidValue
+from client_side.errors import BadInput, RdevError, split
 from client_side.local import paths
 from client_side.ssh import keys
 from client_side.ssh.shipped import runtime_zip
 from colab_side import runtime as runtimes
-from client_side.errors import BadInput, RdevError, split
 
 DISTRIBUTION = "rdev"
 ARCHIVES = (".whl", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
@@ -51,10 +51,10 @@ def cell(tunnel: str, runtime: str, source: str | None, drive: bool = False) -> 
 
 def _editor_server() -> str | None:
     """This laptop's editor server, for the runtime to fetch while sshd starts (none if no editor is found)."""
-    from client_side.editors import editor, server
+    from client_side.editors import editor, server as editor_server
 
     try:
-        return server.spec(editor.choose(None))
+        return editor_server.spec(editor.choose(None))
     except RdevError:
         return None  # an editor setting that is wrong is said by `rdev connect`, where it matters
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from client_side.colab import sessions
-from client_side.ssh import probe
 from client_side.errors import BadInput, RdevError
+from client_side.ssh import probe
 
 INSTALL = ("install it with 'pipx install google-colab-cli' (it runs on Linux and macOS and needs Python 3.12 or "
            "later), or pass its path with --colab, and run again.")
@@ -24,30 +24,30 @@ INSTALL = ("install it with 'pipx install google-colab-cli' (it runs on Linux an
 # CLI's own words are in its commands/ssh.py; `{name}` is the host, `{session}` the CLI's session.
 _FAILURES: probe.Failures = [
     ("Authentication failed (HTTP 401)", "Colab refused session {session}'s access token",
-     "renew it with 'colab status -s {session}' and run 'rdev connect {name}' again; if that does not help, "
-     "'rdev stop {name}' and connect again."),
-    ("Endpoint not found (HTTP 404)", "The runtime of Colab session {session} has no SSH endpoint (an older "
-     "runtime, or one created without SSH)", "end it with 'rdev stop {name}', then 'rdev connect {name}' creates "
-     "one that has."),
-    ("Already-active SSH session (HTTP 429)", "Another SSH connection holds the runtime of Colab session {session} "
-     "(Colab allows one)", "close it (a 'colab ssh' in another terminal, or another laptop) and run again."),
+     ("renew it with 'colab status -s {session}' and run 'rdev connect {name}' again; if that does not help, "
+     "'rdev stop {name}' and connect again.")),
+    ("Endpoint not found (HTTP 404)", ("The runtime of Colab session {session} has no SSH endpoint (an older "
+     "runtime, or one created without SSH)"), ("end it with 'rdev stop {name}', then 'rdev connect {name}' creates "
+     "one that has.")),
+    ("Already-active SSH session (HTTP 429)", ("Another SSH connection holds the runtime of Colab session {session} "
+     "(Colab allows one)"), "close it (a 'colab ssh' in another terminal, or another laptop) and run again."),
     ("Bad gateway (HTTP 502)", "Colab's proxy cannot reach the sshd of session {session}'s runtime",
      "check it with 'colab status -s {session}'; if it is unhealthy, 'rdev stop {name}' and connect again."),
     ("unsupported key type", "Colab refused rdev's ed25519 key as an unsupported type",
      "update Google's colab CLI ('pipx upgrade google-colab-cli') and run again."),
     ("No such command 'ssh'", "This version of Google's colab CLI has no 'ssh' command",
      "update it ('pipx upgrade google-colab-cli'; 0.7.5 or later) and run again."),
-    ("Enter the authorization code", "Google's colab CLI needs you to log in", "run 'colab sessions' in a terminal "
-     "to log in, then 'rdev connect {name}' again."),
-    ("No valid default credentials", "Google's colab CLI needs you to log in", "run 'colab sessions' in a terminal "
-     "to log in, then 'rdev connect {name}' again."),
-    (" not found. Run `colab sessions`", "Colab session {session} no longer exists (its runtime was stopped or "
-     "reclaimed)", "run 'rdev connect {name}' to start a new one."),
+    ("Enter the authorization code", "Google's colab CLI needs you to log in", ("run 'colab sessions' in a terminal "
+     "to log in, then 'rdev connect {name}' again.")),
+    ("No valid default credentials", "Google's colab CLI needs you to log in", ("run 'colab sessions' in a terminal "
+     "to log in, then 'rdev connect {name}' again.")),
+    (" not found. Run `colab sessions`", ("Colab session {session} no longer exists (its runtime was stopped or "
+     "reclaimed)"), "run 'rdev connect {name}' to start a new one."),
     ("WebSocket connection failed", "Cannot reach Colab's proxy for session {session}",
      "check your network, and the runtime with 'colab status -s {session}'."),
-    ("REMOTE HOST IDENTIFICATION HAS CHANGED", "{name}'s host key changed although Colab session {session} still "
-     "names the same runtime, so rdev refused it", "someone may be in the way; if you trust the runtime, run "
-     "'rdev connect {name} --accept-new-host-key'."),
+    ("REMOTE HOST IDENTIFICATION HAS CHANGED", ("{name}'s host key changed although Colab session {session} still "
+     "names the same runtime, so rdev refused it"), ("someone may be in the way; if you trust the runtime, run "
+     "'rdev connect {name} --accept-new-host-key'.")),
 ]
 
 

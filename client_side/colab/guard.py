@@ -26,8 +26,8 @@ import sys
 from bootstrap import validate
 from bootstrap.files import ensure_private_dir
 from client_side.colab import sessions
-from client_side.local import paths
 from client_side.errors import RdevError
+from client_side.local import paths
 
 _REFRESH_TIMEOUT = 120
 # After a renewal the token must outlast the CLI's own margin (5 minutes) by more than its start-up.

@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from client_side.local import paths
 from client_side.errors import RdevError
+from client_side.local import paths
 
 # The CLI refreshes a proxy token within 5 minutes of its expiry; rdev does it earlier, in the
 # foreground, so that an editor connecting soon after does not have to.

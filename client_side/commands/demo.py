@@ -13,8 +13,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from client_side.editors import editor
 from client_side.errors import RdevError
@@ -59,14 +59,14 @@ def run(say: Callable[[str], None]) -> None:
         say("    the editor would run: " + shlex.join(editor.command("code", NAME, str(root / "home"))))
         _step(say, "rdev remove demo", python + ["client_side", "remove", NAME], env)
     finally:
-        subprocess.run(python + ["colab_side", "stop", "--state-dir", str(state)], env=env, capture_output=True)
+        subprocess.run(python + ["colab_side", "stop", "--state-dir", str(state)], check=False, env=env, capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
     say("Done: server stopped, throwaway HOME removed.")
 
 
 def _step(say: Callable[[str], None], title: str, argv: list[str], env: dict[str, str], show_output: bool = True) -> str:
     start = time.monotonic()
-    result = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(argv, check=False, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
     took = time.monotonic() - start
     if result.returncode != 0:
         said = (result.stderr.strip() or result.stdout.strip() or "no output").splitlines()[-1]

@@ -15,12 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
-from bootstrap import binaries
-from bootstrap import ticket as tickets
+from bootstrap import binaries, ticket as tickets
 from client_side.editors import editor
-from client_side.local import paths, registry
-from client_side.ssh import config, probe
 from client_side.errors import RdevError
+from client_side.local import paths, registry
+from client_side.ssh import config as sshconfig, probe
 
 OK, NOTE, PROBLEM = "ok", "note", "problem"
 OLDEST_SSH = (7, 3)  # Include and ProxyJump
@@ -53,7 +52,7 @@ def report(check_hosts: bool, as_json: bool) -> tuple[str, bool]:
 
 def _ssh_client() -> Finding:
     try:
-        result = subprocess.run([probe.ssh_binary(), "-V"], capture_output=True, text=True, timeout=10)
+        result = subprocess.run([probe.ssh_binary(), "-V"], check=False, capture_output=True, text=True, timeout=10)
     except RdevError as err:
         return Finding("OpenSSH client", PROBLEM, "ssh is not installed.", err.fix)
     except (OSError, subprocess.TimeoutExpired) as err:
@@ -63,7 +62,7 @@ def _ssh_client() -> Finding:
     found = re.search(r"OpenSSH_(?:for_Windows_)?(\d+)\.(\d+)", version)
     if not found:
         return Finding("OpenSSH client", PROBLEM, f"ssh is not OpenSSH ({version or 'no version'}).",
-                       "install the OpenSSH client; rdev writes OpenSSH's config.")
+                       "install the OpenSSH client; rdev writes OpenSSH's sshconfig.")
     if (int(found[1]), int(found[2])) < OLDEST_SSH:
         return Finding("OpenSSH client", PROBLEM, f"{version} is older than 7.3, which lacks Include and ProxyJump.",
                        "update the OpenSSH client.")
@@ -91,7 +90,7 @@ def _ssh_modes() -> list[Finding]:
 
 
 def _include(hosts: dict) -> Finding:
-    state = config.include_state()
+    state = sshconfig.include_state()
     if state == "first":
         return Finding("Include line", OK, f"first in {paths.user_ssh_config()}")
     if state == "unreadable":
@@ -104,7 +103,7 @@ def _include(hosts: dict) -> Finding:
                        "and the editor cannot find them.", "run 'rdev connect NAME' again, which puts it back.")
     return Finding("Include line", PROBLEM, f"it is not first in {paths.user_ssh_config()}, so a Host block above it "
                    "can change what rdev's options mean.",
-                   f"move rdev's two lines ('{config.INCLUDE_COMMENT}' and the Include) to the top.")
+                   f"move rdev's two lines ('{sshconfig.INCLUDE_COMMENT}' and the Include) to the top.")
 
 
 def _key(hosts: dict) -> Finding:
@@ -142,10 +141,10 @@ def _colab(hosts: dict) -> list[Finding]:
     remembered = [e.colab for e in hosts.values() if e.colab_session]
     if not remembered:
         return []
-    from client_side.colab import cli
+    from client_side.colab import cli as colab_cli
 
     try:
-        return [Finding("colab CLI", OK, cli.find(None, remembered[0]))]
+        return [Finding("colab CLI", OK, colab_cli.find(None, remembered[0]))]
     except RdevError as err:
         return [Finding("colab CLI", PROBLEM, err.problem + ".", err.fix)]
 

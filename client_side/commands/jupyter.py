@@ -23,17 +23,17 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 from bootstrap.files import atomic_write, ensure_private_dir
 from client_side import inputs
-from client_side.local import paths, registry
-from client_side.ssh import config, probe, shipped
-from colab_side.jupyter import answers
 from client_side.errors import BadInput, RdevError, printable
+from client_side.local import paths, registry
 from client_side.local.locking import setting_up
+from client_side.ssh import config as sshconfig, probe, shipped
+from colab_side.jupyter import answers
 
 # Starting may install Jupyter first (colab_side.jupyter_env gives that up well within this).
 START_TIMEOUT = 1200.0
@@ -156,6 +156,7 @@ def _helper(name: str, action: str, python: str | None, token: str, say: Say, ti
     answer: dict | None = None
     with tempfile.TemporaryFile() as errors:
         process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors)
+        assert process.stdin is not None and process.stdout is not None  # both are pipes
 
         def expire() -> None:
             expired.set()
@@ -221,12 +222,12 @@ def _load(name: str) -> Forward | None:
 
 def _forward(name: str, remote: int, port: int | None, kept: Forward | None, token: str, python: str | None) -> Forward:
     """Forward a local port (`port`, else the one used before if still free, else any free one) to the host's."""
-    master = config.control_socket(name) is not None and _master(name)
+    master = sshconfig.control_socket(name) is not None and _master(name)
     same = (kept is not None and kept.remote == remote and port in (None, kept.local)
             and (kept.ssh_pid is None) == master)
     if kept is not None and not same:
         _unforward(name, kept)
-    if same and not master and kept.ssh_pid and _our_ssh(kept.ssh_pid, kept.spec) and answers(kept.local, token, timeout=5):
+    if same and kept is not None and not master and kept.ssh_pid and _our_ssh(kept.ssh_pid, kept.spec) and answers(kept.local, token, timeout=5):
         return Forward(kept.local, remote, python, kept.ssh_pid)
     candidates = [port] if port else list(dict.fromkeys([*([kept.local] if kept else []), _free_port()]))
     why = "something else on this laptop uses it"
@@ -248,7 +249,7 @@ def _forward(name: str, remote: int, port: int | None, kept: Forward | None, tok
 
 def _ssh(name: str, *options: str) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run(probe.ssh_argv(name, "-o", "BatchMode=yes", "-o", "ConnectTimeout=20", *options),
+        return subprocess.run(probe.ssh_argv(name, "-o", "BatchMode=yes", "-o", "ConnectTimeout=20", *options), check=False,
                               stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=probe.PROBE_TIMEOUT)
     except subprocess.TimeoutExpired:
         raise RdevError(f"ssh to {name} did not finish within {probe.PROBE_TIMEOUT} s",
@@ -317,9 +318,9 @@ def _unforward(name: str, forward: Forward) -> None:
 def _our_ssh(pid: int, spec: str) -> bool:
     """True if `pid` is still the ssh holding `spec` (a pid alone may have been given to another process)."""
     if os.name == "nt":
-        shown = subprocess.run(["tasklist", "/FI", f"PID eq {pid}", "/FO", "CSV", "/NH"], capture_output=True, text=True)
+        shown = subprocess.run(["tasklist", "/FI", f"PID eq {pid}", "/FO", "CSV", "/NH"], check=False, capture_output=True, text=True)
         return '"ssh.exe"' in shown.stdout.lower()
-    shown = subprocess.run(["ps", "-o", "args=", "-p", str(pid)], capture_output=True, text=True)
+    shown = subprocess.run(["ps", "-o", "args=", "-p", str(pid)], check=False, capture_output=True, text=True)
     return spec in shown.stdout
 
 
@@ -328,7 +329,7 @@ def _copy(url: str) -> bool:
     to qdbus as an argument, where `ps` would show the token."""
     import pyperclip
 
-    from client_side.colab import cell
+    from client_side.colab import cell as colab_cell
 
     copier, _ = pyperclip.determine_clipboard()
-    return getattr(copier, "__name__", "") != "copy_klipper" and cell.copy(url)
+    return getattr(copier, "__name__", "") != "copy_klipper" and colab_cell.copy(url)

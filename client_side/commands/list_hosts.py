@@ -7,6 +7,7 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 
 from bootstrap import ticket as tickets
+from client_side.kinds.slurm_host import duration
 from client_side.local import registry
 from client_side.local.registry import HostEntry
 
@@ -34,8 +35,3 @@ def _ends(entry: HostEntry) -> str:
         return entry.expires or "-"
     left = int((ends - datetime.now(timezone.utc)).total_seconds())
     return f"{entry.expires} ({duration(left)} left)" if left > 0 else f"{entry.expires} (ended)"
-
-
-def duration(seconds: int) -> str:
-    hours, minutes = divmod(seconds // 60, 60)
-    return f"{hours} h {minutes} min" if hours else f"{minutes} min"

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from client_side import inputs
 from client_side.commands import jupyter
 from client_side.editors import settings as editor_settings
 from client_side.local import passwords, paths, registry, store
-from client_side.ssh import config, probe
 from client_side.local.locking import changing_files, setting_up
+from client_side.ssh import config as sshconfig, probe
 
 
 def remove(name: str, *, stop_runtime: bool = False, say: Callable[[str], None] = print) -> str:
@@ -17,19 +17,19 @@ def remove(name: str, *, stop_runtime: bool = False, say: Callable[[str], None] 
     `stop_runtime`. A Jupyter server `rdev jupyter` started there ends, with this laptop's forward to it.
     A Slurm cluster's login node, which `rdev add --slurm` added with it, goes too."""
     name = inputs.name(name)
-    if name not in registry.load() and not config.has_entry(name):
+    if name not in registry.load() and not sshconfig.has_entry(name):
         raise registry.unknown_host(name)
     notes: list[str] = []
-    if config.has_entry(name):
+    if sshconfig.has_entry(name):
         notes += filter(None, [jupyter.end_with_host(name)])
     if stop_runtime:
-        from client_side.commands import stop
+        from client_side.commands import stop as stopping
 
-        stop.stop(name, say)
+        stopping.stop(name, say)
     with setting_up(name):
         # Close the shared connection while the config still says where its socket is (without rdev's
         # block, a socket of that name would be the user's own).
-        if config.has_entry(name):
+        if sshconfig.has_entry(name):
             probe.close_master(name)
         removed = store.drop(name)
         paths.proxy_log(name).unlink(missing_ok=True)

@@ -14,4 +14,4 @@ def run(name: str, command: list[str]) -> int:
     name = inputs.name(name)
     registry.get(name)  # an unknown name gets rdev's sentence, not ssh's "could not resolve"
     argv = probe.ssh_argv(name) + (["--", *command] if command else [])
-    return subprocess.run(argv).returncode
+    return subprocess.run(argv, check=False).returncode

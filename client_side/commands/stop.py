@@ -4,13 +4,13 @@ A Jupyter server `rdev jupyter` started there would end with it: it is stopped f
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from client_side import inputs
 from client_side.commands import jupyter
+from client_side.errors import BadInput
 from client_side.kinds import colab_host, slurm_host
 from client_side.local import registry
-from client_side.errors import BadInput
 
 
 def stop(name: str, say: Callable[[str], None]) -> None:

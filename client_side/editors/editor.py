@@ -14,8 +14,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from client_side.local import paths
 from client_side.errors import BadInput, RdevError
+from client_side.local import paths
 
 LIST_TIMEOUT = 60
 
@@ -71,13 +71,13 @@ def install_places(kind: Kind, system: str | None = None, env: dict[str, str] | 
                    home: Path | None = None) -> list[Path]:
     """Where `kind` installs its command on this OS, besides PATH, most usual first."""
     system = system or platform.system()
-    env = os.environ if env is None else env
+    environ = os.environ if env is None else env
     home = home or paths.home()
     if system == "Darwin":
         return [root / app for app in kind.mac for root in (Path("/Applications"), home / "Applications")]
     if system == "Windows":
-        roots = [Path(env["LOCALAPPDATA"]) / "Programs"] if env.get("LOCALAPPDATA") else []
-        roots += [Path(env[var]) for var in ("ProgramFiles", "ProgramFiles(x86)") if env.get(var)]
+        roots = [Path(environ["LOCALAPPDATA"]) / "Programs"] if environ.get("LOCALAPPDATA") else []
+        roots += [Path(environ[var]) for var in ("ProgramFiles", "ProgramFiles(x86)") if environ.get(var)]
         return [root / place for place in kind.windows for root in roots]
     return [Path(place) for place in kind.linux]
 
@@ -151,7 +151,7 @@ def missing_extension(editor: Editor) -> str | None:
     if not editor.kind.extensions:
         return None
     try:
-        result = subprocess.run([editor.path, "--list-extensions"], stdin=subprocess.DEVNULL, capture_output=True,
+        result = subprocess.run([editor.path, "--list-extensions"], check=False, stdin=subprocess.DEVNULL, capture_output=True,
                                 text=True, timeout=LIST_TIMEOUT)
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -173,7 +173,7 @@ def open_folder(name: str, folder: str, editor: Editor | None) -> str:
                         f"install it with '{shlex.join([editor.path, '--install-extension', extension])}', "
                         f"then run: {shlex.join(argv)}")
     try:
-        result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+        result = subprocess.run(argv, check=False, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
     except (OSError, subprocess.TimeoutExpired) as err:
         raise RdevError(f"Starting the editor failed ({err})", f"run it yourself: {shlex.join(argv)}") from None
     if result.returncode != 0:

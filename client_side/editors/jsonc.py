@@ -228,8 +228,8 @@ class _Document:
     def _object(self, node: Any) -> _Object:
         members: dict[str, _Member] = {}
         for key, value in node.key_value_pairs:
-            name = getattr(key, "characters", None)
-            name = getattr(key, "name", "") if name is None else name
+            characters = getattr(key, "characters", None)
+            name: str = getattr(key, "name", "") if characters is None else characters
             value_start, value_end = self._span(value)
             members[name] = _Member(self._span(key)[0], value_start, value_end, value)
         start, end = self._span(node)

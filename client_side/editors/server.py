@@ -17,9 +17,9 @@ from pathlib import Path
 
 from bootstrap import editor_servers
 from bootstrap.validate import InvalidValue
-from client_side.ssh import shipped
-from client_side.errors import printable
 from client_side.editors.editor import Editor
+from client_side.errors import printable
+from client_side.ssh import shipped
 
 FETCH_TIMEOUT = 300  # a server is tens of MB; a host that cannot fetch it says so well before
 
@@ -35,7 +35,7 @@ def spec(editor: Editor | None) -> str | None:
     if editor is None or (editor.kind.name not in _QUALITY and editor.kind.name != "codium"):
         return None
     try:
-        lines = [line.strip() for line in subprocess.run([editor.path, "--version"], capture_output=True, text=True,
+        lines = [line.strip() for line in subprocess.run([editor.path, "--version"], check=False, capture_output=True, text=True,
                                                          timeout=15, stdin=subprocess.DEVNULL).stdout.splitlines()]
     except (OSError, subprocess.TimeoutExpired):
         return None

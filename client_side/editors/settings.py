@@ -15,16 +15,16 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import tomli_w
 
 from bootstrap.files import atomic_write, ensure_private_dir
 from bootstrap.ticket import PUBLIC_TUNNELS
 from client_side.editors import jsonc
-from client_side.local import paths
 from client_side.editors.editor import KINDS, Kind
+from client_side.local import paths
 
 if sys.version_info >= (3, 11):
     import tomllib

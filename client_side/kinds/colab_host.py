@@ -14,19 +14,19 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 from bootstrap import validate
-from client_side.colab import cli, sessions
-from client_side.local import paths, store
-from client_side.ssh import config, known_hosts, probe, shipped
+from client_side.colab import cli as colab_cli, sessions as colab_sessions
 from client_side.errors import RdevError, printable, split
 from client_side.inputs import checked
-from client_side.local.locking import setting_up
 from client_side.kinds.pipeline import Prepared
+from client_side.local import paths, store
+from client_side.local.locking import setting_up
 from client_side.local.registry import HostEntry
+from client_side.ssh import config as sshconfig, known_hosts, probe, shipped
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # The first connection waits for the CLI to start and the proxy to answer.
@@ -36,27 +36,27 @@ _FIRST_CONNECTION_TIMEOUT = 120
 def prepare(name: str, *, session: str | None, gpu: str | None, colab: str | None, remembered: HostEntry | None,
             accept_new_host_key: bool, say: Callable[[str], None]) -> Prepared:
     """The host for Colab session `session` (else the one remembered), its runtime started if need be."""
-    session = checked(validate.colab_session, session or (remembered.colab_session if remembered else ""))
-    gpu = checked(validate.colab_gpu, gpu) if gpu is not None else (remembered.gpu if remembered else None)
+    chosen = checked(validate.colab_session, session or (remembered.colab_session if remembered else None) or "")
+    chosen_gpu = checked(validate.colab_gpu, gpu) if gpu is not None else (remembered.gpu if remembered else None)
     entry = HostEntry(name=name, host="colab-runtime", port=22, user="root", tunnel="colab-cli", workdir="/content",
-                      runtime="colab", editor=remembered.editor if remembered else None, colab_session=session,
-                      colab_endpoint="unknown", colab=cli.find(colab, remembered.colab if remembered else None),
-                      gpu=gpu)
-    config.block(entry)  # a path the ProxyCommand cannot hold is refused before a runtime is created
-    found = cli.ready_session(entry.colab or "", session, gpu, name, say)
+                      runtime="colab", editor=remembered.editor if remembered else None, colab_session=chosen,
+                      colab_endpoint="unknown", colab=colab_cli.find(colab, remembered.colab if remembered else None),
+                      gpu=chosen_gpu)
+    sshconfig.block(entry)  # a path the ProxyCommand cannot hold is refused before a runtime is created
+    found = colab_cli.ready_session(entry.colab or "", chosen, chosen_gpu, name, say)
     try:
         entry = replace(entry, colab_endpoint=validate.colab_endpoint(found.endpoint))
     except validate.InvalidValue:
-        raise RdevError(f"Google's colab CLI names the runtime of session {session} {found.endpoint!r}, which rdev "
+        raise RdevError(f"Google's colab CLI names the runtime of session {chosen} {found.endpoint!r}, which rdev "
                         "cannot put into an SSH config", f"check it with 'colab sessions'; 'rdev stop {name}' and "
                         "connecting again gives a new runtime.") from None
     same_runtime = remembered is not None and remembered.colab_endpoint == found.endpoint
     repin = accept_new_host_key or not (same_runtime and known_hosts.pinned(name))
     if repin and remembered is not None and remembered.colab_endpoint and not same_runtime:
-        say(f"Colab session {session} now runs a new runtime; rdev pins its host key.")
-    opener = _Opener(name=name, repin=repin, failures=cli.failures(session), say=say)
+        say(f"Colab session {chosen} now runs a new runtime; rdev pins its host key.")
+    opener = _Opener(name=name, repin=repin, failures=colab_cli.failures(chosen), say=say)
     return Prepared(entry=entry, host_keys=() if repin else None, admit=opener.admit,
-                    done=f"ssh works through Colab's proxy (session {session})", failures=opener.failures,
+                    done=f"ssh works through Colab's proxy (session {chosen})", failures=opener.failures,
                     prefetch=True)
 
 
@@ -76,7 +76,7 @@ class _Opener:
         if self.repin:
             scratch.unlink(missing_ok=True)
             # accept-new only into a file of its own: rdev then pins what this connection verified.
-            options += ["-o", f"UserKnownHostsFile={config.config_path(scratch)}", "-o", "StrictHostKeyChecking=accept-new",
+            options += ["-o", f"UserKnownHostsFile={sshconfig.config_path(scratch)}", "-o", "StrictHostKeyChecking=accept-new",
                         "-o", "HashKnownHosts=no"]
         try:
             result = shipped.run(self.name, "kernel_env", options=tuple(options), timeout=_FIRST_CONNECTION_TIMEOUT)
@@ -143,12 +143,12 @@ class _Opener:
 def stop(entry: HostEntry, say: Callable[[str], None]) -> None:
     """End the Colab runtime of `entry` with the CLI's stop; the host stays known."""
     session = entry.colab_session or ""
-    colab = cli.find(None, entry.colab)
-    if sessions.read(session) is None:
+    colab = colab_cli.find(None, entry.colab)
+    if colab_sessions.read(session) is None:
         say(f"Colab session {session} had already ended; nothing runs for {entry.name}.")
         return
     with setting_up(entry.name):
         # Its ProxyCommand holds the runtime's one WebSocket; the runtime is going anyway.
         probe.close_master(entry.name)
-        cli.stop(colab, session)
+        colab_cli.stop(colab, session)
     say(f"Stopped Colab session {session}. 'rdev connect {entry.name}' starts a new runtime.")

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import getpass
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from bootstrap import validate
 from client_side import inputs
-from client_side.local import passwords, presets, registry, store
-from client_side.ssh import keys, known_hosts, password_login, probe
 from client_side.errors import BadInput, RdevError
 from client_side.inputs import checked
-from client_side.local.locking import changing_files, setting_up
 from client_side.kinds.pipeline import Prepared
+from client_side.local import passwords, presets, registry, store
+from client_side.local.locking import changing_files, setting_up
 from client_side.local.registry import HostEntry
+from client_side.ssh import keys, known_hosts, password_login, probe
 
 
 def add(*, name: str, host: str, user: str | None, port: int, jump: str | None, preset_name: str | None,

@@ -10,15 +10,15 @@ ssh tried, and the editor opened.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 from client_side import inputs
-from client_side.editors import editor, server, settings
+from client_side.editors import editor, server as editor_server, settings as editor_settings
 from client_side.local import store
-from client_side.ssh import keys, probe
 from client_side.local.locking import changing_files, setting_up
 from client_side.local.registry import HostEntry
+from client_side.ssh import keys, probe
 
 
 @dataclass(frozen=True)
@@ -77,13 +77,13 @@ def _establish(prepared: Prepared, how: Opening, say: Callable[[str], None]) -> 
             probe.close_master(entry.name)
         store.put(entry, prepared.host_keys)
         with changing_files():
-            settings.add(entry.name, tunnel=entry.tunnel, kinds=editor.settings_kinds(how.editor), say=say)
+            editor_settings.add(entry.name, tunnel=entry.tunnel, kinds=editor.settings_kinds(how.editor), say=say)
         if prepared.admit:
             prepared.admit()
         home = probe.check(entry.name, prepared.failures)
     say(f"{entry.name}: {prepared.done} ({entry.user}@{entry.host}:{entry.port}). Try: ssh {entry.name}")
     if how.open and prepared.prefetch:
-        fetched = server.fetch_on(entry.name, how.editor)
+        fetched = editor_server.fetch_on(entry.name, how.editor)
         if fetched:
             say(fetched)
     if how.open:

@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
-from typing import Callable
 
 from bootstrap import ticket as tickets
 from client_side import inputs
-from client_side.commands import list_hosts
+from client_side.errors import BadInput, RdevError
 from client_side.kinds import password_host, pipeline, slurm_jobs
 from client_side.local import presets, registry, store
-from client_side.ssh import keys, known_hosts, probe, shipped
-from client_side.errors import BadInput, RdevError
 from client_side.local.locking import changing_files, setting_up
 from client_side.local.registry import HostEntry
+from client_side.ssh import keys, known_hosts, probe, shipped
 
 WAIT = 600.0  # how long `rdev connect` waits for a queued job by default, in seconds
 _POLL = 2.0  # each look is a few squeue calls: slurmctld serves the whole cluster
@@ -98,7 +97,7 @@ def prepare(entry: HostEntry, *, password_stdin: bool, accept_new_host_key: bool
     ends = tickets.utc_timestamp(datetime.now(timezone.utc) + timedelta(seconds=left)) if left is not None else None
     node = replace(entry, host=ticket.host, port=ticket.port, user=ticket.user, slurm_job=job, slurm_node=state.node,
                    expires=ends)
-    until = f" for {list_hosts.duration(left)} more (until {ends})" if ends else ""
+    until = f" for {duration(left)} more (until {ends})" if left is not None else ""
     say(f"{entry.name}: your job holds its GPU{until}; 'rdev stop {entry.name}' ends it early, so others can use it.")
     return pipeline.Prepared(entry=node, host_keys=ticket.host_keys, on_failure=undo, prefetch=True,
                              done=f"ssh works on node {state.node} (Slurm job {job})")
@@ -194,3 +193,9 @@ def checked_wait(seconds: float) -> float:
         raise BadInput(f"The wait {seconds} is not a number of seconds above 0 and up to 86400",
                        "give one such as --wait 600.")
     return seconds
+
+
+def duration(seconds: int) -> str:
+    """A time left as `rdev connect` and `rdev list` say it: "3 h 5 min", "12 min"."""
+    hours, minutes = divmod(seconds // 60, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"

@@ -16,8 +16,8 @@ import shlex
 import subprocess
 from dataclasses import dataclass
 
-from client_side.ssh import probe
 from client_side.errors import BadInput, RdevError, printable
+from client_side.ssh import probe
 
 # squeue's fields, in the order asked for: id, state, reason, node list, time left, partition.
 _FORMAT = "%i|%T|%r|%N|%L|%P"
@@ -188,7 +188,7 @@ def _run(login: str, command: str, stdin: bytes | None = None, what: str = "Slur
     """`command` on the login node; its output, or one sentence with what it said."""
     argv = probe.ssh_argv(login, "-o", "BatchMode=yes") + [f"sh -c {shlex.quote(command)}"]
     try:
-        result = subprocess.run(argv, input=stdin or b"", capture_output=True, timeout=_TIMEOUT)
+        result = subprocess.run(argv, check=False, input=stdin or b"", capture_output=True, timeout=_TIMEOUT)
     except subprocess.TimeoutExpired:
         raise RdevError(f"The login node {login} did not answer within {_TIMEOUT} s",
                         "check your network or VPN, then run again.") from None

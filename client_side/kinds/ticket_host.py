@@ -10,15 +10,15 @@ from __future__ import annotations
 import os
 import select
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TextIO
 
-from bootstrap import binaries
-from bootstrap import ticket as tickets
-from client_side.local import registry
+from bootstrap import binaries, ticket as tickets
 from client_side.errors import BadInput, RdevError, split
 from client_side.kinds.pipeline import Prepared
+from client_side.local import registry
 from client_side.local.registry import HostEntry
 
 PIPE_WAIT = 0.5  # how long piped stdin may take to show its first bytes
@@ -29,6 +29,7 @@ def prepare(name: str, *, ticket_text: str | None, ticket_file: str | None, reme
             cloudflared: str | None, say: Callable[[str], None]) -> Prepared:
     ticket = read_ticket(ticket_text, ticket_file, remembered, say)
     if ticket is None:  # nothing newer: the host as it is, its pinned keys kept
+        assert remembered is not None  # read_ticket asks for a ticket when there is no host to keep
         binary = _cloudflared(cloudflared, remembered) if remembered.tunnel == "cloudflared" else None
         return Prepared(entry=replace(remembered, cloudflared=binary), host_keys=None)
     if ticket_file and ticket_text is None:  # remembered only when it was the one read
@@ -56,7 +57,7 @@ def read_ticket(value: str | None, ticket_file: str | None = None, remembered: H
         if piped.strip():
             return _parsed(piped)
     newer, why_not = _newer_remembered(remembered)
-    if newer:
+    if newer and remembered:
         say(f"Using the newer ticket in {remembered.ticket_file} (published {newer.started}).")
         return newer
     if why_not:
@@ -146,8 +147,8 @@ def _newer_remembered(entry: HostEntry | None) -> tuple[tickets.Ticket | None, s
         ticket = _parsed(text)
     except BadInput:
         return None, f"The ticket in {entry.ticket_file} cannot be read (half synced?)."
-    in_use = tickets.moment(entry.started)
-    if in_use is None or tickets.moment(ticket.started) > in_use:
+    in_use, published = tickets.moment(entry.started), tickets.moment(ticket.started)
+    if in_use is None or (published is not None and published > in_use):
         return ticket, ""
     return None, f"The ticket in {entry.ticket_file} is not newer than the one in use."
 

@@ -8,13 +8,13 @@ filelock is imported inside, since most commands never take a lock and its impor
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from bootstrap.files import ensure_private_dir
-from client_side.local import paths
 from client_side.errors import RdevError
+from client_side.local import paths
 
 FILES_TIMEOUT = 30.0
 # A setup may wait for a whole probe of another one (PROBE_TIMEOUT) and a password prompt.

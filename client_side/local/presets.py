@@ -11,8 +11,8 @@ from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
 
-from client_side.local import paths
 from client_side.errors import BadInput, RdevError
+from client_side.local import paths
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -37,7 +37,7 @@ def _parse(text: str, where: str) -> dict[str, Preset]:
         for name, table in tables.items():
             unknown = set(table) - known
             if unknown:
-                raise TypeError(f"unknown key {sorted(unknown)[0]!r}")
+                raise TypeError(f"unknown key {min(unknown)!r}")
             if not isinstance(table.get("reminders", []), list):
                 raise TypeError(f"reminders in [{name}] is not a list")
             preset = Preset(**{**table, "name": name, "reminders": tuple(table.get("reminders", ()))})

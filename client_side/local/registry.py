@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bootstrap import validate
-from client_side.local import paths
 from client_side.errors import BadInput, RdevError
+from client_side.local import paths
 
 if TYPE_CHECKING:
     from bootstrap.ticket import Ticket

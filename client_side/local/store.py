@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from bootstrap.files import NotPutBack, ensure_private_dir, write_together
-from client_side.local import paths, registry
-from client_side.ssh import config as sshconfig, known_hosts
 from client_side.errors import RdevError
+from client_side.local import paths, registry
 from client_side.local.locking import changing_files
 from client_side.local.registry import HostEntry
+from client_side.ssh import config as sshconfig, known_hosts
 
 
 def put(entry: HostEntry, host_keys: tuple[str, ...] | None = None) -> None:

@@ -23,10 +23,10 @@ from pathlib import Path, PurePath
 
 import sshconf
 
-from client_side.local import paths
 from client_side.errors import BadInput, RdevError
-from client_side.ssh.known_hosts import alias
+from client_side.local import paths
 from client_side.local.registry import HostEntry
+from client_side.ssh.known_hosts import alias
 
 HEADER = "# Managed by rdev: this file is rewritten by 'rdev connect' and 'rdev remove'; edits here are lost."
 INCLUDE_COMMENT = "# Added by rdev: its hosts live in the file below. Keep this line first."

@@ -7,8 +7,8 @@ file; `store` writes it, together with the config and the registry.
 
 from __future__ import annotations
 
-from client_side.local import paths
 from client_side.errors import RdevError
+from client_side.local import paths
 
 
 def alias(name: str) -> str:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import shlex
 import socket
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
-from client_side.ssh import probe
 from client_side.errors import RdevError
+from client_side.ssh import probe
 
 if TYPE_CHECKING:
     import paramiko
@@ -151,7 +152,7 @@ def _transport(entry: HostEntry, hint: str) -> Iterator[paramiko.Transport]:
         if entry.jump:
             # `ssh user@host:port` would read host:port as a name; the ssh:// form takes a port.
             hop = f"ssh://{entry.jump}" if ":" in entry.jump else entry.jump
-            sock = paramiko.ProxyCommand(shlex.join(probe.ssh_argv(
+            sock: paramiko.ProxyCommand | socket.socket = paramiko.ProxyCommand(shlex.join(probe.ssh_argv(
                 hop, "-o", "BatchMode=yes", "-o", f"ConnectTimeout={int(CONNECT_TIMEOUT)}",
                 "-W", f"{entry.host}:{entry.port}")))
         else:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from typing import Sequence
+from collections.abc import Sequence
 
-from client_side.local import paths
 from client_side.errors import RdevError
+from client_side.local import paths
 
 # (pattern, problem, fix): the first pattern found in ssh's error output decides what the user sees.
 Failures = Sequence[tuple[str, str, str]]
@@ -20,8 +20,8 @@ PROBE_TIMEOUT = 60
 
 _FAILURES: Failures = [
     ("REMOTE HOST IDENTIFICATION HAS CHANGED", "{name}'s host key does not match the one pinned for it",
-     "if the runtime was restarted, get its new ticket and run 'rdev connect {name}' again; otherwise someone may "
-     "be in the way."),
+     ("if the runtime was restarted, get its new ticket and run 'rdev connect {name}' again; otherwise someone may "
+     "be in the way.")),
     ("Host key verification failed", "{name}'s host key does not match the one pinned for it",
      "get a fresh ticket and run 'rdev connect {name}' again."),
     ("Permission denied", "{name} refused rdev's key",
@@ -73,7 +73,7 @@ def try_login(name: str, hint: str = "Check the network and the server.") -> sub
     login script may have changed folder); a hang becomes one sentence ending in `hint`."""
     argv = ssh_argv(name, "-o", "BatchMode=yes", "-o", "ConnectTimeout=20") + ["printf '%s\\n' \"$HOME\""]
     try:
-        return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=PROBE_TIMEOUT)
+        return subprocess.run(argv, check=False, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=PROBE_TIMEOUT)
     except subprocess.TimeoutExpired:
         raise RdevError(f"Cannot reach {name}: ssh did not finish within {PROBE_TIMEOUT} s.", hint) from None
 
@@ -93,7 +93,7 @@ def close_master(name: str) -> None:
     """End `name`'s shared connection (and its ProxyCommand), so the next ssh uses the config and keys
     as they are now."""
     try:
-        subprocess.run(ssh_argv(name, "-O", "exit"), stdin=subprocess.DEVNULL, capture_output=True,
+        subprocess.run(ssh_argv(name, "-O", "exit"), check=False, stdin=subprocess.DEVNULL, capture_output=True,
                        timeout=PROBE_TIMEOUT)
     except subprocess.TimeoutExpired:
         raise RdevError(f"The shared connection to {name} did not close within {PROBE_TIMEOUT} s",

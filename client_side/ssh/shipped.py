@@ -24,7 +24,10 @@ def runtime_zip() -> bytes:
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
         for package in RUNTIME_PACKAGES:
             # Found, not imported: importing colab_side would load its whole server.
-            root = Path(importlib.util.find_spec(package).submodule_search_locations[0])
+            spec = importlib.util.find_spec(package)
+            if spec is None or not spec.submodule_search_locations:
+                raise ImportError(f"rdev's package {package} is not installed")
+            root = Path(spec.submodule_search_locations[0])
             for path in sorted(root.rglob("*.py")):
                 entry = zipfile.ZipInfo(path.relative_to(root.parent).as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
                 archive.writestr(entry, path.read_bytes(), compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
@@ -49,5 +52,5 @@ def run(name: str, module: str, *args: str, options: tuple[str, ...] = (),
         timeout: float = probe.PROBE_TIMEOUT) -> subprocess.CompletedProcess:
     """`python3 -m colab_side.MODULE ARGS` on `name` through rdev's config (its output as bytes);
     subprocess.TimeoutExpired when it takes longer than `timeout`."""
-    return subprocess.run(probe.ssh_argv(name, "-o", "BatchMode=yes", *options) + [command(module, *args)],
+    return subprocess.run(probe.ssh_argv(name, "-o", "BatchMode=yes", *options) + [command(module, *args)], check=False,
                           input=runtime_zip(), capture_output=True, timeout=timeout)

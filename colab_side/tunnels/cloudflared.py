@@ -42,6 +42,7 @@ class CloudflaredTunnel(ProcessTunnel):
             argv += ["--url", f"ssh://127.0.0.1:{local_port}"]
         self.found_host = self.hostname  # a restarted quick tunnel gets a new name
         self._launch(argv, env, halt)
+        assert self.found_host is not None  # _launch returns once cloudflared has said its hostname
         return Endpoint("cloudflared", self.found_host, 22)
 
     def _ready(self, line: str) -> bool:

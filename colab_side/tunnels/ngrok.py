@@ -32,10 +32,10 @@ _FAILURES = (
     ("ERR_NGROK_105", f"ngrok says the auth token is not a token: copy it again from {_SIGN_UP}."),
     ("ERR_NGROK_106", f"ngrok says the auth token is an old (v1) one: copy the current one from {_SIGN_UP}."),
     ("ERR_NGROK_107", f"ngrok rejected the auth token (it may have been reset): copy the current one from {_SIGN_UP}."),
-    ("ERR_NGROK_108", "Your ngrok account already runs an agent elsewhere, and the free plan allows one: "
-                      "stop the other (https://dashboard.ngrok.com/agents) or use --tunnel cloudflared."),
-    ("ERR_NGROK_8013", "ngrok opens TCP tunnels on a free account only once a card is on it (it is not charged): "
-                       "add one at https://dashboard.ngrok.com/settings#id-verification, or use --tunnel cloudflared."),
+    ("ERR_NGROK_108", ("Your ngrok account already runs an agent elsewhere, and the free plan allows one: "
+                      "stop the other (https://dashboard.ngrok.com/agents) or use --tunnel cloudflared.")),
+    ("ERR_NGROK_8013", ("ngrok opens TCP tunnels on a free account only once a card is on it (it is not charged): "
+                       "add one at https://dashboard.ngrok.com/settings#id-verification, or use --tunnel cloudflared.")),
 )
 
 

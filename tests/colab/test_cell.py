@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from client_side.colab import cell
-from client_side.ssh import keys
 from client_side.errors import BadInput
+from client_side.ssh import keys
 from tests.conftest import REPO
+
 
 @pytest.mark.parametrize("source, expected", [
     ("git+https://github.com/o/r.git", "rdev @ git+https://github.com/o/r.git"),

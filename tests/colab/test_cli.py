@@ -10,16 +10,16 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from client_side.colab import cli as colab_cli, sessions as colab_sessions
+from client_side.errors import BadInput, RdevError
 from client_side.local import paths
 from client_side.ssh import probe
-from client_side.errors import BadInput, RdevError
 from tests.conftest import snapshot, standin
 
 SESSION = "s1"
@@ -226,8 +226,8 @@ def test_a_missing_session_without_gpu_says_so_and_asks_for_none(home: Path, cli
     colab, records = cli
     (records / "colab-next-runtime.json").write_text(json.dumps(RUNTIME))
     found, said = ready(colab)
-    assert said == ["Creating Colab session s1, a runtime without a GPU (--gpu T4 asks for one), with Google's colab "
-                    "CLI. It uses your Colab compute units until 'rdev stop colab'."]
+    assert said == [("Creating Colab session s1, a runtime without a GPU (--gpu T4 asks for one), with Google's colab "
+                    "CLI. It uses your Colab compute units until 'rdev stop colab'.")]
     assert calls(records) == [["new", "-s", SESSION]]
     assert found.accelerator == "NONE"
 
@@ -284,8 +284,8 @@ def test_gpu_for_an_existing_session_on_another_accelerator_is_a_note_not_a_new_
     write_sessions(s1={"endpoint": "ep-1", "token_expires_at": from_now(hours=1), "accelerator": "NONE"})
     found, said = ready(colab, "T4")
     assert found.endpoint == "ep-1"
-    assert said == ["Colab session s1 already runs on NONE: --gpu T4 applies to a new runtime ('rdev stop colab' "
-                    "ends this one)."]
+    assert said == [("Colab session s1 already runs on NONE: --gpu T4 applies to a new runtime ('rdev stop colab' "
+                    "ends this one).")]
     assert calls(records) == []
     # The same accelerator (as the CLI writes it, in any case) needs no note.
     write_sessions(s1={"endpoint": "ep-1", "token_expires_at": from_now(hours=1), "accelerator": "t4"})
@@ -482,7 +482,7 @@ def test_an_empty_colab_path_is_refused_not_ignored(home: Path) -> None:
 
 
 def test_remove_takes_the_proxy_log_away(home: Path) -> None:
-    from client_side.commands import remove
+    from client_side.commands import remove as removal
     from client_side.local import store
     from client_side.local.registry import HostEntry
 
@@ -490,5 +490,5 @@ def test_remove_takes_the_proxy_log_away(home: Path) -> None:
                         colab_session="s1", colab_endpoint="ep-1", colab="/usr/bin/true"))
     paths.proxy_log("colab").parent.mkdir(parents=True)
     paths.proxy_log("colab").write_text("rdev: Colab session s1 no longer exists: run 'rdev connect colab'.\n")
-    remove.remove("colab", say=lambda line: None)
+    removal.remove("colab", say=lambda line: None)
     assert not paths.proxy_log("colab").exists()

@@ -52,7 +52,7 @@ def in_an_hour() -> str:
 def guard(colab: Path, endpoint: str = "ep-1", stdin: str = "SSH-2.0-OpenSSH_9.2\n") -> subprocess.CompletedProcess:
     argv = [sys.executable, "-I", "-m", "client_side.colab_proxy", "colab", endpoint, "--", str(colab), "ssh",
             "--proxy-mode", "-s", "gpu", "-i", "/k/id_ed25519"]
-    return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=60, cwd=REPO, env=os.environ.copy())
+    return subprocess.run(argv, check=False, input=stdin, capture_output=True, text=True, timeout=60, cwd=REPO, env=os.environ.copy())
 
 
 def calls(record: Path) -> list[list[str]]:
@@ -112,7 +112,7 @@ def test_a_token_that_needs_a_login_stops_before_the_cli_bridges(home: Path, tmp
 
 
 def test_a_command_line_rdev_did_not_write_is_refused(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "client_side.colab_proxy", "colab"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "client_side.colab_proxy", "colab"], check=False, capture_output=True, text=True,
                             cwd=REPO, timeout=60)
     assert result.returncode == 2
     assert result.stderr.startswith("rdev: ") and "rdev connect" in result.stderr
@@ -151,6 +151,6 @@ def test_a_name_that_is_not_rdevs_is_refused(home: Path, fake_colab: tuple[Path,
     colab, record = fake_colab
     argv = [sys.executable, "-I", "-m", "client_side.colab_proxy", "../../x", "ep-1", "--", str(colab), "ssh",
             "--proxy-mode", "-s", "gpu", "-i", "/k/id_ed25519"]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=REPO)
+    result = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=60, cwd=REPO)
     assert result.returncode == 1 and calls(record) == []
     assert not list(home.rglob("*.log"))

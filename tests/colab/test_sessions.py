@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from client_side.colab import sessions
-from client_side.local import paths
 from client_side.errors import RdevError
+from client_side.local import paths
 
 
 def entry(name: str = "gpu", **fields: object) -> dict:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from client_side.commands import gpus
-from client_side.errors import BadInput
 from client_side.commands.gpus import Gpu, HostGpus, Process
+from client_side.errors import BadInput
 from tests.stand_ins import nvidia_smi
 
 A100 = "NVIDIA A100-SXM4-80GB"
@@ -31,12 +31,12 @@ MACHINE = {
 def smi(tmp_path: Path, data: dict, *args: str) -> subprocess.CompletedProcess:
     """Run the stand-in as `nvidia-smi ARGS...` through the wrapper the e2e tests put on PATH."""
     wrapper = nvidia_smi.install(tmp_path / "bin", data)
-    return subprocess.run([str(wrapper), *args], capture_output=True, text=True, timeout=30)
+    return subprocess.run([str(wrapper), *args], check=False, capture_output=True, text=True, timeout=30)
 
 
 def run_query(path: str) -> subprocess.CompletedProcess:
     """rdev's remote command, run by a local shell with `path` as PATH (what the ssh session does)."""
-    return subprocess.run(["/bin/sh", "-c", gpus.QUERY], env={"PATH": path}, capture_output=True, text=True,
+    return subprocess.run(["/bin/sh", "-c", gpus.QUERY], check=False, env={"PATH": path}, capture_output=True, text=True,
                           timeout=30)
 
 

@@ -5,8 +5,8 @@ real one-node Slurm (`slurm`) for the cluster tests."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 

@@ -9,9 +9,9 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from bootstrap import cell
 from client_side.colab import cell as colab_cell
@@ -29,7 +29,7 @@ def fresh_python(home: Path) -> tuple[str, dict[str, str]]:
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(fresh)], check=True, timeout=120)
     python = str(fresh / "bin" / "python")
     bare = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    assert subprocess.run([python, "-c", "import colab_side"], cwd=home.parent, env=bare,
+    assert subprocess.run([python, "-c", "import colab_side"], check=False, cwd=home.parent, env=bare,
                           capture_output=True).returncode != 0, "rdev must not be importable there"
     return python, bare
 

@@ -12,17 +12,24 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from client_side.ssh import known_hosts
 from tests.conftest import editor_calls, editor_standin, snapshot, ssh_through, standin
+from tests.stand_ins.colab_runtime import (
+    SESSION,
+    ColabProxy,
+    Runtime,
+    colab_binary,
+    quiet_settings,
+    remove_session,
+    write_session,
+)
 from tests.stand_ins.downloads import Downloads
-from tests.stand_ins.colab_runtime import (SESSION, ColabProxy, Runtime, colab_binary, quiet_settings, remove_session,
-                                          write_session)
 
 # Colab's user is root; the stand-in runtime's sshd serves the user the tests run as.
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="Colab runtimes log in as root")
@@ -113,7 +120,7 @@ def test_a_new_runtime_for_the_session_is_pinned_again_with_a_notice(home: Path,
 def test_a_changed_key_on_the_same_runtime_is_refused(home: Path, rdev, proxy: ColabProxy, runtime: Runtime) -> None:
     assert connect(rdev, "--colab-session", SESSION, "--no-open").returncode == 0
     first = runtime.host_key()
-    subprocess.run(["ssh", "-F", str(home / ".ssh" / "config"), "-O", "exit", "colab"], capture_output=True)
+    subprocess.run(["ssh", "-F", str(home / ".ssh" / "config"), "-O", "exit", "colab"], check=False, capture_output=True)
     runtime.replace_host_key()
     result = connect(rdev, "--no-open")
     assert result.returncode == 1
@@ -148,7 +155,7 @@ def test_the_sessions_own_environment_lacks_the_kernels(home: Path, runtime: Run
     runtime.authorize(Path(f"{key}.pub").read_text().strip())
     result = subprocess.run(["ssh", "-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
                              "-o", "BatchMode=yes", "-i", str(key), "-p", str(runtime.port), "root@127.0.0.1",
-                             'echo "[$LD_LIBRARY_PATH$CUDA_VERSION]"'], capture_output=True, text=True, timeout=60)
+                             'echo "[$LD_LIBRARY_PATH$CUDA_VERSION]"'], check=False, capture_output=True, text=True, timeout=60)
     assert result.stdout == "[]\n", result.stderr
 
 
@@ -171,8 +178,8 @@ def test_a_second_session_on_the_runtime_is_named(home: Path, rdev, proxy: Colab
     key = home.parent / "k"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     # Someone's own `colab ssh` (another terminal, another laptop) holds the runtime's one session.
-    holder = subprocess.Popen(["ssh", "-F", "/dev/null", "-o", f"ProxyCommand={colab_binary()} ssh --proxy-mode -s s1 "
-                               f"-i {key}", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+    holder = subprocess.Popen(["ssh", "-F", "/dev/null", "-o", (f"ProxyCommand={colab_binary()} ssh --proxy-mode -s s1 "
+                               f"-i {key}"), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
                                "-o", "UserKnownHostsFile=/dev/null", "-i", str(key), "root@x", "sleep 20"],
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -290,4 +297,4 @@ def test_a_home_with_a_space_pins_and_connects(home: Path, rdev, proxy: ColabPro
     assert known_hosts.pinned("colab") == [runtime.host_key()]
     assert not (home.parent / "my").exists()  # nothing written where an unquoted path would end
     assert ssh_through(spaced, "colab", "echo spaced").stdout == "spaced\n"
-    subprocess.run(["ssh", "-F", str(spaced / ".ssh" / "config"), "-O", "exit", "colab"], capture_output=True)
+    subprocess.run(["ssh", "-F", str(spaced / ".ssh" / "config"), "-O", "exit", "colab"], check=False, capture_output=True)

@@ -36,7 +36,7 @@ def ssh_argv(home: Path, runtime: Runtime, key: Path, command: str) -> list[str]
 
 
 def ssh(home: Path, runtime: Runtime, key: Path, command: str = "echo ok") -> subprocess.CompletedProcess:
-    return subprocess.run(ssh_argv(home, runtime, key, command), capture_output=True, text=True, timeout=60,
+    return subprocess.run(ssh_argv(home, runtime, key, command), check=False, capture_output=True, text=True, timeout=60,
                           stdin=subprocess.DEVNULL, env=cli_env(home))
 
 
@@ -114,7 +114,7 @@ def test_replaced_host_key_fails_a_pinned_connection(home: Path, runtime: Runtim
     runtime.replace_host_key()
     assert runtime.alive() and runtime.host_key() != old
     # known_hosts still holds the old key: ssh_argv wrote it before the replacement.
-    result = subprocess.run(known, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    result = subprocess.run(known, check=False, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
                             env=cli_env(home))
     assert result.returncode == 255
     assert "Host key verification failed" in result.stderr

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
-from client_side.ssh import password_login
 from client_side.local.registry import HostEntry
+from client_side.ssh import password_login
 from tests.stand_ins.login_host import PASSWORD, PasswordHost
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creating a test user needs root")

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 import paramiko
 import pytest
 
-from client_side.ssh import password_login
 from client_side.errors import RdevError
 from client_side.local.registry import HostEntry
+from client_side.ssh import password_login
 
 PASSWORD = "pw-Kbd-4711"
 CODE = "314159"

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from bootstrap import ticket as tickets
 from tests.conftest import read_or_empty, run_module, ssh_through

@@ -58,7 +58,7 @@ def test_ngrok_end_to_end(home: Path, rdev, ngrok_standin: Path) -> None:
 
 
 def test_no_token_is_one_sentence_before_anything_starts(home: Path, ngrok_standin: Path) -> None:
-    code, out, err = serve_ngrok(home, ngrok_standin, None)
+    code, _, err = serve_ngrok(home, ngrok_standin, None)
     assert code == 2 and err.count("\n") == 1 and "NGROK_AUTHTOKEN" in err and "Traceback" not in err
     assert not (home.parent / "server" / "sshd.pid").exists()
 
@@ -75,7 +75,7 @@ def test_rejected_token_never_shows(home: Path, ngrok_standin: Path) -> None:
 
 
 def test_free_plan_without_card_is_explained_and_nothing_runs(home: Path, ngrok_standin: Path) -> None:
-    code, out, err = serve_ngrok(home, ngrok_standin, "nocard-SECRET5")
+    code, _, err = serve_ngrok(home, ngrok_standin, "nocard-SECRET5")
     assert code == 1 and "card" in err and "--tunnel cloudflared" in err and err.count("\n") == 1
     assert not any(b"stand_ins/ngrok.py" in read_or_empty(p) and str(home.parent).encode() in read_or_empty(p)
                    for p in Path("/proc").glob("[0-9]*/cmdline"))

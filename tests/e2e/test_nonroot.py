@@ -8,8 +8,8 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -26,8 +26,8 @@ def account() -> Iterator[str]:
     name = f"rdt{uuid.uuid4().hex[:8]}"
     subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", name], check=True)
     yield name
-    subprocess.run(["pkill", "-u", name], capture_output=True)
-    subprocess.run(["userdel", "--remove", name], capture_output=True)
+    subprocess.run(["pkill", "-u", name], check=False, capture_output=True)
+    subprocess.run(["userdel", "--remove", name], check=False, capture_output=True)
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def runtime_copy() -> Iterator[Path]:
 
 def as_user(user: str, *argv: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(["runuser", "-u", user, "--", "env", "-i", f"HOME=/home/{user}", "PATH=/usr/bin:/bin",
-                           "NOTEBOOK_VAR=from the user's serve", *argv], capture_output=True, text=True, cwd=cwd, timeout=120)
+                           "NOTEBOOK_VAR=from the user's serve", *argv], check=False, capture_output=True, text=True, cwd=cwd, timeout=120)
 
 
 def user_python(user: str, cwd: Path) -> str:
@@ -57,7 +57,7 @@ def user_python(user: str, cwd: Path) -> str:
 
 def running_sshd(user: str) -> list[str]:
     """The user's sshd processes that have not exited (an exited one may wait a moment to be reaped)."""
-    ps = subprocess.run(["ps", "-u", user, "-o", "stat=,comm="], capture_output=True, text=True).stdout
+    ps = subprocess.run(["ps", "-u", user, "-o", "stat=,comm="], check=False, capture_output=True, text=True).stdout
     return [line for line in ps.splitlines() if line.split()[1:] == ["sshd"] and not line.startswith("Z")]
 
 
@@ -73,7 +73,7 @@ def test_serve_as_ordinary_user_and_connect(home: Path, rdev, account: str, runt
 
     result = rdev("connect", "mine", "--ticket", ticket_line, "--no-open")
     assert result.returncode == 0, result.stderr
-    remote = subprocess.run(["ssh", "-F", str(home / ".ssh" / "config"), "mine", 'echo "$(whoami) $NOTEBOOK_VAR"'],
+    remote = subprocess.run(["ssh", "-F", str(home / ".ssh" / "config"), "mine", 'echo "$(whoami) $NOTEBOOK_VAR"'], check=False,
                             capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert remote.stdout.strip() == f"{account} from the user's serve", remote.stderr
 
@@ -107,7 +107,7 @@ def test_root_serves_another_user_with_a_key(home: Path, rdev, account: str) -> 
         assert served.returncode == 0, served.stderr
         ticket_line = next(line for line in served.stdout.splitlines() if line.startswith("rdev1."))
         assert rdev("connect", "them", "--ticket", ticket_line, "--no-open").returncode == 0
-        remote = subprocess.run(["ssh", "-F", str(home / ".ssh" / "config"), "them", "whoami"],
+        remote = subprocess.run(["ssh", "-F", str(home / ".ssh" / "config"), "them", "whoami"], check=False,
                                 capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
         assert remote.stdout.strip() == account, remote.stderr
     finally:

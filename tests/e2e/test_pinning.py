@@ -5,8 +5,8 @@ question asked, nothing added to known_hosts)."""
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 

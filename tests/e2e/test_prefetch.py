@@ -78,7 +78,7 @@ def test_a_password_host_fetches_vscodiums_server_where_open_remote_ssh_looks(ho
     assert result.returncode == 0, result.stderr
     commit = downloads.codium_commit
     assert f"Editor server: codium {commit[:10]} is ready in ~/.vscodium-server." in result.stdout.splitlines()
-    assert downloads.requests == ["/VSCodium/vscodium/releases/download/1.99.0.25017/vscodium-reh-linux-x64-"
-                                  "1.99.0.25017.tar.gz"]
+    assert downloads.requests == [("/VSCodium/vscodium/releases/download/1.99.0.25017/vscodium-reh-linux-x64-"
+                                  "1.99.0.25017.tar.gz")]
     server = host.home / ".vscodium-server" / "bin" / commit / "bin" / "codium-server"
     assert server.exists() and server.owner() == host.user

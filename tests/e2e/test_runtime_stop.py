@@ -35,7 +35,7 @@ def test_stop_ends_a_master_connection_older_than_the_listener(home: Path) -> No
     port = tickets.parse(serve_cli(state, key)).port
     try:
         opened = subprocess.run([*ssh_args(private, port, control), "-o", "ControlMaster=auto",
-                                 "-o", "ControlPersist=60", "127.0.0.1", "true"],
+                                 "-o", "ControlPersist=60", "127.0.0.1", "true"], check=False,
                                 stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
         assert opened.returncode == 0, opened.stderr
         listener = processes.read_pid(state / "sshd.pid")
@@ -43,11 +43,11 @@ def test_stop_ends_a_master_connection_older_than_the_listener(home: Path) -> No
         assert wait_for(lambda: processes.read_pid(state / "sshd.pid") not in (None, listener))
 
         assert run_module("colab_side", "stop", "--state-dir", str(state)).stdout.strip() == "Stopped."
-        reused = subprocess.run([*ssh_args(private, port, control), "127.0.0.1", "echo hi"],
+        reused = subprocess.run([*ssh_args(private, port, control), "127.0.0.1", "echo hi"], check=False,
                                 stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
         assert reused.stdout.strip() != "hi"
     finally:
-        subprocess.run([*ssh_args(private, port, control), "-O", "exit", "127.0.0.1"], capture_output=True, timeout=30)
+        subprocess.run([*ssh_args(private, port, control), "-O", "exit", "127.0.0.1"], check=False, capture_output=True, timeout=30)
         run_module("colab_side", "stop", "--state-dir", str(state))
 
 
@@ -79,7 +79,7 @@ def test_stop_typed_in_a_session_of_the_server_finishes(home: Path) -> None:
     try:
         assert other.stdout.readline().strip() == "up"
         command = f"cd {REPO} && {sys.executable} -m colab_side stop --state-dir {state}; echo after-stop"
-        inside = subprocess.run([*ssh_args(private, port, control), "127.0.0.1", command],
+        inside = subprocess.run([*ssh_args(private, port, control), "127.0.0.1", command], check=False,
                                 stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
         assert inside.stdout.split() == ["Stopped.", "after-stop"], inside.stderr
         assert other.wait(timeout=30) is not None  # the other session was ended

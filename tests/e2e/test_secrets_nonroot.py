@@ -9,8 +9,8 @@ import pwd
 import subprocess
 import sysconfig
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -28,7 +28,7 @@ def account() -> Iterator[pwd.struct_passwd]:
     user = pwd.getpwnam(name)
     yield user
     close_masters(Path(user.pw_dir))
-    subprocess.run(["userdel", "--remove", name], capture_output=True)
+    subprocess.run(["userdel", "--remove", name], check=False, capture_output=True)
 
 
 def as_user(user: pwd.struct_passwd, *args: str) -> list[str]:
@@ -41,7 +41,7 @@ def as_user(user: pwd.struct_passwd, *args: str) -> list[str]:
 
 
 def rdev_works_as(user: pwd.struct_passwd) -> bool:
-    return subprocess.run(as_user(user, "key"), capture_output=True, cwd=REPO, timeout=60).returncode == 0
+    return subprocess.run(as_user(user, "key"), check=False, capture_output=True, cwd=REPO, timeout=60).returncode == 0
 
 
 def watch(process: subprocess.Popen, uid: int) -> tuple[list[str], set[str]]:
@@ -71,7 +71,7 @@ def test_password_stays_out_of_argv_and_environment_as_an_ordinary_user(host: Pa
     if not os.access("/usr/bin/python3", os.X_OK) or not rdev_works_as(account):
         pytest.skip("the system's Python cannot run this venv's packages")
     added = subprocess.run(as_user(account, "add", "lab", "--host", "127.0.0.1", "--port", str(host.port),
-                                   "--user", host.user), capture_output=True, text=True, cwd=REPO, timeout=60)
+                                   "--user", host.user), check=False, capture_output=True, text=True, cwd=REPO, timeout=60)
     assert added.returncode == 0, added.stderr
     connect = subprocess.Popen(as_user(account, "connect", "lab", "--password-stdin", "--no-open"), cwd=REPO,
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

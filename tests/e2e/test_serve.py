@@ -74,7 +74,7 @@ def test_password_login_when_a_password_is_given(home: Path) -> None:
         assert "s3cret" not in "".join(p.read_text(errors="replace") for p in state.rglob("*") if p.is_file())
     finally:
         stop(state)
-        subprocess.run(["userdel", "--remove", user], capture_output=True)
+        subprocess.run(["userdel", "--remove", user], check=False, capture_output=True)
 
 
 @pytest.mark.parametrize("key", [
@@ -129,7 +129,7 @@ def test_no_keep_alive_returns_and_the_server_stays_supervised(home: Path) -> No
     state = home.parent / "server"
     try:
         # capture_output: the background supervisor must not hold the caller's pipes open.
-        result = subprocess.run(serve_command(state, key, "--no-keep-alive"), cwd=REPO, capture_output=True, text=True,
+        result = subprocess.run(serve_command(state, key, "--no-keep-alive"), check=False, cwd=REPO, capture_output=True, text=True,
                                 timeout=60)
         assert result.returncode == 0, result.stderr
         assert "background" in result.stdout and "direct binary" not in result.stdout

@@ -10,8 +10,8 @@ import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -34,8 +34,8 @@ def user() -> Iterator[str]:
         created = True
     yield USER
     if created:
-        subprocess.run(["pkill", "-KILL", "-u", USER], capture_output=True)
-        subprocess.run(["userdel", "--remove", USER], capture_output=True)
+        subprocess.run(["pkill", "-KILL", "-u", USER], check=False, capture_output=True)
+        subprocess.run(["userdel", "--remove", USER], check=False, capture_output=True)
 
 
 @pytest.fixture(params=["root", USER])

@@ -6,8 +6,8 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from colab_side import processes, serve, stop
 from tests.conftest import run_module, ssh_through

@@ -16,14 +16,14 @@ import select
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
 from bootstrap import ticket as tickets
-from client_side.kinds import ticket_host as connecting
 from client_side.errors import BadInput
+from client_side.kinds import ticket_host as connecting
 from client_side.local.registry import HostEntry
 from tests.conftest import REPO, snapshot, ssh_through
 
@@ -33,7 +33,7 @@ PROMPT = "Paste the ticket line the notebook printed"
 def rdev_child(*args: str, stdin: int | None = None, input: str | None = None, cwd: Path = REPO,
                timeout: float = 60) -> subprocess.CompletedProcess:
     """`rdev ARGS...` as a child process with the given stdin (a file descriptor, or text to pipe)."""
-    return subprocess.run([sys.executable, "-m", "client_side", *args], stdin=stdin, input=input,
+    return subprocess.run([sys.executable, "-m", "client_side", *args], check=False, stdin=stdin, input=input,
                           capture_output=True, text=True, env=os.environ.copy(), cwd=cwd, timeout=timeout)
 
 

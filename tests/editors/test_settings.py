@@ -11,8 +11,8 @@ import json5
 import pytest
 
 from client_side.editors import jsonc, settings as editor_settings
-from client_side.local import paths
 from client_side.editors.editor import BY_NAME, KINDS
+from client_side.local import paths
 
 CODE, CURSOR = BY_NAME["code"], BY_NAME["cursor"]
 USER = '{\n    "editor.fontSize": 14\n}\n'

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from client_side.kinds import slurm_jobs
 from client_side.errors import BadInput
+from client_side.kinds import slurm_jobs
 
 
 @pytest.mark.parametrize(("given", "kept"), [

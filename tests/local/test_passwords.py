@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import keyring
 import pytest
@@ -11,8 +11,8 @@ from keyring.backend import KeyringBackend
 from keyring.backends import fail, null
 from keyring.errors import KeyringLocked
 
-from client_side.local import passwords
 from client_side.errors import RdevError
+from client_side.local import passwords
 
 
 class MemoryKeyring(KeyringBackend):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from client_side.local import paths, presets
 from client_side.errors import BadInput, RdevError
+from client_side.local import paths, presets
 
 
 def test_shipped_presets(home: Path) -> None:

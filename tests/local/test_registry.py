@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from bootstrap.files import atomic_write, ensure_private_dir
-from client_side.local import paths, registry
 from client_side.errors import USAGE, BadInput, RdevError
+from client_side.local import paths, registry
 from client_side.local.registry import HostEntry
 
 if sys.version_info >= (3, 11):

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from bootstrap import files
-from client_side.local import paths, registry, store
-from client_side.ssh import config, known_hosts
 from client_side.errors import RdevError
+from client_side.local import paths, registry, store
 from client_side.local.registry import HostEntry
+from client_side.ssh import config as sshconfig, known_hosts
 from tests.conftest import snapshot
 
 GPU = HostEntry(name="gpu", host="203.0.113.7", port=2222, user="alice")
@@ -21,9 +21,9 @@ KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBE+xhRFLLxxd3SfP8sMd79hDgoYCVaMFDCAV
 
 def test_put_writes_all_three_and_drop_takes_all_three_out(home: Path) -> None:
     store.put(GPU, (KEY,))
-    assert config.has_entry("gpu") and known_hosts.pinned("gpu") == [KEY] and "gpu" in registry.load()
+    assert sshconfig.has_entry("gpu") and known_hosts.pinned("gpu") == [KEY] and "gpu" in registry.load()
     assert store.drop("gpu") == GPU
-    assert not config.has_entry("gpu") and known_hosts.pinned("gpu") == [] and registry.load() == {}
+    assert not sshconfig.has_entry("gpu") and known_hosts.pinned("gpu") == [] and registry.load() == {}
 
 
 def test_put_without_keys_keeps_what_is_pinned(home: Path) -> None:

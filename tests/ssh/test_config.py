@@ -13,10 +13,10 @@ from pathlib import Path, PureWindowsPath
 
 import pytest
 
-from client_side.local import paths, store
-from client_side.ssh import config as sshconfig
 from client_side.errors import RdevError
+from client_side.local import paths, store
 from client_side.local.registry import HostEntry
+from client_side.ssh import config as sshconfig
 
 pytestmark = pytest.mark.skipif(shutil.which("ssh") is None, reason="needs the OpenSSH client")
 
@@ -41,7 +41,7 @@ def remove(name: str) -> bool:
 
 def ssh_g(name: str, config: Path) -> dict[str, list[str]]:
     """`ssh -G NAME -F CONFIG`: every option OpenSSH resolved, each with its values in order."""
-    result = subprocess.run(["ssh", "-G", name, "-F", str(config)], capture_output=True, text=True,
+    result = subprocess.run(["ssh", "-G", name, "-F", str(config)], check=False, capture_output=True, text=True,
                             stdin=subprocess.DEVNULL, timeout=30)
     assert result.returncode == 0, result.stderr
     options: dict[str, list[str]] = {}
@@ -53,7 +53,7 @@ def ssh_g(name: str, config: Path) -> dict[str, list[str]]:
 
 def ssh_g_raw(name: str, config: Path | None) -> str:
     """The whole `ssh -G` output, for comparing before and after (no file: an empty config)."""
-    result = subprocess.run(["ssh", "-G", name, "-F", str(config) if config else os.devnull], capture_output=True,
+    result = subprocess.run(["ssh", "-G", name, "-F", str(config) if config else os.devnull], check=False, capture_output=True,
                             text=True, stdin=subprocess.DEVNULL, timeout=30)
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -601,7 +601,7 @@ def test_windows_rendering_means_the_intended_paths_to_openssh(windows: PureWind
     assert options["controlmaster"] == ["false"] and "controlpath" not in options
     # Include: a path that does not exist here, so ask ssh's debug log which single path it looked for.
     config.write_text(sshconfig.include_line() + "\n")
-    debug = subprocess.run(["ssh", "-G", "-vvv", "-F", str(config), "colab"], capture_output=True, text=True,
+    debug = subprocess.run(["ssh", "-G", "-vvv", "-F", str(config), "colab"], check=False, capture_output=True, text=True,
                            stdin=subprocess.DEVNULL, timeout=30).stderr
     assert "C:/Users/Jane Doe/.ssh/rdev/config matched no files" in debug
 

@@ -43,7 +43,7 @@ def lines() -> list[str]:
 
 def keygen_find(alias: str) -> list[str]:
     """The keys `ssh-keygen -F ALIAS` finds in rdev's known_hosts: what ssh itself will accept."""
-    result = subprocess.run(["ssh-keygen", "-F", alias, "-f", str(paths.known_hosts())], capture_output=True,
+    result = subprocess.run(["ssh-keygen", "-F", alias, "-f", str(paths.known_hosts())], check=False, capture_output=True,
                             text=True, timeout=30)
     return [line.split(" ", 1)[1] for line in result.stdout.splitlines() if line and not line.startswith("#")]
 

@@ -19,7 +19,7 @@ from client_side.ssh import shipped
 
 def remote(command: str, stdin: bytes, tmp: Path) -> subprocess.CompletedProcess:
     # sshd hands the command to the login shell as `SHELL -c COMMAND`.
-    return subprocess.run(["bash", "-c", command], input=stdin, capture_output=True, env={"PATH": "/usr/bin:/bin",
+    return subprocess.run(["bash", "-c", command], check=False, input=stdin, capture_output=True, env={"PATH": "/usr/bin:/bin",
                           "TMPDIR": str(tmp)}, timeout=60)
 
 
@@ -66,7 +66,7 @@ def test_every_runtime_module_imports_from_the_zip_under_python_3_8(tmp_path: Pa
     # On PATH, or one pyenv installed (its shim answers only for the selected versions).
     pyenv = sorted(Path(os.environ.get("PYENV_ROOT", "/nonexistent")).glob("versions/3.8*/bin/python3.8"))
     found = [python for python in [shutil.which("python3.8"), *map(str, pyenv)]
-             if python and subprocess.run([python, "--version"], capture_output=True).returncode == 0]
+             if python and subprocess.run([python, "--version"], check=False, capture_output=True).returncode == 0]
     if not found:
         pytest.skip("no Python 3.8 on this machine")
     python = found[0]
@@ -75,7 +75,7 @@ def test_every_runtime_module_imports_from_the_zip_under_python_3_8(tmp_path: Pa
     modules = sorted(name[:-3].replace("/", ".").removesuffix(".__init__")
                      for name in zipfile.ZipFile(archive).namelist() if name.endswith(".py"))
     result = subprocess.run([python, "-c", "import importlib, sys\nfor m in sys.argv[1:]: importlib.import_module(m)",
-                             *modules], capture_output=True, text=True, env={"PYTHONPATH": str(archive),
+                             *modules], check=False, capture_output=True, text=True, env={"PYTHONPATH": str(archive),
                                                                             "PATH": "/usr/bin:/bin"},
                             cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr

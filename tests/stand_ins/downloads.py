@@ -69,7 +69,7 @@ class Downloads:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 owner.requests.append(self.path)
                 body = owner.answer(self.path)
                 if body is None:

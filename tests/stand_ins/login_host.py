@@ -7,10 +7,10 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 PASSWORD = "pw-Sekr1t-4711"
 
@@ -87,8 +87,8 @@ def login_host(home: Path, *, shell: str = "/bin/sh", setenv: dict[str, str] | N
         server.stop()
         # The user's sessions (a master connection's among them) outlive the listener; userdel refuses a
         # user with processes, so end them first.
-        subprocess.run(["pkill", "-KILL", "-u", user], capture_output=True)
+        subprocess.run(["pkill", "-KILL", "-u", user], check=False, capture_output=True)
         for _ in range(100):
-            if subprocess.run(["userdel", "--remove", user], capture_output=True).returncode == 0:
+            if subprocess.run(["userdel", "--remove", user], check=False, capture_output=True).returncode == 0:
                 break
             time.sleep(0.05)
