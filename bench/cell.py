@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bootstrap import cell
-from client_side import colab_cell
+from client_side.colab import cell as colab_cell
 
 TARGET = 0.2
 

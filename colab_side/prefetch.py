@@ -11,21 +11,21 @@ one line and changes nothing else: the editor then fetches it itself, as without
 
 from __future__ import annotations
 
-import http.client
 import os
 import platform
 import posixpath
 import shutil
 import subprocess
 import sys
-import tarfile
-import tempfile
-import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bootstrap import editor_servers
 from bootstrap.validate import InvalidValue
 from colab_side.environment import without_secrets
+
+if TYPE_CHECKING:
+    import tarfile
 
 TIMEOUT = 20  # seconds without a byte before a download is given up
 
@@ -50,6 +50,9 @@ def in_background(text: str, log: Path) -> subprocess.Popen:
 
 def fetch(text: str, home: Path | None = None, base: str | None = None) -> str:
     """Fetch what `text` (EDITOR:QUALITY:COMMIT[:URL]) names; one line saying what happened."""
+    # Imported here, in the fetching process: a server that only starts a fetch does not carry them.
+    import http.client
+    import tarfile
     try:
         spec = editor_servers.parse(text)
     except InvalidValue as err:
@@ -84,6 +87,10 @@ def _reason(err: Exception) -> str:
 
 
 def _install(download: editor_servers.Download, home: Path) -> None:
+    import tarfile
+    import tempfile
+    import urllib.request
+
     unit = home / (download.unit or download.dest)
     if unit.exists() and (download.ready is None or (unit / download.ready).is_file()):
         return  # put there earlier, by rdev or by the editor

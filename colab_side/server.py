@@ -9,7 +9,6 @@ import socket
 import subprocess
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -20,7 +19,7 @@ from typing import Callable, Iterable, Iterator, TypeVar
 from bootstrap import pubkeys, validate
 from bootstrap.files import atomic_write, ensure_private_dir
 from bootstrap.ticket import Ticket, utc_timestamp
-from colab_side import background, prefetch, runtime, status
+from colab_side import background, runtime, status
 from colab_side.environment import session_environment
 from colab_side.errors import ServeError
 from colab_side.sshd import Sshd, ensure_sshd, free_port, port_taken
@@ -219,11 +218,11 @@ def serve(
     if editor_server:
         _prefetch(editor_server, account, folder, out)
     # Installing sshd and fetching the tunnel binary are the slow steps: do them at the same time.
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        sshd_binary = pool.submit(_timed_call, "sshd binary", timings, ensure_sshd)
-        if provider.has_binary:
-            pool.submit(_timed_call, f"{tunnel} binary", timings, provider.prepare).result()
-        binary = sshd_binary.result()
+    if provider.has_binary:
+        binary = _beside(partial(_timed_call, "sshd binary", timings, ensure_sshd),
+                         partial(_timed_call, f"{tunnel} binary", timings, provider.prepare))
+    else:
+        binary = _timed_call("sshd binary", timings, ensure_sshd)
     sshd = Sshd(state=folder, binary=binary, listen=listen, port=port or free_port(listen), user=account.pw_name,
                 authorized_keys=keys, environment=session_environment(dict(os.environ)),
                 password_login=password is not None)
@@ -268,6 +267,8 @@ def _prefetch(editor_server: str, account: pwd.struct_passwd, folder: StateFolde
     if account.pw_uid != os.geteuid():
         out("Editor server: not fetched (serving another account); the editor downloads it itself.")
         return
+    from colab_side import prefetch  # only a serve that fetches carries its imports
+
     child = prefetch.in_background(editor_server, folder.editor_server_log)
 
     def report() -> None:
@@ -359,6 +360,29 @@ def _write_ticket(path: Path, ticket: str) -> None:
     except OSError as err:
         raise ServeError(f"Could not write the ticket to {path} ({err.strerror}): check that its folder (a Drive "
                          "mount?) exists and is writable.") from None
+
+
+def _beside(first: Callable[[], T], second: Callable[[], object]) -> T:
+    """first() in a thread while second() runs here; first's result once both are done. second's error is
+    raised first, as the one the user acts on (a tunnel binary that cannot be had)."""
+    done: list[T] = []
+    failed: list[Exception] = []
+
+    def run() -> None:
+        try:
+            done.append(first())
+        except Exception as err:  # noqa: BLE001 (raised again in the caller's thread)
+            failed.append(err)
+
+    thread = threading.Thread(target=run, name="rdev slow step", daemon=True)
+    thread.start()
+    try:
+        second()
+    finally:
+        thread.join()
+    if failed:
+        raise failed[0]
+    return done[0]
 
 
 def _timed_call(step: str, timings: list[tuple[str, float]], call: Callable[[], T]) -> T:

@@ -188,6 +188,7 @@ class Sshd:
         answer counts only once our process wrote its pid file, which sshd does after binding."""
         target = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.listen, self.listen)
         deadline = time.monotonic() + READY_TIMEOUT
+        pause = 0.001  # sshd is up in milliseconds; a longer start (a slow disk, a busy host) is polled less often
         while time.monotonic() < deadline:
             if halt is not None and halt.is_set():
                 raise ServeError("sshd's start was interrupted.")
@@ -195,7 +196,8 @@ class Sshd:
                 raise ServeError(f"sshd stopped at start: {self.last_log_line()}")
             if processes.read_pid(self.state.sshd_pid) == process.pid and _answers(target, self.port):
                 return
-            time.sleep(0.05)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
         raise ServeError(f"sshd did not answer on {target}:{self.port} within {READY_TIMEOUT:.0f} s: {self.last_log_line()}")
 
     def last_log_line(self) -> str:

@@ -8,7 +8,6 @@ from any process, so everything it needs is found through these files and /proc.
 from __future__ import annotations
 
 import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,7 +112,7 @@ class StateFolder:
     def claim(self) -> str:
         """Make a new serve the folder's owner and return its token: every supervisor, wait loop and
         handle of an earlier serve (in any process) sees that it no longer owns the folder and ends."""
-        token = uuid.uuid4().hex
+        token = os.urandom(16).hex()
         atomic_write(self.owner, f"{token}\n".encode(), mode=0o600)
         return token
 

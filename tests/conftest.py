@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -44,6 +45,18 @@ def close_masters(home: Path) -> None:
     sockets = home / ".ssh" / "rdev" / "cm"
     for sock in sockets.glob("*") if sockets.exists() else []:
         subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "x"], check=False, capture_output=True, timeout=30)
+
+
+def popen_answering_ctrl_c(argv: list[str], **options: Any) -> subprocess.Popen:
+    """subprocess.Popen for a child the test sends SIGINT. A suite started in the background (`pytest &`,
+    nohup) runs with SIGINT ignored, children inherit that, and Python then keeps it ignored instead of
+    raising KeyboardInterrupt. A signal this process handles is reset to its default at exec, so the child
+    is started while this process handles SIGINT: it gets what a terminal's foreground process has."""
+    kept = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(argv, **options)
+    finally:
+        signal.signal(signal.SIGINT, kept)
 
 
 def run_module(module: str, *args: str, input: str | None = None, env: dict | None = None,

@@ -14,7 +14,7 @@ import pytest
 
 from bootstrap import ticket as tickets
 from colab_side import processes
-from tests.conftest import REPO, run_module
+from tests.conftest import REPO, popen_answering_ctrl_c, run_module
 from tests.e2e.test_runtime_lifecycle import keypair, running
 from tests.e2e.test_supervisor import wait_for
 
@@ -24,7 +24,7 @@ def test_interrupt_ends_keep_alive_but_not_the_server(home: Path, rdev) -> None:
     state = home.parent / "server"
     ticket_file = home.parent / "drive" / "ticket.txt"
     ticket_file.parent.mkdir()
-    serving = subprocess.Popen([sys.executable, "-m", "colab_side", "serve", "--authorized-key", key, "--state-dir", str(state),
+    serving = popen_answering_ctrl_c([sys.executable, "-m", "colab_side", "serve", "--authorized-key", key, "--state-dir", str(state),
                                 "--ticket-file", str(ticket_file)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = ""
@@ -97,7 +97,7 @@ def serve_command(state: Path, key: str, *args: str) -> list[str]:
 def test_interrupt_hands_supervision_to_a_background_process(home: Path, cloudflared_standin: Path) -> None:
     _, key = keypair(home)
     state = home.parent / "server"
-    serving = subprocess.Popen(serve_command(state, key, "--tunnel", "cloudflared", "--cloudflared", str(cloudflared_standin)),
+    serving = popen_answering_ctrl_c(serve_command(state, key, "--tunnel", "cloudflared", "--cloudflared", str(cloudflared_standin)),
                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line, before = "", ""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, snapshot, ssh_through
+from tests.conftest import REPO, popen_answering_ctrl_c, snapshot, ssh_through
 from tests.slurm_cluster import SlurmCluster
 from tests.stand_ins.login_host import PASSWORD, PasswordHost, login_host
 
@@ -184,7 +184,7 @@ def test_two_connects_at_once_share_one_job(home: Path, rdev, slurm: SlurmCluste
 def test_an_interrupted_wait_leaves_nothing_queued(home: Path, rdev, slurm: SlurmCluster,
                                                    login: PasswordHost, signal_name: str) -> None:
     add(rdev, login, "--partition=gpu --gres=gpu:2")  # stays pending
-    process = subprocess.Popen([sys.executable, "-m", "client_side", "connect", "hpc", "--password-stdin", "--no-open"],
+    process = popen_answering_ctrl_c([sys.executable, "-m", "client_side", "connect", "hpc", "--password-stdin", "--no-open"],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     process.stdin.write(PASSWORD + "\n")
     process.stdin.close()
