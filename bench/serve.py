@@ -29,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from colab_side.sshd import find_sshd, free_port  # noqa: E402
+from colab_side.sshd import find_sshd, free_port
 
 START_TARGET = 3.0
 RSS_TARGET_MIB = 22.0
