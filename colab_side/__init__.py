@@ -8,7 +8,10 @@ loaded on first use (PEP 562), so that running one small module of the package, 
 from __future__ import annotations
 
 import os
-from typing import Any
+
+TYPE_CHECKING = False  # as typing's, without importing typing on every start; type checkers take it as True
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["Server", "fetch_editor_server", "serve", "stop"]
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from colab_side import processes
 
@@ -41,6 +40,8 @@ def detach(work: Callable[[], None], *, pid_file: Path, log_file: Path) -> int:
             signal.signal(signum, signal.SIG_DFL)  # the caller may hold them during the hand-off; `stop` sends SIGTERM
         work()
     except BaseException:  # noqa: BLE001 - whatever ends the child goes to its log
+        import traceback
+
         traceback.print_exc()
         code = 1
     finally:

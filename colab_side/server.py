@@ -9,12 +9,12 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, TypeVar
 
 from bootstrap import pubkeys, validate
 from bootstrap.files import atomic_write, ensure_private_dir
@@ -29,7 +29,11 @@ from colab_side.tunnels import Endpoint, Tunnel, make_tunnel
 
 __all__ = ["Server", "running", "serve", "stop"]
 
-T = TypeVar("T")
+TYPE_CHECKING = False  # as typing's, without importing typing on every start; type checkers take it as True
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    T = TypeVar("T")
 
 KEEP_ALIVE_EVERY = 5.0
 _NOTED: set[str] = set()

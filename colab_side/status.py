@@ -6,11 +6,16 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
 
 from colab_side.environment import without_secrets
+
+TYPE_CHECKING = False  # as typing's, without importing typing on every start; type checkers take it as True
+if TYPE_CHECKING:
+    from typing import Any
+
 
 TERMINAL_EVERY = timedelta(minutes=5)
 

@@ -12,7 +12,7 @@ import subprocess
 import threading
 import time
 from abc import abstractmethod
-from typing import Callable
+from collections.abc import Callable
 
 from bootstrap.binaries import BinaryUnavailable
 from colab_side import runtime

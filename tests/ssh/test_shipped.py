@@ -9,6 +9,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -80,3 +81,33 @@ def test_every_runtime_module_imports_from_the_zip_under_python_3_8(tmp_path: Pa
                             cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "colab_side.jupyter_env" in modules and "colab_side.server" in modules
+
+
+# The runtime side as it travelled before client_side was grouped into subpackages: the move must not change it.
+RUNTIME_MODULES = [
+    "bootstrap/__init__.py", "bootstrap/binaries.py", "bootstrap/cell.py", "bootstrap/editor_servers.py",
+    "bootstrap/files.py", "bootstrap/pubkeys.py", "bootstrap/ticket.py", "bootstrap/validate.py",
+    "colab_side/__init__.py", "colab_side/__main__.py", "colab_side/background.py", "colab_side/environment.py",
+    "colab_side/errors.py", "colab_side/jupyter.py", "colab_side/jupyter_env.py", "colab_side/kernel_env.py",
+    "colab_side/prefetch.py", "colab_side/processes.py", "colab_side/runtime.py", "colab_side/server.py",
+    "colab_side/sshd.py", "colab_side/state.py", "colab_side/status.py", "colab_side/supervisor.py",
+    "colab_side/tunnels/__init__.py", "colab_side/tunnels/base.py", "colab_side/tunnels/cloudflared.py",
+    "colab_side/tunnels/direct.py", "colab_side/tunnels/ngrok.py", "colab_side/tunnels/process.py",
+]
+
+
+def test_the_zip_holds_the_same_modules_as_before_the_layout_changed() -> None:
+    assert sorted(zipfile.ZipFile(io.BytesIO(shipped.runtime_zip())).namelist()) == RUNTIME_MODULES
+
+
+def test_every_runtime_module_imports_on_a_fresh_interpreter_with_the_standard_library_only(tmp_path: Path) -> None:
+    """-I -S: no site-packages, no user site, no PYTHON* variables; the zip is all there is besides the stdlib."""
+    archive = tmp_path / "runtime.zip"
+    archive.write_bytes(shipped.runtime_zip())
+    modules = [name[:-3].replace("/", ".").removesuffix(".__init__") for name in RUNTIME_MODULES]
+    code = ("import importlib, sys\nsys.path.insert(0, sys.argv[1])\nfor m in sys.argv[2:]: importlib.import_module(m)\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'client_side', 'typer', 'paramiko', 'keyring'}))")
+    result = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(archive), *modules], check=False,
+                            capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
