@@ -20,7 +20,7 @@ from client_side.kinds.pipeline import Prepared
 from client_side.local import passwords, presets, registry, store
 from client_side.local.locking import changing_files, setting_up
 from client_side.local.registry import HostEntry
-from client_side.ssh import keys, known_hosts, password_login, probe
+from client_side.ssh import bridge, keys, known_hosts, password_login, probe
 
 
 def add(*, name: str, host: str, user: str | None, port: int, jump: str | None, preset_name: str | None,
@@ -90,7 +90,7 @@ def prepare(entry: HostEntry, *, password_stdin: bool, accept_new_host_key: bool
     hint = presets.hint(preset)
     for reminder in preset.reminders if preset else ():
         say(reminder.replace("{name}", entry.name))
-    offered = password_login.host_key(entry, hint)
+    entry, offered = bridge.through(entry, lambda reached: password_login.host_key(reached, hint), say)
     pinned = known_hosts.pinned(entry.name)
     if offered.line not in pinned:
         if pinned and not (accept_new_host_key or (preset and preset.ephemeral_host_keys)):

@@ -18,7 +18,7 @@ from client_side.editors import editor, server as editor_server, settings as edi
 from client_side.local import store
 from client_side.local.locking import changing_files, setting_up
 from client_side.local.registry import HostEntry
-from client_side.ssh import keys, probe
+from client_side.ssh import bridge, keys, probe
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,13 @@ def _establish(prepared: Prepared, how: Opening, say: Callable[[str], None]) -> 
             editor_settings.add(entry.name, tunnel=entry.tunnel, kinds=editor.settings_kinds(how.editor), say=say)
         if prepared.admit:
             prepared.admit()
-        home = probe.check(entry.name, prepared.failures)
+
+        def login(reached: HostEntry) -> str:
+            if reached is not entry:
+                store.put(reached)  # now through the bridge
+            return probe.check(reached.name, prepared.failures)
+
+        entry, home = bridge.through(entry, login, say)
     say(f"{entry.name}: {prepared.done} ({entry.user}@{entry.host}:{entry.port}). Try: ssh {entry.name}")
     if how.open and prepared.prefetch:
         fetched = editor_server.fetch_on(entry.name, how.editor)

@@ -41,6 +41,7 @@ class HostEntry:
     ticket_file: str | None = None  # where new tickets for this host appear (e.g. a synced Drive folder)
     login: bool = False  # added with `rdev add`: a password host, reached without a ticket
     jump: str | None = None  # ProxyJump: a registered name or [user@]host[:port]
+    bridge: bool = False  # the jump host refuses TCP forwarding: reached through rdev's bridge on it instead
     preset: str | None = None
     editor: str | None = None  # the editor the user chose for this host with --editor (a name or a path)
     # Reached through Google's `colab ssh --proxy-mode`: the CLI's session name, the runtime (assignment
@@ -93,7 +94,7 @@ def _entry(name: str, table: dict, path: Path) -> HostEntry:
         if not all(isinstance(v, (str, type(None))) for v in (entry.started, entry.ticket_file, entry.cloudflared,
                                                               entry.jump, entry.preset, entry.editor, entry.colab,
                                                               entry.gpu, entry.slurm, entry.slurm_job,
-                                                              entry.slurm_node)) or not isinstance(entry.login, bool):
+                                                              entry.slurm_node)) or not isinstance(entry.login, bool) or not isinstance(entry.bridge, bool):
             raise validate.InvalidValue("not as rdev writes it")
         if entry.colab_session is not None:
             validate.colab_session(entry.colab_session)

@@ -17,7 +17,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shlex
 import stat
+import subprocess
 import sys
 from pathlib import Path, PurePath
 
@@ -26,6 +28,7 @@ import sshconf
 from client_side.errors import BadInput, RdevError
 from client_side.local import paths
 from client_side.local.registry import HostEntry
+from client_side.ssh import bridge, probe
 from client_side.ssh.known_hosts import alias
 
 HEADER = "# Managed by rdev: this file is rewritten by 'rdev connect' and 'rdev remove'; edits here are lost."
@@ -89,7 +92,9 @@ def host_options(entry: HostEntry) -> dict[str, str]:
     }
     # The first of ProxyCommand and ProxyJump obtained wins over the other, so one line says how
     # the host is reached, and `ProxyCommand none` keeps a user's `Host *` proxy away.
-    if entry.jump:
+    if entry.jump and entry.bridge:
+        options["ProxyCommand"] = bridge_command(entry)
+    elif entry.jump:
         options["ProxyJump"] = entry.jump
     elif entry.colab_session:
         options["ProxyCommand"] = colab_proxy_command(entry)
@@ -109,6 +114,17 @@ def host_options(entry: HostEntry) -> dict[str, str]:
 def proxy_command(binary: str) -> str:
     """`<cloudflared> access ssh --hostname %h`."""
     return f"{command_word(binary, 'cloudflared')} access ssh --hostname %h"
+
+
+def bridge_command(entry: HostEntry) -> str:
+    """ssh to the jump host running rdev's byte bridge to %h %p there (see `bridge`). POSIX ssh hands the line
+    to sh; Windows' ssh splits it as CreateProcess does."""
+    if not entry.jump:
+        raise ValueError(f"{entry.name} has no jump host")
+    remote = bridge.remote_command("%h", "%p")
+    return " ".join([command_word(probe.ssh_binary(), "ssh"), "-F", config_path(paths.user_ssh_config()),
+                     *bridge.OPTIONS, bridge.hop(entry.jump),
+                     subprocess.list2cmdline([remote]) if WINDOWS else shlex.quote(remote)])
 
 
 def colab_proxy_command(entry: HostEntry) -> str:

@@ -7,6 +7,7 @@ and the written config, so its own login works as it does for VS Code.
 
 from __future__ import annotations
 
+import logging
 import shlex
 import socket
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from client_side.errors import RdevError
-from client_side.ssh import probe
+from client_side.ssh import bridge, probe
 
 if TYPE_CHECKING:
     import paramiko
@@ -147,20 +148,23 @@ def _transport(entry: HostEntry, hint: str) -> Iterator[paramiko.Transport]:
     """A started (not yet authenticated) paramiko Transport to `entry`, closed afterwards."""
     import paramiko
 
+    # paramiko's transport thread logs what ends it with a traceback; without a handler of its own, logging's
+    # last resort prints that to the terminal. rdev says what went wrong in one sentence instead.
+    logging.getLogger("paramiko").addHandler(logging.NullHandler())
+
     via = f" via {entry.jump}" if entry.jump else ""
     try:
         if entry.jump:
-            # `ssh user@host:port` would read host:port as a name; the ssh:// form takes a port.
-            hop = f"ssh://{entry.jump}" if ":" in entry.jump else entry.jump
-            sock: paramiko.ProxyCommand | socket.socket = paramiko.ProxyCommand(shlex.join(probe.ssh_argv(
-                hop, "-o", "BatchMode=yes", "-o", f"ConnectTimeout={int(CONNECT_TIMEOUT)}",
-                "-W", f"{entry.host}:{entry.port}")))
+            sock: paramiko.ProxyCommand | socket.socket = paramiko.ProxyCommand(shlex.join(_through_jump(entry)))
         else:
             sock = socket.create_connection((entry.host, entry.port), timeout=CONNECT_TIMEOUT)
         transport = paramiko.Transport(sock)
         transport.banner_timeout = CONNECT_TIMEOUT
         try:
             transport.start_client(timeout=CONNECT_TIMEOUT)
+            if transport.remote_version is None or not transport.is_active():
+                # A proxy that ended at once (a jump host that refused to forward) leaves no session behind.
+                raise paramiko.SSHException("the connection closed before the server said who it is")
         except BaseException:
             transport.close()
             raise
@@ -171,3 +175,12 @@ def _transport(entry: HostEntry, hint: str) -> Iterator[paramiko.Transport]:
         yield transport
     finally:
         transport.close()
+
+
+def _through_jump(entry: HostEntry) -> list[str]:
+    """The real ssh to the jump host with the written config (its own login works as it does for VS Code):
+    `-W` to forward, or rdev's bridge where the jump host refuses forwarding."""
+    if entry.bridge:
+        return bridge.argv(entry)
+    return probe.ssh_argv(bridge.hop(entry.jump or ""), "-o", "BatchMode=yes", "-o",
+                          f"ConnectTimeout={int(CONNECT_TIMEOUT)}", "-W", f"{entry.host}:{entry.port}")

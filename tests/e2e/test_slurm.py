@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -24,10 +25,10 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="a private Slurm and a
 OPTIONS = "--partition=gpu --gres=gpu:1 --time=00:10:00"
 
 
-@pytest.fixture
-def login(home: Path, slurm: SlurmCluster) -> Iterator[PasswordHost]:
+@contextmanager
+def login_node(home: Path, slurm: SlurmCluster, extra: str = "") -> Iterator[PasswordHost]:
     """The cluster's login node: sessions there find the cluster's Slurm, as a real login node's do."""
-    with login_host(home, shell="/bin/bash", setenv={"SLURM_CONF": str(slurm.conf)}) as server:
+    with login_host(home, shell="/bin/bash", setenv={"SLURM_CONF": str(slurm.conf)}, extra=extra) as server:
         try:
             yield server
         finally:
@@ -36,6 +37,12 @@ def login(home: Path, slurm: SlurmCluster) -> Iterator[PasswordHost]:
             while slurm.run("squeue", "--noheader", f"--user={server.user}").stdout.strip() and \
                     time.monotonic() < deadline:
                 time.sleep(0.1)
+
+
+@pytest.fixture
+def login(home: Path, slurm: SlurmCluster) -> Iterator[PasswordHost]:
+    with login_node(home, slurm) as server:
+        yield server
 
 
 def add(rdev, login: PasswordHost, options: str = OPTIONS) -> None:
@@ -276,3 +283,23 @@ def test_jupyter_on_the_jobs_node_is_reached_through_the_login_node_and_stop_end
     assert any(f"Cancelled Slurm job {job}" in line for line in lines[1:])
     assert not alive(served.pid) and refused(served.local)
     assert not (home / ".ssh" / "rdev" / "jupyter" / "hpc.json").exists()
+
+
+def test_a_login_node_without_tcp_forwarding_is_crossed_by_the_bridge(home: Path, rdev, slurm: SlurmCluster) -> None:
+    """Many centres set `AllowTcpForwarding no` on login nodes: ProxyJump fails there, rdev's bridge does not."""
+    with login_node(home, slurm, extra="AllowTcpForwarding no\n") as closed:
+        add(rdev, closed)
+        result = connect(rdev)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.count("hpc-login does not allow TCP forwarding") == 1, result.stdout
+        [job] = queue(slurm, closed)
+        remote = ssh_through(home, "hpc", 'echo "$SLURM_JOB_ID"')
+        assert remote.returncode == 0 and remote.stdout.split() == [job], remote.stderr
+        with ThreadPoolExecutor(5) as pool:
+            results = list(pool.map(lambda _: ssh_through(home, "hpc", "true"), range(5)))
+        assert [r.returncode for r in results] == [0] * 5, [r.stderr for r in results]
+        bridges = subprocess.run(["pgrep", "-c", "-u", closed.user, "-f", "^python3 -c import base64,sys,zlib"],
+                                 capture_output=True, text=True, check=False)
+        assert bridges.stdout.strip() == "1"  # the node's one master connection, and so one bridge
+        again = connect(rdev)  # the job and the bridge are both kept
+        assert again.returncode == 0 and "forwarding" not in again.stdout and "submitted" not in again.stdout

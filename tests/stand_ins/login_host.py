@@ -8,9 +8,13 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tests.stand_ins.zoo import Namespace
 
 PASSWORD = "pw-Sekr1t-4711"
 
@@ -31,6 +35,8 @@ class PasswordHost:
     port: int
     setenv: dict[str, str] = field(default_factory=dict)  # what every session gets (a cluster's SLURM_CONF)
     extra: str = ""  # more sshd_config lines
+    netns: Namespace | None = None  # a far host of the zoo: sshd runs in this network namespace
+    address: str = "127.0.0.1"  # where sshd listens (in `netns`, if any)
     process: subprocess.Popen | None = None
 
     def start(self, new_host_key: bool = False) -> None:
@@ -41,16 +47,19 @@ class PasswordHost:
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
         setenv = "".join(f'SetEnv "{k}={v}"\n' for k, v in self.setenv.items())
         (self.root / "sshd_config").write_text(
-            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {key}\nPidFile {self.root}/sshd.pid\n"
+            f"Port {self.port}\nListenAddress {self.address}\nHostKey {key}\nPidFile {self.root}/sshd.pid\n"
             "PasswordAuthentication yes\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
             f"AuthorizedKeysFile .ssh/authorized_keys\nUsePAM no\nAllowUsers {self.user}\n{setenv}{self.extra}")
-        self.process = subprocess.Popen(["/usr/sbin/sshd", "-D", "-f", str(self.root / "sshd_config"),
-                                         "-E", str(self.root / "sshd.log")])
-        for _ in range(100):
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+        (self.root / "sshd.pid").unlink(missing_ok=True)
+        argv = ["/usr/sbin/sshd", "-D", "-f", str(self.root / "sshd_config"), "-E", str(self.root / "sshd.log")]
+        self.process = subprocess.Popen(self.netns.argv(*argv) if self.netns else argv)
+        for _ in range(200):
+            # sshd writes its pid file once it listens; `ip netns exec` execs it, so the pid is the same.
+            with suppress(OSError, ValueError):
+                if int((self.root / "sshd.pid").read_text()) == self.process.pid:
                     return
-            self.process.poll()
+            if self.process.poll() is not None:
+                break
             time.sleep(0.05)
         raise AssertionError((self.root / "sshd.log").read_text())
 
@@ -70,16 +79,18 @@ class PasswordHost:
 
 
 @contextmanager
-def login_host(home: Path, *, shell: str = "/bin/sh", setenv: dict[str, str] | None = None,
-               extra: str = "") -> Iterator[PasswordHost]:
-    """A new user with PASSWORD and a started PasswordHost for it; both gone afterwards."""
+def login_host(home: Path, *, shell: str = "/bin/sh", setenv: dict[str, str] | None = None, extra: str = "",
+               netns: Namespace | None = None, address: str = "127.0.0.1", folder: str = "pwsshd") -> Iterator[PasswordHost]:
+    """A new user with PASSWORD and a started PasswordHost for it; both gone afterwards. In a namespace of the
+    zoo, sshd listens on port 22 of `address` there."""
     user = f"rdl{uuid.uuid4().hex[:8]}"
     user_home = Path("/tmp") / user  # the test HOME's folder is private to root; a user must reach its own home
     subprocess.run(["useradd", "--create-home", "--home-dir", str(user_home), "--shell", shell, user], check=True)
     subprocess.run(["chpasswd"], input=f"{user}:{PASSWORD}\n", text=True, check=True)
-    root = home.parent / "pwsshd"
+    root = home.parent / folder
     root.mkdir()
-    server = PasswordHost(user, user_home, root, free_port(), setenv=setenv or {}, extra=extra)
+    server = PasswordHost(user, user_home, root, 22 if netns else free_port(), setenv=setenv or {}, extra=extra,
+                          netns=netns, address=address)
     try:
         server.start()
         yield server
