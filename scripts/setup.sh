@@ -11,6 +11,12 @@ command -v ssh >/dev/null || missing+=(openssh-client)
 command -v gnome-keyring-daemon >/dev/null || missing+=(gnome-keyring)
 { command -v dbus-daemon && command -v dbus-run-session; } >/dev/null || missing+=(dbus)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+# Far hosts as they are: network namespaces (iproute2), test users whose login shells are tcsh, zsh or fish,
+# nc for the bridge's fallback, pgrep to count what runs on a host.
+command -v ip >/dev/null || missing+=(iproute2)
+for shell in tcsh zsh fish; do command -v "$shell" >/dev/null || missing+=("$shell"); done
+command -v nc >/dev/null || missing+=(netcat-openbsd)
+command -v pgrep >/dev/null || missing+=(procps)
 # The system's own python3 too: a password host's user meets it, and `rdev jupyter` makes a venv with it.
 [ ! -x /usr/bin/python3 ] || /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 

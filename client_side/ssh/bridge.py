@@ -50,6 +50,8 @@ def remote_command(host: str, port: str) -> str:
     would each read differently."""
     bridge = f'python3 -c "import base64,sys,zlib;exec(zlib.decompress(base64.b64decode(sys.argv[1])))" {_code()}'
     script = (f"if command -v python3 >/dev/null 2>&1; then exec {bridge} {host} {port}; fi; "
+              # OpenBSD's nc passes stdin's end on only with -N; others lack the flag, and end with the session.
+              f"if nc -h 2>&1 | grep -q -e -N; then exec nc -N {host} {port}; fi; "
               f"if command -v nc >/dev/null 2>&1; then exec nc {host} {port}; fi; "
               "echo rdev: this jump host has neither python3 nor nc to bridge with >&2; exit 127")
     return f"sh -c '{script}'"
