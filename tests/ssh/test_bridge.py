@@ -17,8 +17,7 @@ import pytest
 
 from client_side.local import paths
 from client_side.local.registry import HostEntry
-from client_side.ssh import bridge
-from client_side.ssh import config as sshconfig
+from client_side.ssh import bridge, config as sshconfig
 
 SHELLS = ["sh", "bash", "zsh", "fish", "tcsh"]
 PYTHON36 = Path(os.environ.get("PYENV_ROOT", "/root/.pyenv")) / "versions" / "3.6.15" / "bin" / "python3.6"
