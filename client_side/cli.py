@@ -101,17 +101,21 @@ def add(
     slurm: str | None = typer.Option(None, "--slurm", metavar="OPTIONS", help="a Slurm cluster: HOST is its login "
                                         "node, and the editor runs on a compute node in a job submitted with these "
                                         "sbatch options, e.g. \"--partition=gpu --gres=gpu:1 --time=04:00:00\""),
+    identity: str | None = typer.Option(None, "--identity", metavar="KEY", help="for a host that takes keys only: "
+                                        "your private key that gets in, used once to install rdev's (default: your "
+                                        "agent's, then ~/.ssh/id_*)"),
 ) -> None:
     """Register a password host (lab cluster, school server); 'rdev connect NAME' then logs in once."""
     if slurm is not None:
         from client_side.kinds import slurm_host
 
         _say(slurm_host.add(name=name, host=host, user=user, port=port, jump=jump, preset_name=preset, path=path,
-                            options=slurm))
+                            options=slurm, identity=identity))
         return
     from client_side.kinds import password_host
 
-    _say(password_host.add(name=name, host=host, user=user, port=port, jump=jump, preset_name=preset, path=path))
+    _say(password_host.add(name=name, host=host, user=user, port=port, jump=jump, preset_name=preset, path=path,
+                           identity=identity))
 
 
 @app.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 from bootstrap import validate
@@ -25,3 +26,13 @@ def name(value: str) -> str:
 
 def folder(value: str) -> str:
     return checked(validate.remote_path, value)
+
+
+def key_file(value: str) -> str:
+    """A private key of the user's on this laptop (`--identity`), as an absolute path to an existing file."""
+    path = Path(value).expanduser().absolute()
+    if not path.is_file():
+        raise BadInput(f"There is no key file {value}", "give the path of your private key, e.g. ~/.ssh/id_ed25519.")
+    if path.suffix == ".pub":
+        raise BadInput(f"{value} is a public key", "give the private key beside it (the same name without .pub).")
+    return str(path)

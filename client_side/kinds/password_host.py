@@ -8,6 +8,7 @@ is pinned on first contact (read by paramiko, directly or through the jump host)
 from __future__ import annotations
 
 import getpass
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,18 +21,19 @@ from client_side.kinds.pipeline import Prepared
 from client_side.local import passwords, presets, registry, store
 from client_side.local.locking import changing_files, setting_up
 from client_side.local.registry import HostEntry
-from client_side.ssh import bridge, keys, known_hosts, password_login, probe
+from client_side.ssh import bridge, keys, known_hosts, own_keys, password_login, probe
 
 
 def add(*, name: str, host: str, user: str | None, port: int, jump: str | None, preset_name: str | None,
-        path: str | None) -> str:
+        path: str | None, identity: str | None = None) -> str:
     """Register a password host and write its config block; nothing is contacted yet."""
     name = inputs.name(name)
     preset = presets.get(preset_name) if preset_name else None
     entry = HostEntry(name=name, host=checked(validate.host, host), port=checked(validate.port, port),
                       user=checked(validate.user, user or getpass.getuser()), tunnel="direct",
                       workdir=inputs.folder(path or (preset.workdir if preset else "~")),
-                      login=True, jump=checked(validate.jump, jump) if jump else None, preset=preset_name)
+                      login=True, jump=checked(validate.jump, jump) if jump else None, preset=preset_name,
+                      identity=inputs.key_file(identity) if identity else None)
     if entry.jump == name:
         raise BadInput(f"{name} cannot be its own jump host", "give another --jump.")
     with setting_up(name), changing_files():
@@ -57,10 +59,17 @@ class _Login:
     say: Callable[[str], None]
 
     def admit(self) -> None:
-        """Make sure rdev's key gets in: if the server refuses it, log in once with the password and
-        install it."""
-        if _key_works(self.entry.name, self.hint):
+        """Make sure rdev's key gets in: if the server refuses it, install it with one of the user's own keys, else
+        by logging in once with the password; a host that takes keys only and none of the user's gets the key to
+        add by hand."""
+        refused = _refusal(self.entry.name, self.hint)
+        if refused is None:
             return
+        if own_keys.install(self.entry, keys.public_key()):
+            self.say(f"{self.entry.name}: rdev's key is installed, with your own key; rdev's key logs in from now on.")
+            return
+        if not _offers_password(refused):
+            self._keys_only()
         password, typed = _password(self.entry, self.password_stdin)
         try:
             self._install(password)
@@ -77,6 +86,14 @@ class _Login:
         if typed:
             _keep(self.entry.name, password, self.say)
         self.say(f"{self.entry.name}: rdev's key is installed; the password is not needed from now on.")
+
+    def _keys_only(self) -> None:
+        name, identity = self.entry.name, self.entry.identity
+        tried = f"rdev's and {identity}" if identity else "rdev's, your agent's and ~/.ssh/id_*"
+        self.say(f"rdev's public key, for {name}:\n{keys.public_key()}")
+        raise RdevError(f"{name} takes keys only, and none of yours got in ({tried})",
+                        f"add rdev's public key above where your provider takes SSH keys ({own_keys.PROVIDERS}), or to "
+                        f"~/.ssh/authorized_keys on {name}; then run 'rdev connect {name}' again.")
 
     def _install(self, password: str) -> None:
         password_login.install_key(self.entry, password=password, public_key=keys.public_key(), pinned=self.pinned,
@@ -139,14 +156,20 @@ def _preset(entry: HostEntry) -> presets.Preset | None:
     return presets.get(entry.preset) if entry.preset else None
 
 
-def _key_works(name: str, hint: str) -> bool:
-    """True if the real ssh gets in with rdev's key; False if the server refuses the key."""
+def _refusal(name: str, hint: str) -> str | None:
+    """None if the real ssh gets in with rdev's key; ssh's words if the server refuses the key."""
     result = probe.try_login(name, hint)
     if result.returncode == 0:
-        return True
+        return None
     if "Permission denied" in result.stderr:
-        return False
+        return result.stderr
     raise probe.failure(name, result.stderr)
+
+
+def _offers_password(refused: str) -> bool:
+    """Whether the server's refusal lists a way to log in with a password: `Permission denied (publickey,password).`"""
+    methods = re.search(r"Permission denied \(([a-z,-]+)\)", refused)
+    return methods is None or bool({"password", "keyboard-interactive"} & set(methods.group(1).split(",")))
 
 
 def _password(entry: HostEntry, from_stdin: bool) -> tuple[str, bool]:

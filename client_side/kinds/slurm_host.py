@@ -34,7 +34,7 @@ def login_name(name: str) -> str:
 
 
 def add(*, name: str, host: str, user: str | None, port: int, jump: str | None, preset_name: str | None,
-        path: str | None, options: str) -> str:
+        path: str | None, options: str, identity: str | None = None) -> str:
     """Register the cluster: its login node as a password host, and NAME for the node of rdev's job."""
     name = inputs.name(name)
     options = slurm_jobs.flags(options)
@@ -47,7 +47,7 @@ def add(*, name: str, host: str, user: str | None, port: int, jump: str | None, 
     preset = presets.get(preset_name or "slurm")
     workdir = inputs.folder(path or preset.workdir)
     password_host.add(name=login, host=host, user=user, port=port, jump=jump, preset_name=preset_name or "slurm",
-                      path=None)
+                      path=None, identity=identity)
     front = registry.get(login)
     # Until a job runs, NAME leads to the login node's own address through it: no node is known yet.
     entry = HostEntry(name=name, host=front.host, port=front.port, user=front.user, tunnel="slurm", workdir=workdir,

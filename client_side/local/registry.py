@@ -42,6 +42,7 @@ class HostEntry:
     login: bool = False  # added with `rdev add`: a password host, reached without a ticket
     jump: str | None = None  # ProxyJump: a registered name or [user@]host[:port]
     bridge: bool = False  # the jump host refuses TCP forwarding: reached through rdev's bridge on it instead
+    identity: str | None = None  # the user's own key that installs rdev's key on a host that takes keys only
     preset: str | None = None
     editor: str | None = None  # the editor the user chose for this host with --editor (a name or a path)
     # Reached through Google's `colab ssh --proxy-mode`: the CLI's session name, the runtime (assignment
@@ -94,7 +95,7 @@ def _entry(name: str, table: dict, path: Path) -> HostEntry:
         if not all(isinstance(v, (str, type(None))) for v in (entry.started, entry.ticket_file, entry.cloudflared,
                                                               entry.jump, entry.preset, entry.editor, entry.colab,
                                                               entry.gpu, entry.slurm, entry.slurm_job,
-                                                              entry.slurm_node)) or not isinstance(entry.login, bool) or not isinstance(entry.bridge, bool):
+                                                              entry.slurm_node, entry.identity)) or not isinstance(entry.login, bool) or not isinstance(entry.bridge, bool):
             raise validate.InvalidValue("not as rdev writes it")
         if entry.colab_session is not None:
             validate.colab_session(entry.colab_session)

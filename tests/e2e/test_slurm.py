@@ -5,6 +5,7 @@ real ssh and the config rdev wrote."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -248,9 +249,18 @@ def test_the_end_of_the_job_ends_what_its_sessions_detached(home: Path, rdev, sl
 
 
 def test_a_job_whose_node_cannot_be_reached_is_cancelled(home: Path, rdev, slurm: SlurmCluster) -> None:
-    # A login node that forwards nothing: the job runs, but ssh cannot hop to its node.
+    # A login node that forwards nothing and whose python3 and nc fail (so rdev's bridge cannot start there either):
+    # the job runs, but ssh cannot hop to its node.
     with login_host(home, shell="/bin/bash", setenv={"SLURM_CONF": str(slurm.conf)},
                     extra="AllowTcpForwarding no\n") as login:
+        broken = login.home / "bin"
+        broken.mkdir()
+        for tool in ("python3", "nc"):
+            (broken / tool).write_text("#!/bin/sh\nexit 1\n")
+            (broken / tool).chmod(0o755)
+        (login.home / ".bashrc").write_text('PATH="$HOME/bin:$PATH"\n')
+        for path in (broken, *broken.iterdir(), login.home / ".bashrc"):
+            shutil.chown(path, login.user, login.user)
         add(rdev, login)
         result = connect(rdev)
         assert result.returncode == 1

@@ -35,6 +35,7 @@ class PasswordHost:
     port: int
     setenv: dict[str, str] = field(default_factory=dict)  # what every session gets (a cluster's SLURM_CONF)
     extra: str = ""  # more sshd_config lines
+    passwords: bool = True  # False: a host that takes keys only
     netns: Namespace | None = None  # a far host of the zoo: sshd runs in this network namespace
     address: str = "127.0.0.1"  # where sshd listens (in `netns`, if any)
     process: subprocess.Popen | None = None
@@ -48,7 +49,7 @@ class PasswordHost:
         setenv = "".join(f'SetEnv "{k}={v}"\n' for k, v in self.setenv.items())
         (self.root / "sshd_config").write_text(
             f"Port {self.port}\nListenAddress {self.address}\nHostKey {key}\nPidFile {self.root}/sshd.pid\n"
-            "PasswordAuthentication yes\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
+            f"PasswordAuthentication {'yes' if self.passwords else 'no'}\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
             f"AuthorizedKeysFile .ssh/authorized_keys\nUsePAM no\nAllowUsers {self.user}\n{setenv}{self.extra}")
         (self.root / "sshd.pid").unlink(missing_ok=True)
         argv = ["/usr/sbin/sshd", "-D", "-f", str(self.root / "sshd_config"), "-E", str(self.root / "sshd.log")]
@@ -80,7 +81,8 @@ class PasswordHost:
 
 @contextmanager
 def login_host(home: Path, *, shell: str = "/bin/sh", setenv: dict[str, str] | None = None, extra: str = "",
-               netns: Namespace | None = None, address: str = "127.0.0.1", folder: str = "pwsshd") -> Iterator[PasswordHost]:
+               netns: Namespace | None = None, address: str = "127.0.0.1", folder: str = "pwsshd",
+               passwords: bool = True) -> Iterator[PasswordHost]:
     """A new user with PASSWORD and a started PasswordHost for it; both gone afterwards. In a namespace of the
     zoo, sshd listens on port 22 of `address` there."""
     user = f"rdl{uuid.uuid4().hex[:8]}"
@@ -90,7 +92,7 @@ def login_host(home: Path, *, shell: str = "/bin/sh", setenv: dict[str, str] | N
     root = home.parent / folder
     root.mkdir()
     server = PasswordHost(user, user_home, root, 22 if netns else free_port(), setenv=setenv or {}, extra=extra,
-                          netns=netns, address=address)
+                          netns=netns, address=address, passwords=passwords)
     try:
         server.start()
         yield server
