@@ -104,18 +104,20 @@ def add(
     identity: str | None = typer.Option(None, "--identity", metavar="KEY", help="for a host that takes keys only: "
                                         "your private key that gets in, used once to install rdev's (default: your "
                                         "agent's, then ~/.ssh/id_*)"),
+    python: str | None = typer.Option(None, "--python", metavar="PATH", help="the Python 3.8 or newer on the host that "
+                                      "runs rdev's side there (default: its python3, else the newest python3.X on PATH)"),
 ) -> None:
     """Register a password host (lab cluster, school server); 'rdev connect NAME' then logs in once."""
     if slurm is not None:
         from client_side.kinds import slurm_host
 
         _say(slurm_host.add(name=name, host=host, user=user, port=port, jump=jump, preset_name=preset, path=path,
-                            options=slurm, identity=identity))
+                            options=slurm, identity=identity, python=python))
         return
     from client_side.kinds import password_host
 
     _say(password_host.add(name=name, host=host, user=user, port=port, jump=jump, preset_name=preset, path=path,
-                           identity=identity))
+                           identity=identity, python=python))
 
 
 @app.command()

@@ -36,3 +36,11 @@ def key_file(value: str) -> str:
     if path.suffix == ".pub":
         raise BadInput(f"{value} is a public key", "give the private key beside it (the same name without .pub).")
     return str(path)
+
+
+def python(value: str) -> str:
+    """A Python on the host (`--python`): a command or a path there, one line of printable text."""
+    if not value.strip() or not value.isprintable():
+        raise BadInput(f"The Python {value!r} is not a command or path", "give the path of a Python on the host, "
+                       "e.g. --python ~/venv/bin/python or --python python3.11.")
+    return value

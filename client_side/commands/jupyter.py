@@ -16,7 +16,6 @@ import json
 import os
 import re
 import secrets
-import shlex
 import signal
 import socket
 import subprocess
@@ -63,7 +62,8 @@ class Forward:
 
 def start(name: str, *, python: str | None, port: int | None, say: Say) -> None:
     """Start (or reuse) NAME's Jupyter server, forward a local port to it and print the URL to paste."""
-    _python_word(python, name)  # what cannot be a word of the remote command is refused before anything runs
+    if python is not None:
+        _python_word(python, name)  # what cannot be a word of the remote command is refused before anything runs
     if port is not None and not 0 < port < 65536:
         raise BadInput(f"The port {port} is not a TCP port", "give one from 1 to 65535, or leave --port out.")
     name = _known(name)
@@ -137,14 +137,15 @@ def _known(name: str) -> str:
     return name
 
 
-def _python_word(python: str | None, name: str) -> str:
-    """The interpreter as a word of the remote shell script: `~/` is the remote home, the rest is quoted."""
+def _python_word(python: str | None, name: str) -> str | None:
+    """The interpreter as a word of the remote shell script: `~/` is the remote home, the rest is quoted. None: the
+    one the host was added with (`rdev add --python`), else the host's own choice (shipped.choose_python)."""
     if python is None:
-        return "python3"
+        return shipped.python_word(registry.get(name).python)
     if not python.strip() or not python.isprintable():
         raise BadInput(f"The Python {python!r} is not a command or path", f"give the path of a Python on {name}, "
                        "e.g. --python ~/venv/bin/python.")
-    return f'"$HOME"/{shlex.quote(python[2:])}' if python.startswith("~/") else shlex.quote(python)
+    return shipped.python_word(python)
 
 
 def _helper(name: str, action: str, python: str | None, token: str, say: Say, timeout: float) -> dict:
@@ -185,6 +186,9 @@ def _helper(name: str, action: str, python: str | None, token: str, say: Say, ti
                         f"check the host with 'rdev ssh {name}' and run again.")
     if code == 255:
         raise probe.failure(name, stderr)
+    no_python = shipped.python_failure(name, code, stderr, python)
+    if no_python is not None:
+        raise no_python
     if answer is not None and "error" in answer:
         raise RdevError(f"{name}: {printable(str(answer['error']))}", printable(str(answer.get("fix", ""))))
     if code == 127:

@@ -18,7 +18,7 @@ from pathlib import Path
 from bootstrap import editor_servers
 from bootstrap.validate import InvalidValue
 from client_side.editors.editor import Editor
-from client_side.errors import printable
+from client_side.errors import RdevError, printable
 from client_side.ssh import shipped
 
 FETCH_TIMEOUT = 300  # a server is tens of MB; a host that cannot fetch it says so well before
@@ -76,7 +76,7 @@ def _codium(editor: Editor, version: str, commit: str) -> str | None:
     return f"codium:stable:{commit}:{url}"
 
 
-def fetch_on(name: str, editor: Editor | None) -> str | None:
+def fetch_on(name: str, editor: Editor | None, python: str | None = None) -> str | None:
     """Have host `name` fetch `editor`'s server before the editor connects; the line to show (None
     when there is nothing to fetch). A failure changes nothing: the editor then fetches it itself."""
     wanted = spec(editor)
@@ -84,7 +84,10 @@ def fetch_on(name: str, editor: Editor | None) -> str | None:
         return None
     mirror = os.environ.get(editor_servers.BASE_VARIABLE)
     try:
-        result = shipped.run(name, "prefetch", wanted, *([mirror] if mirror else []), timeout=FETCH_TIMEOUT)
+        result = shipped.run(name, "prefetch", wanted, *([mirror] if mirror else []), python=python,
+                             timeout=FETCH_TIMEOUT)
+    except RdevError as err:  # no Python new enough there
+        return f"Editor server: not fetched ({err.problem}); the editor downloads it itself."
     except subprocess.TimeoutExpired:
         return f"Editor server: not fetched (no answer within {FETCH_TIMEOUT} s); the editor downloads it itself."
     said = [line for line in result.stdout.decode(errors="replace").splitlines() if line.startswith("Editor server:")]

@@ -25,7 +25,7 @@ from client_side.ssh import bridge, keys, known_hosts, own_keys, password_login,
 
 
 def add(*, name: str, host: str, user: str | None, port: int, jump: str | None, preset_name: str | None,
-        path: str | None, identity: str | None = None) -> str:
+        path: str | None, identity: str | None = None, python: str | None = None) -> str:
     """Register a password host and write its config block; nothing is contacted yet."""
     name = inputs.name(name)
     preset = presets.get(preset_name) if preset_name else None
@@ -33,7 +33,8 @@ def add(*, name: str, host: str, user: str | None, port: int, jump: str | None, 
                       user=checked(validate.user, user or getpass.getuser()), tunnel="direct",
                       workdir=inputs.folder(path or (preset.workdir if preset else "~")),
                       login=True, jump=checked(validate.jump, jump) if jump else None, preset=preset_name,
-                      identity=inputs.key_file(identity) if identity else None)
+                      identity=inputs.key_file(identity) if identity else None,
+                      python=inputs.python(python) if python else None)
     if entry.jump == name:
         raise BadInput(f"{name} cannot be its own jump host", "give another --jump.")
     with setting_up(name), changing_files():

@@ -18,7 +18,7 @@ from client_side.editors import editor, server as editor_server, settings as edi
 from client_side.local import store
 from client_side.local.locking import changing_files, setting_up
 from client_side.local.registry import HostEntry
-from client_side.ssh import bridge, keys, probe
+from client_side.ssh import bridge, keys, probe, shipped
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def _establish(prepared: Prepared, how: Opening, say: Callable[[str], None]) -> 
         entry, home = bridge.through(entry, login, say)
     say(f"{entry.name}: {prepared.done} ({entry.user}@{entry.host}:{entry.port}). Try: ssh {entry.name}")
     if how.open and prepared.prefetch:
-        fetched = editor_server.fetch_on(entry.name, how.editor)
+        fetched = editor_server.fetch_on(entry.name, how.editor, shipped.python_word(entry.python))
         if fetched:
             say(fetched)
     if how.open:

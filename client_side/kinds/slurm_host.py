@@ -34,7 +34,7 @@ def login_name(name: str) -> str:
 
 
 def add(*, name: str, host: str, user: str | None, port: int, jump: str | None, preset_name: str | None,
-        path: str | None, options: str, identity: str | None = None) -> str:
+        path: str | None, options: str, identity: str | None = None, python: str | None = None) -> str:
     """Register the cluster: its login node as a password host, and NAME for the node of rdev's job."""
     name = inputs.name(name)
     options = slurm_jobs.flags(options)
@@ -51,7 +51,7 @@ def add(*, name: str, host: str, user: str | None, port: int, jump: str | None, 
     front = registry.get(login)
     # Until a job runs, NAME leads to the login node's own address through it: no node is known yet.
     entry = HostEntry(name=name, host=front.host, port=front.port, user=front.user, tunnel="slurm", workdir=workdir,
-                      jump=login, slurm=options)
+                      jump=login, slurm=options, python=inputs.python(python) if python else None)
     with setting_up(name), changing_files():
         if store.reaches_differently(entry, None):
             probe.close_master(name)
@@ -68,6 +68,8 @@ def prepare(entry: HostEntry, *, password_stdin: bool, accept_new_host_key: bool
     quiet = pipeline.Opening(open=False, editor=None, editor_name=None, folder=None)
     pipeline.establish(password_host.prepare(login, password_stdin=password_stdin,
                                              accept_new_host_key=accept_new_host_key, say=say), quiet, say)
+    python = shipped.python_word(entry.python)
+    slurm_jobs.check_python(login.name, entry.name, python)
     runtime = slurm_jobs.install_runtime(login.name, shipped.runtime_zip())
     with setting_up(entry.name):  # two connects at once must not both submit
         queued = slurm_jobs.jobs(login.name, entry.name)
@@ -78,7 +80,7 @@ def prepare(entry: HostEntry, *, password_stdin: bool, accept_new_host_key: bool
                 say(f"{entry.name}: job {entry.slurm_job} has ended (time limit, preemption or scancel); submitting a "
                     "new one.")
             job = slurm_jobs.submit(login.name, entry.name, entry.slurm or "", runtime=runtime, key=keys.public_key(),
-                               workdir=entry.workdir)
+                                    workdir=entry.workdir, python=python)
             undo = _Cancel(login.name, job)
             say(f"{entry.name}: submitted Slurm job {job}.")
     try:

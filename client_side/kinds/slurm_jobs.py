@@ -17,7 +17,7 @@ import subprocess
 from dataclasses import dataclass
 
 from client_side.errors import BadInput, RdevError, printable
-from client_side.ssh import probe
+from client_side.ssh import probe, shipped
 
 # squeue's fields, in the order asked for: id, state, reason, node list, time left, partition.
 _FORMAT = "%i|%T|%r|%N|%L|%P"
@@ -108,11 +108,28 @@ def jobs(login: str, name: str) -> list[Job]:
     return sorted((j for j in found if j), key=lambda j: int(j.id) if j.id.isdigit() else 0, reverse=True)
 
 
-def submit(login: str, name: str, options: str, *, runtime: str, key: str, workdir: str) -> str:
+def check_python(login: str, name: str, python: str | None) -> None:
+    """Refuse, before anything is queued, a cluster whose Python is too old for the runtime side (its login node
+    stands for its nodes, which share its software): the job would only fail in its log."""
+    argv = probe.ssh_argv(login, "-o", "BatchMode=yes") + [f"sh -c {shlex.quote(shipped.choose_python(python))}"]
+    try:
+        result = subprocess.run(argv, check=False, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                timeout=_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise RdevError(f"The login node {login} did not answer within {_TIMEOUT} s",
+                        "check your network or VPN, then run again.") from None
+    failure = shipped.python_failure(name, result.returncode, result.stderr, python)
+    if failure is not None:
+        raise failure
+
+
+def submit(login: str, name: str, options: str, *, runtime: str, key: str, workdir: str,
+           python: str | None = None) -> str:
     """Submit rdev's job; its id."""
     state = f'"$HOME/.rdev/slurm/{name}-$SLURM_JOB_ID"'
     ticket = f'"$HOME/.rdev/slurm/{name}-$SLURM_JOB_ID.ticket"'
-    serve = (f'exec env PYTHONPATH="{runtime}" python3 -m colab_side serve --in-job --tunnel direct '
+    serve = (f'{shipped.choose_python(python)}\n'
+             f'exec env PYTHONPATH="{runtime}" "$py" -m colab_side serve --in-job --tunnel direct '
              f'--listen "$(hostname)" --authorized-key {shlex.quote(key)} --workdir {shlex.quote(workdir)} '
              f'--state-dir {state} --ticket-file {ticket}')
     # A login shell: the cluster's module system and the user's profile set up the job's environment.

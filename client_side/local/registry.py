@@ -43,6 +43,7 @@ class HostEntry:
     jump: str | None = None  # ProxyJump: a registered name or [user@]host[:port]
     bridge: bool = False  # the jump host refuses TCP forwarding: reached through rdev's bridge on it instead
     identity: str | None = None  # the user's own key that installs rdev's key on a host that takes keys only
+    python: str | None = None  # the host's Python for rdev's runtime side, where its python3 is too old
     preset: str | None = None
     editor: str | None = None  # the editor the user chose for this host with --editor (a name or a path)
     # Reached through Google's `colab ssh --proxy-mode`: the CLI's session name, the runtime (assignment
@@ -95,7 +96,7 @@ def _entry(name: str, table: dict, path: Path) -> HostEntry:
         if not all(isinstance(v, (str, type(None))) for v in (entry.started, entry.ticket_file, entry.cloudflared,
                                                               entry.jump, entry.preset, entry.editor, entry.colab,
                                                               entry.gpu, entry.slurm, entry.slurm_job,
-                                                              entry.slurm_node, entry.identity)) or not isinstance(entry.login, bool) or not isinstance(entry.bridge, bool):
+                                                              entry.slurm_node, entry.identity, entry.python)) or not isinstance(entry.login, bool) or not isinstance(entry.bridge, bool):
             raise validate.InvalidValue("not as rdev writes it")
         if entry.colab_session is not None:
             validate.colab_session(entry.colab_session)

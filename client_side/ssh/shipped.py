@@ -12,9 +12,14 @@ import subprocess
 import zipfile
 from pathlib import Path
 
+from client_side.errors import RdevError, printable
 from client_side.ssh import probe
 
 RUNTIME_PACKAGES = ("bootstrap", "colab_side")
+RUNTIME_PYTHON = (3, 8)  # the oldest Python the runtime side runs on (the bridge alone runs on 3.6)
+# Tried in this order where the host was not given a Python: its python3, then the newest python3.X on its PATH.
+PYTHONS = ("python3", *(f"python3.{minor}" for minor in range(14, RUNTIME_PYTHON[1] - 1, -1)))
+NO_PYTHON = 86  # the exit status of a remote command that found no Python new enough
 
 
 def runtime_zip() -> bytes:
@@ -34,23 +39,64 @@ def runtime_zip() -> bytes:
     return buffer.getvalue()
 
 
-def command(module: str, *args: str, python: str = "python3", secret_first: bool = False) -> str:
+def python_word(python: str | None) -> str | None:
+    """A Python the user named for a host as one word of the remote sh script: `~/` is the remote home, the rest
+    is quoted."""
+    if python is None:
+        return None
+    return f'"$HOME"/{shlex.quote(python[2:])}' if python.startswith("~/") else shlex.quote(python)
+
+
+def choose_python(python: str | None = None) -> str:
+    """sh that sets `py` to the Python that runs the runtime side there: `python` (a word of the script, already
+    quoted) if given, else the first of PYTHONS that is new enough; when none is, it says on stderr what python3
+    is (`rdev-python: Python 3.6.8`) and exits NO_PYTHON, before anything else runs."""
+    tried = python or " ".join(PYTHONS)
+    check = f'"$c" -c "import sys; sys.exit(sys.version_info < {RUNTIME_PYTHON})" </dev/null >/dev/null 2>&1'
+    return (f'py=; for c in {tried}; do if command -v "$c" >/dev/null 2>&1 && {check}; then py=$c; break; fi; done; '
+            f'if [ -z "$py" ]; then printf "rdev-python: %s\\n" "$({python or "python3"} --version 2>&1 | head -n 1)" >&2; '
+            f"exit {NO_PYTHON}; fi")
+
+
+def python_failure(name: str, returncode: int, stderr: str, python: str | None = None) -> RdevError | None:
+    """The sentence for a remote command that found no Python new enough on `name`; None for any other outcome."""
+    said = next((line for line in stderr.splitlines() if line.startswith("rdev-python: ")), None)
+    if returncode != NO_PYTHON or said is None:
+        return None
+    found = said.removeprefix("rdev-python: ").strip()
+    needed = ".".join(map(str, RUNTIME_PYTHON))
+    what = python or "python3"
+    problem = (f"{name}'s {what} is {printable(found)}, older than the Python {needed} rdev's runtime side needs"
+               if found.startswith("Python ") else f"{name} has no {what}")
+    if python is None:
+        problem += ", and no newer python3.X is on its PATH"
+    return RdevError(problem, f"put a Python {needed} or newer first on PATH there (e.g. 'module load python' in your "
+                              f"shell's rc file), or name one: rdev add {name} ... --python PATH.")
+
+
+def command(module: str, *args: str, python: str | None = None, secret_first: bool = False) -> str:
     """The remote command that runs `PYTHON -m colab_side.MODULE ARGS` from the runtime zip sent on its
     stdin, under sh whatever the login shell is (tcsh is common on school servers). `python` is a word
-    of that script, already quoted. With `secret_first`, stdin's first line is a secret the module reads
-    on its own stdin: the shell keeps it in a variable (read and printf are builtins, so no argv shows it)."""
-    module_run = " ".join([f'PYTHONPATH="$f${{PYTHONPATH:+:$PYTHONPATH}}" {python} -m colab_side.{module}',
+    of that script, already quoted; by default the host's own is chosen (choose_python). With `secret_first`,
+    stdin's first line is a secret the module reads on its own stdin: the shell keeps it in a variable (read
+    and printf are builtins, so no argv shows it)."""
+    module_run = " ".join(['PYTHONPATH="$f${PYTHONPATH:+:$PYTHONPATH}" "$py" -m', f"colab_side.{module}",
                            *(shlex.quote(arg) for arg in args)])
     if secret_first:
         script = f'IFS= read -r t; cat > "$f" && printf "%s\\n" "$t" | {module_run}'
     else:
         script = f'cat > "$f" && {module_run}'
-    return "sh -c " + shlex.quote(f'f=$(mktemp) || exit 1; {script}; s=$?; rm -f "$f"; exit $s')
+    return "sh -c " + shlex.quote(f'{choose_python(python)}; f=$(mktemp) || exit 1; {script}; s=$?; rm -f "$f"; '
+                                  "exit $s")
 
 
-def run(name: str, module: str, *args: str, options: tuple[str, ...] = (),
+def run(name: str, module: str, *args: str, options: tuple[str, ...] = (), python: str | None = None,
         timeout: float = probe.PROBE_TIMEOUT) -> subprocess.CompletedProcess:
-    """`python3 -m colab_side.MODULE ARGS` on `name` through rdev's config (its output as bytes);
-    subprocess.TimeoutExpired when it takes longer than `timeout`."""
-    return subprocess.run(probe.ssh_argv(name, "-o", "BatchMode=yes", *options) + [command(module, *args)], check=False,
-                          input=runtime_zip(), capture_output=True, timeout=timeout)
+    """`PYTHON -m colab_side.MODULE ARGS` on `name` through rdev's config (its output as bytes); RdevError when
+    the host has no Python new enough, subprocess.TimeoutExpired when it takes longer than `timeout`."""
+    result = subprocess.run(probe.ssh_argv(name, "-o", "BatchMode=yes", *options) + [command(module, *args, python=python)],
+                            check=False, input=runtime_zip(), capture_output=True, timeout=timeout)
+    failure = python_failure(name, result.returncode, result.stderr.decode(errors="replace"), python)
+    if failure is not None:
+        raise failure
+    return result

@@ -98,7 +98,7 @@ def test_start_reuses_its_server_with_the_first_token_and_stop_ends_it(home: Pat
     assert not Path(f"/proc/{first['pid']}").exists() or b") Z" in Path(f"/proc/{first['pid']}/stat").read_bytes()
 
 
-@pytest.mark.parametrize("given, word", [(None, "python3"), ("/opt/py 3/bin/python", "'/opt/py 3/bin/python'"),
+@pytest.mark.parametrize("given, word", [("/opt/py 3/bin/python", "'/opt/py 3/bin/python'"),
                                          ("~/env/bin/python", '"$HOME"/env/bin/python'), ("python3.12", "python3.12"),
                                          ("/x/$(id)", "'/x/$(id)'")])
 def test_the_python_becomes_one_word_of_the_remote_command(given: str | None, word: str) -> None:

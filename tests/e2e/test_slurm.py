@@ -20,6 +20,7 @@ import pytest
 from tests.conftest import REPO, popen_answering_ctrl_c, snapshot, ssh_through
 from tests.slurm_cluster import SlurmCluster
 from tests.stand_ins.login_host import PASSWORD, PasswordHost, login_host
+from tests.stand_ins.old_python import PYENV_36, put_first, python36
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="a private Slurm and a test user need root")
 
@@ -313,3 +314,37 @@ def test_a_login_node_without_tcp_forwarding_is_crossed_by_the_bridge(home: Path
         assert bridges.stdout.strip() == "1"  # the node's one master connection, and so one bridge
         again = connect(rdev)  # the job and the bridge are both kept
         assert again.returncode == 0 and "forwarding" not in again.stdout and "submitted" not in again.stdout
+
+
+@pytest.fixture(scope="module")
+def old_python() -> Iterator[Path]:
+    if not PYENV_36.exists():
+        pytest.skip("pyenv's Python 3.6 is not on this machine")
+    with python36() as wrapper:
+        yield wrapper
+
+
+def test_a_cluster_whose_python3_is_3_6_runs_the_job_with_a_newer_one(home: Path, rdev, slurm: SlurmCluster,
+                                                                      login: PasswordHost, old_python: Path) -> None:
+    put_first(login.user, login.home, old_python, newer_beside=True)
+    add(rdev, login)
+    result = connect(rdev)
+    assert result.returncode == 0, result.stderr
+    [job] = queue(slurm, login)
+    # The job's shell finds the old python3 first, as the user's would: rdev's side, which 3.6 cannot even parse,
+    # runs under the newer python3.X beside it.
+    remote = ssh_through(home, "hpc", 'python3 --version; echo "$SLURM_JOB_ID"')
+    assert remote.returncode == 0, remote.stderr
+    assert "Python 3.6.15" in remote.stdout and remote.stdout.split()[-1] == job
+
+
+def test_a_cluster_without_a_new_enough_python_is_refused_before_anything_is_queued(
+        home: Path, rdev, slurm: SlurmCluster, login: PasswordHost, old_python: Path) -> None:
+    put_first(login.user, login.home, old_python, newer_beside=False)
+    add(rdev, login)
+    result = connect(rdev)
+    assert result.returncode == 1
+    assert result.stderr.startswith("rdev: hpc's python3 is Python 3.6.15, older than the Python 3.8 rdev's runtime "
+                                    "side needs"), result.stderr
+    assert result.stderr.count("\n") == 1 and "submitted" not in result.stdout
+    assert queue(slurm, login) == []

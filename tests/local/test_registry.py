@@ -65,9 +65,9 @@ def test_file_is_private_toml_in_the_config_folder(home: Path) -> None:
     data = tomllib.loads(path.read_text(encoding="utf-8"))
     assert data == {"hosts": {
         "colab": {"host": "0.tcp.eu.ngrok.io", "port": 17011, "user": "root", "tunnel": "ngrok",
-                  "workdir": "/content", "runtime": "colab", "expires": "2030-01-02T03:04:05+00:00", "login": False},
+                  "workdir": "/content", "runtime": "colab", "expires": "2030-01-02T03:04:05+00:00", "login": False, "bridge": False},
         "gpu": {"host": "203.0.113.7", "port": 2222, "user": "alice", "tunnel": "direct", "workdir": "~",
-                "runtime": "generic", "login": False},
+                "runtime": "generic", "login": False, "bridge": False},
     }}
 
 

@@ -83,11 +83,13 @@ def test_every_runtime_module_imports_from_the_zip_under_python_3_8(tmp_path: Pa
     assert "colab_side.jupyter_env" in modules and "colab_side.server" in modules
 
 
-# The runtime side as it travelled before client_side was grouped into subpackages: the move must not change it.
+# The runtime side as it travelled before client_side was grouped into subpackages (the move must not change it),
+# with the bridge added since.
 RUNTIME_MODULES = [
     "bootstrap/__init__.py", "bootstrap/binaries.py", "bootstrap/cell.py", "bootstrap/editor_servers.py",
     "bootstrap/files.py", "bootstrap/pubkeys.py", "bootstrap/ticket.py", "bootstrap/validate.py",
-    "colab_side/__init__.py", "colab_side/__main__.py", "colab_side/background.py", "colab_side/environment.py",
+    "colab_side/__init__.py", "colab_side/__main__.py", "colab_side/background.py", "colab_side/bridge.py",
+    "colab_side/environment.py",
     "colab_side/errors.py", "colab_side/jupyter.py", "colab_side/jupyter_env.py", "colab_side/kernel_env.py",
     "colab_side/prefetch.py", "colab_side/processes.py", "colab_side/runtime.py", "colab_side/server.py",
     "colab_side/sshd.py", "colab_side/state.py", "colab_side/status.py", "colab_side/supervisor.py",
@@ -111,3 +113,65 @@ def test_every_runtime_module_imports_on_a_fresh_interpreter_with_the_standard_l
                             capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+PYENV_36 = Path(os.environ.get("PYENV_ROOT", "/root/.pyenv")) / "versions" / "3.6.15" / "bin" / "python3.6"
+
+
+def path_of(tmp: Path, **pythons: str) -> str:
+    """A PATH of one folder holding the given Pythons (name -> target) and the few tools the command uses."""
+    folder = tmp / "bin"
+    folder.mkdir()
+    for tool in ("sh", "mktemp", "cat", "rm", "head"):
+        (folder / tool).symlink_to(shutil.which(tool) or f"/bin/{tool}")
+    for name, target in pythons.items():
+        (folder / name).symlink_to(target)
+    return str(folder)
+
+
+def run_with(tmp: Path, path: str, python: str | None = None) -> subprocess.CompletedProcess:
+    scratch = tmp / "tmp"
+    scratch.mkdir(exist_ok=True)
+    return subprocess.run(["sh", "-c", shipped.command("prefetch", "not-an-editor", python=python)],
+                          input=shipped.runtime_zip(), capture_output=True, timeout=60, check=False,
+                          env={"PATH": path, "TMPDIR": str(scratch)})
+
+
+@pytest.mark.skipif(not PYENV_36.exists(), reason="pyenv's Python 3.6 is not on this machine")
+def test_an_old_python3_gives_way_to_the_newest_python3_x(tmp_path: Path) -> None:
+    result = run_with(tmp_path, path_of(tmp_path, python3=str(PYENV_36), **{"python3.11": sys.executable}))
+    assert result.returncode == 1 and result.stdout.decode().startswith("Editor server: not fetched ("), result.stderr
+
+
+@pytest.mark.skipif(not PYENV_36.exists(), reason="pyenv's Python 3.6 is not on this machine")
+def test_with_only_an_old_python_nothing_runs_and_the_laptop_gets_one_sentence(tmp_path: Path) -> None:
+    result = run_with(tmp_path, path_of(tmp_path, python3=str(PYENV_36), **{"python3.6": str(PYENV_36)}))
+    stderr = result.stderr.decode()
+    assert result.returncode == shipped.NO_PYTHON and result.stdout == b""
+    assert stderr.strip() == "rdev-python: Python 3.6.15"
+    assert list((tmp_path / "tmp").iterdir()) == []  # not even the zip was written
+    failure = shipped.python_failure("lab", result.returncode, stderr)
+    assert failure is not None and str(failure) == (
+        "lab's python3 is Python 3.6.15, older than the Python 3.8 rdev's runtime side needs, and no newer python3.X "
+        "is on its PATH: put a Python 3.8 or newer first on PATH there (e.g. 'module load python' in your shell's rc "
+        "file), or name one: rdev add lab ... --python PATH.")
+
+
+def test_a_host_without_python_is_named_so(tmp_path: Path) -> None:
+    result = run_with(tmp_path, path_of(tmp_path))
+    failure = shipped.python_failure("lab", result.returncode, result.stderr.decode())
+    assert failure is not None and failure.problem == "lab has no python3, and no newer python3.X is on its PATH"
+
+
+def test_a_named_python_is_the_only_one_tried(tmp_path: Path) -> None:
+    path = path_of(tmp_path, python3=sys.executable)
+    named = run_with(tmp_path, path, python=shlex.quote(sys.executable))
+    assert named.stdout.decode().startswith("Editor server: not fetched ("), named.stderr
+    missing = run_with(tmp_path, path, python="/nonexistent/python")
+    failure = shipped.python_failure("lab", missing.returncode, missing.stderr.decode(), "/nonexistent/python")
+    assert failure is not None and failure.problem == "lab has no /nonexistent/python"
+
+
+def test_other_failures_are_not_taken_for_a_missing_python() -> None:
+    assert shipped.python_failure("lab", 1, "rdev-python: Python 3.6.15") is None
+    assert shipped.python_failure("lab", shipped.NO_PYTHON, "something else") is None
