@@ -68,10 +68,11 @@ def python_failure(name: str, returncode: int, stderr: str, python: str | None =
     what = python or "python3"
     problem = (f"{name}'s {what} is {printable(found)}, older than the Python {needed} rdev's runtime side needs"
                if found.startswith("Python ") else f"{name} has no {what}")
-    if python is None:
-        problem += ", and no newer python3.X is on its PATH"
-    return RdevError(problem, f"put a Python {needed} or newer first on PATH there (e.g. 'module load python' in your "
-                              f"shell's rc file), or name one: rdev add {name} ... --python PATH.")
+    if python is not None:
+        return RdevError(problem, f"name a Python {needed} or newer that {name} has (--python PATH).")
+    return RdevError(problem + ", and no newer python3.X is on its PATH",
+                     f"put a Python {needed} or newer first on PATH there (e.g. 'module load python' in your shell's rc "
+                     f"file), or name one: rdev add {name} ... --python PATH.")
 
 
 def command(module: str, *args: str, python: str | None = None, secret_first: bool = False) -> str:

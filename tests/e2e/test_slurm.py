@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, popen_answering_ctrl_c, snapshot, ssh_through
+from tests.e2e.test_shells import noisy
 from tests.slurm_cluster import SlurmCluster
 from tests.stand_ins.login_host import PASSWORD, PasswordHost, login_host
 from tests.stand_ins.old_python import PYENV_36, put_first, python36
@@ -28,9 +29,9 @@ OPTIONS = "--partition=gpu --gres=gpu:1 --time=00:10:00"
 
 
 @contextmanager
-def login_node(home: Path, slurm: SlurmCluster, extra: str = "") -> Iterator[PasswordHost]:
+def login_node(home: Path, slurm: SlurmCluster, extra: str = "", shell: str = "/bin/bash") -> Iterator[PasswordHost]:
     """The cluster's login node: sessions there find the cluster's Slurm, as a real login node's do."""
-    with login_host(home, shell="/bin/bash", setenv={"SLURM_CONF": str(slurm.conf)}, extra=extra) as server:
+    with login_host(home, shell=shell, setenv={"SLURM_CONF": str(slurm.conf)}, extra=extra) as server:
         try:
             yield server
         finally:
@@ -348,3 +349,21 @@ def test_a_cluster_without_a_new_enough_python_is_refused_before_anything_is_que
                                     "side needs"), result.stderr
     assert result.stderr.count("\n") == 1 and "submitted" not in result.stdout
     assert queue(slurm, login) == []
+
+
+@pytest.mark.parametrize("shell", ["zsh", "fish", "tcsh"])
+def test_a_login_node_where_the_user_has_another_shell_and_noisy_rc_files(home: Path, rdev, slurm: SlurmCluster,
+                                                                          shell: str) -> None:
+    found = shutil.which(shell)
+    if found is None:
+        pytest.skip(f"no {shell} here (scripts/setup.sh installs it)")
+    with login_node(home, slurm, shell=found) as login:
+        noisy(login, shell)
+        add(rdev, login)
+        result = connect(rdev)
+        assert result.returncode == 0, result.stderr
+        [job] = queue(slurm, login)
+        assert f"submitted Slurm job {job}" in result.stdout
+        remote = ssh_through(home, "hpc", 'echo "$SLURM_JOB_ID"')
+        assert remote.returncode == 0 and remote.stdout.split()[-1] == job, remote.stderr
+        assert rdev("stop", "hpc").returncode == 0
