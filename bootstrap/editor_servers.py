@@ -13,6 +13,7 @@ Cursor and Windsurf, whose layout has no public account.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -92,3 +93,12 @@ def downloads(spec: Spec, machine_arch: str, base: str | None = None) -> list[Do
     return [Download(f"{host}/commit:{commit}/server-linux-{machine_arch}/{spec.quality}",
                      f"{folder}/cli/servers/{servers}-{commit}/server", unit=f"{folder}/cli/servers/{servers}-{commit}"),
             Download(f"{host}/commit:{commit}/cli-alpine-{machine_arch}/{spec.quality}", f"{folder}/{cli}-{commit}", cli)]
+
+
+WANTS = 3  # colab_side.prefetch --offer's exit status when the host could not download: the laptop may send them
+
+
+def archive_name(url: str) -> str:
+    """The name an archive travels under inside the runtime zip, when the laptop fetched it for a host without
+    internet (colab_side.prefetch --carried)."""
+    return f"rdev-archives/{hashlib.sha256(url.encode()).hexdigest()[:24]}.tar.gz"

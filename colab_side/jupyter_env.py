@@ -153,9 +153,20 @@ def _pip(python: str, options: list[str], packages: list[str], fix: str) -> None
     wanted = " ".join(packages)
     result = _run([python, "-m", "pip", "install", "--disable-pip-version-check", "-q", *options, *packages],
                   PIP_TIMEOUT, f"installing {wanted}")
+    said = result.stdout + result.stderr
+    if result.returncode != 0 and any(mark in said for mark in _OFFLINE):
+        raise Failure(f"pip on this host cannot reach a package index to install {wanted} ({_last_line(result)})",
+                      "point pip at a mirror there (PIP_INDEX_URL, or index-url in ~/.config/pip/pip.conf), or bring "
+                      f"the wheels: 'pip download {wanted} -d wheels' on a machine with internet, copy the folder over "
+                      "and set PIP_FIND_LINKS to it there; or pass --python with a Python that has them.")
     if result.returncode != 0:
-        refused = _Managed if "externally-managed-environment" in result.stdout + result.stderr else Failure
+        refused = _Managed if "externally-managed-environment" in said else Failure
         raise refused(f"installing {wanted} failed ({_last_line(result)})", fix)
+
+
+# What pip says when no package index answers: no route, no name, nothing listening.
+_OFFLINE = ("Failed to establish a new connection", "Temporary failure in name resolution", "Network is unreachable",
+            "No route to host", "Name or service not known")
 
 
 def _run(argv: list[str], timeout: float, doing: str) -> subprocess.CompletedProcess:

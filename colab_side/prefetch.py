@@ -7,6 +7,11 @@ a folder that exists as installed, so a half-unpacked one must never bear the na
 one line and changes nothing else: the editor then fetches it itself, as without rdev.
 
     python -m colab_side.prefetch code:stable:COMMIT|codium:stable:COMMIT:URL [MIRROR]
+
+On a host without internet the download fails. Run by the laptop with `--offer`, the fetch then says which
+archives it wanted (`rdev-wants:` and their URLs, exit WANTS); the laptop downloads them and runs it again with
+`--carried`, the archives inside the runtime zip it runs from (`rdev-archives/NAME`, editor_servers.archive_name), to be
+unpacked the same way.
 """
 
 from __future__ import annotations
@@ -48,8 +53,11 @@ def in_background(text: str, log: Path) -> subprocess.Popen:
     return child
 
 
-def fetch(text: str, home: Path | None = None, base: str | None = None) -> str:
-    """Fetch what `text` (EDITOR:QUALITY:COMMIT[:URL]) names; one line saying what happened."""
+def fetch(text: str, home: Path | None = None, base: str | None = None, carried: Path | None = None,
+          offer: bool = False) -> str:
+    """Fetch what `text` (EDITOR:QUALITY:COMMIT[:URL]) names; one line saying what happened. With `carried` (the
+    runtime zip this runs from), the archives come from inside it instead of the network; with `offer`, a download
+    server out of reach adds a line naming the archives wanted."""
     # Imported here, in the fetching process: a server that only starts a fetch does not carry them.
     import http.client
     import tarfile
@@ -64,9 +72,13 @@ def fetch(text: str, home: Path | None = None, base: str | None = None) -> str:
         return f"Editor server: not fetched (no server is built for {platform.machine()}); the editor says so itself."
     if _alpine():
         return "Editor server: not fetched (Alpine needs the editors' musl builds); the editor downloads it itself."
+    wanted = editor_servers.downloads(spec, machine, base)
     try:
-        for download in editor_servers.downloads(spec, machine, base):
-            _install(download, home)
+        for download in wanted:
+            _install(download, home, carried)
+    except _Unreachable as err:
+        said = f"Editor server: not fetched ({_reason(err.reason)}); the editor downloads it itself on first connect."
+        return said + "\nrdev-wants: " + " ".join(download.url for download in wanted) if offer else said
     except (OSError, EOFError, http.client.HTTPException, tarfile.TarError, ValueError) as err:
         return f"Editor server: not fetched ({_reason(err)}); the editor downloads it itself on first connect."
     return f"Editor server: {spec.editor} {spec.commit[:10]} is ready in ~/{Path(download.dest).parts[0]}."
@@ -86,10 +98,17 @@ def _reason(err: Exception) -> str:
     return text.splitlines()[0][:160] if text else type(err).__name__
 
 
-def _install(download: editor_servers.Download, home: Path) -> None:
+class _Unreachable(Exception):
+    """The download server cannot be reached from here (no route, no name, refused): the laptop may fetch it."""
+
+    def __init__(self, reason: Exception) -> None:
+        super().__init__(str(reason))
+        self.reason = reason
+
+
+def _install(download: editor_servers.Download, home: Path, carried: Path | None = None) -> None:
     import tarfile
     import tempfile
-    import urllib.request
 
     unit = home / (download.unit or download.dest)
     if unit.exists() and (download.ready is None or (unit / download.ready).is_file()):
@@ -98,11 +117,10 @@ def _install(download: editor_servers.Download, home: Path) -> None:
     # Staged beside the unit, on its file system, so that it appears with one rename.
     with tempfile.TemporaryDirectory(prefix=".rdev-fetch-", dir=unit.parent) as scratch:
         archive = Path(scratch) / "archive.tar.gz"
-        with urllib.request.urlopen(download.url, timeout=TIMEOUT) as answer, open(archive, "wb") as out:
-            shutil.copyfileobj(answer, out, 1 << 20)
-            expected = answer.headers.get("Content-Length")
-            if expected and expected.isdigit() and out.tell() != int(expected):
-                raise ValueError(f"the download ended after {out.tell()} of {expected} bytes")
+        if carried is None:
+            _download(download.url, archive)
+        else:
+            _unpack_carried(carried, editor_servers.archive_name(download.url), archive)
         staged = Path(scratch) / "unit"
         inside = staged / Path(download.dest).relative_to(download.unit) if download.unit else staged
         inside.parent.mkdir(parents=True, exist_ok=True)
@@ -114,6 +132,37 @@ def _install(download: editor_servers.Download, home: Path) -> None:
         if unit.exists():  # the editor's leftover of a failed install: out of the way, in one step
             os.rename(unit, Path(scratch) / "leftover")
         os.rename(staged, unit)
+
+
+def _download(url: str, archive: Path) -> None:
+    import socket
+    import urllib.error
+    import urllib.request
+
+    try:
+        answer = urllib.request.urlopen(url, timeout=TIMEOUT)
+    except urllib.error.URLError as err:
+        if isinstance(err, urllib.error.HTTPError) or not isinstance(err.reason, (OSError, socket.timeout)):
+            raise
+        raise _Unreachable(err.reason) from None
+    with answer, open(archive, "wb") as out:
+        shutil.copyfileobj(answer, out, 1 << 20)
+        expected = answer.headers.get("Content-Length")
+        if expected and expected.isdigit() and out.tell() != int(expected):
+            raise ValueError(f"the download ended after {out.tell()} of {expected} bytes")
+
+
+def _unpack_carried(carried: Path, name: str, archive: Path) -> None:
+    """The archive the laptop put into the runtime zip, copied out to `archive`."""
+    import zipfile
+
+    with zipfile.ZipFile(carried) as bundle:
+        try:
+            member = bundle.open(name)
+        except KeyError:
+            raise ValueError(f"the laptop sent no {name}") from None
+        with member, open(archive, "wb") as out:
+            shutil.copyfileobj(member, out, 1 << 20)
 
 
 def _install_member(tar: tarfile.TarFile, name: str, dest: Path) -> None:
@@ -153,12 +202,19 @@ def _safe(member: tarfile.TarInfo) -> bool:
 
 
 def main(argv: list[str]) -> int:
+    carried, offer = None, argv[:1] == ["--offer"]
+    if argv[:1] == ["--carried"]:
+        # The runtime zip this module was imported from holds the archives.
+        carried = Path(getattr(sys.modules[__name__].__loader__, "archive", "") or ".")
+    argv = argv[1:] if argv[:1] in (["--offer"], ["--carried"]) else argv
     if len(argv) not in (1, 2):
-        print("usage: python -m colab_side.prefetch EDITOR:QUALITY:COMMIT [MIRROR]", file=sys.stderr)
+        print("usage: python -m colab_side.prefetch [--offer|--carried] EDITOR:QUALITY:COMMIT [MIRROR]", file=sys.stderr)
         return 2
-    line = fetch(argv[0], base=argv[1] if len(argv) == 2 else None)
-    print(line)
-    return 0 if "not fetched" not in line else 1
+    said = fetch(argv[0], base=argv[1] if len(argv) == 2 else None, carried=carried, offer=offer)
+    print(said)
+    if "\nrdev-wants: " in said:
+        return editor_servers.WANTS
+    return 0 if "not fetched" not in said else 1
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from bootstrap import editor_servers
 from bootstrap.validate import InvalidValue
+from client_side.editors import archives
 from client_side.editors.editor import Editor
 from client_side.errors import RdevError, printable
 from client_side.ssh import shipped
@@ -77,20 +78,39 @@ def _codium(editor: Editor, version: str, commit: str) -> str | None:
 
 
 def fetch_on(name: str, editor: Editor | None, python: str | None = None) -> str | None:
-    """Have host `name` fetch `editor`'s server before the editor connects; the line to show (None
-    when there is nothing to fetch). A failure changes nothing: the editor then fetches it itself."""
+    """Have host `name` fetch `editor`'s server before the editor connects, or, where it cannot reach the
+    download server, send it from this laptop; the line to show (None when there is nothing to fetch). A failure
+    changes nothing: the editor then fetches it itself."""
     wanted = spec(editor)
     if wanted is None:
         return None
-    mirror = os.environ.get(editor_servers.BASE_VARIABLE)
+    mirror = [os.environ[editor_servers.BASE_VARIABLE]] if os.environ.get(editor_servers.BASE_VARIABLE) else []
     try:
-        result = shipped.run(name, "prefetch", wanted, *([mirror] if mirror else []), python=python,
-                             timeout=FETCH_TIMEOUT)
+        result = shipped.run(name, "prefetch", "--offer", wanted, *mirror, python=python, timeout=FETCH_TIMEOUT)
+        lines = result.stdout.decode(errors="replace").splitlines()
+        urls = next((line.split()[1:] for line in lines if line.startswith("rdev-wants: ")), None)
+        if result.returncode != editor_servers.WANTS or not urls:
+            return _said(lines)
+        try:
+            carrying = {editor_servers.archive_name(url): archives.cached(url) for url in urls}
+        except (OSError, ValueError) as err:
+            reason = str(getattr(err, "reason", "") or err).splitlines()[0][:160]
+            return f"Editor server: not fetched (neither {name} nor this laptop could download it: {reason}); the " \
+                   "editor downloads it itself."
+        sent = shipped.run(name, "prefetch", "--carried", wanted, *mirror, python=python, carrying=carrying,
+                           timeout=FETCH_TIMEOUT)
+        line = _said(sent.stdout.decode(errors="replace").splitlines())
+        if sent.returncode != 0:
+            return line
+        return line.rstrip(".") + f", sent from this laptop ({name} cannot reach the download server)."
     except RdevError as err:  # no Python new enough there
         return f"Editor server: not fetched ({err.problem}); the editor downloads it itself."
     except subprocess.TimeoutExpired:
         return f"Editor server: not fetched (no answer within {FETCH_TIMEOUT} s); the editor downloads it itself."
-    said = [line for line in result.stdout.decode(errors="replace").splitlines() if line.startswith("Editor server:")]
+
+
+def _said(lines: list[str]) -> str:
+    said = [line for line in lines if line.startswith("Editor server:")]
     if said:
         return printable(said[-1])
     return "Editor server: not fetched (the host could not run rdev's fetch); the editor downloads it itself."

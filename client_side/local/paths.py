@@ -78,6 +78,12 @@ def config_dir() -> Path:
     return platformdirs.user_config_path("rdev", appauthor=False)
 
 
+def editor_server_cache() -> Path:
+    """Editors' server archives this laptop downloaded for hosts without internet, kept for the next host."""
+    home()
+    return platformdirs.user_cache_path("rdev", appauthor=False) / "editor-servers"
+
+
 def registry() -> Path:
     return config_dir() / "hosts.toml"
 

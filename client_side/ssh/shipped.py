@@ -22,11 +22,14 @@ PYTHONS = ("python3", *(f"python3.{minor}" for minor in range(14, RUNTIME_PYTHON
 NO_PYTHON = 86  # the exit status of a remote command that found no Python new enough
 
 
-def runtime_zip() -> bytes:
+def runtime_zip(carrying: dict[str, Path] | None = None) -> bytes:
     """This rdev's runtime side, colab_side and bootstrap's Python files, as a zip the cell carries.
-    The same code gives the same bytes (fixed times, sorted names), so the cell names its copy by content."""
+    The same code gives the same bytes (fixed times, sorted names), so the cell names its copy by content.
+    `carrying` adds files (name in the zip -> file here) for the module it runs, stored as they are."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for name, path in sorted((carrying or {}).items()):
+            archive.write(path, name, compress_type=zipfile.ZIP_STORED)
         for package in RUNTIME_PACKAGES:
             # Found, not imported: importing colab_side would load its whole server.
             spec = importlib.util.find_spec(package)
@@ -92,11 +95,11 @@ def command(module: str, *args: str, python: str | None = None, secret_first: bo
 
 
 def run(name: str, module: str, *args: str, options: tuple[str, ...] = (), python: str | None = None,
-        timeout: float = probe.PROBE_TIMEOUT) -> subprocess.CompletedProcess:
+        carrying: dict[str, Path] | None = None, timeout: float = probe.PROBE_TIMEOUT) -> subprocess.CompletedProcess:
     """`PYTHON -m colab_side.MODULE ARGS` on `name` through rdev's config (its output as bytes); RdevError when
     the host has no Python new enough, subprocess.TimeoutExpired when it takes longer than `timeout`."""
     result = subprocess.run(probe.ssh_argv(name, "-o", "BatchMode=yes", *options) + [command(module, *args, python=python)],
-                            check=False, input=runtime_zip(), capture_output=True, timeout=timeout)
+                            check=False, input=runtime_zip(carrying), capture_output=True, timeout=timeout)
     failure = python_failure(name, result.returncode, result.stderr.decode(errors="replace"), python)
     if failure is not None:
         raise failure

@@ -1,0 +1,44 @@
+"""Editors' server archives downloaded on this laptop, for a host that cannot reach the download server (a compute
+node, a school server without internet): VS Code's own answer there is to download locally and copy over
+(`remote.SSH.localServerDownload`), and rdev does the same before the editor connects.
+
+Each archive is kept in rdev's cache folder under its URL's name, so a second host of the same commit costs no
+download. It is downloaded beside its final name and renamed there only once it is whole (as long as the server's
+Content-Length says); a cut download never takes the name. The standard library's urllib does it: one streamed
+GET with a size check needs no HTTP library of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from bootstrap.files import ensure_private_dir
+from client_side.local import paths
+
+TIMEOUT = 30  # seconds without a byte before a download is given up
+
+
+def cached(url: str) -> Path:
+    """The archive at `url`, from the cache or downloaded into it; OSError or ValueError when it cannot be had."""
+    folder = paths.editor_server_cache()
+    ensure_private_dir(folder)
+    kept = folder / (hashlib.sha256(url.encode()).hexdigest()[:24] + ".tar.gz")
+    if kept.is_file():
+        return kept
+    import urllib.request
+
+    handle, partial = tempfile.mkstemp(prefix=".download-", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=TIMEOUT) as answer:
+            shutil.copyfileobj(answer, out, 1 << 20)
+            expected = answer.headers.get("Content-Length")
+            if expected and expected.isdigit() and out.tell() != int(expected):
+                raise ValueError(f"the download ended after {out.tell()} of {expected} bytes")
+        os.replace(partial, kept)
+    finally:
+        Path(partial).unlink(missing_ok=True)
+    return kept
