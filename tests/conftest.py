@@ -138,6 +138,16 @@ def vscodium_standin(home: Path, monkeypatch: pytest.MonkeyPatch, **product: obj
     return Editor(BY_NAME["codium"], str(launcher))
 
 
+def editor_fetching(home: Path, monkeypatch: pytest.MonkeyPatch, commit: str, downloads_url: str) -> Path:
+    """The recording editor as RDEV_EDITOR, of build `commit`, with the editors' downloads at `downloads_url`;
+    the file its calls are recorded in."""
+    editor, record = editor_standin(home, monkeypatch)
+    monkeypatch.setenv("RDEV_EDITOR", str(editor))
+    monkeypatch.setenv("RDEV_STANDIN_COMMIT", commit)
+    monkeypatch.setenv("RDEV_EDITOR_DOWNLOADS", downloads_url)
+    return record
+
+
 def editor_calls(record: Path) -> list[dict]:
     return [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from client_side.ssh import known_hosts
-from tests.conftest import editor_calls, editor_standin, snapshot, ssh_through, standin
+from tests.conftest import editor_calls, editor_fetching, snapshot, ssh_through, standin
 from tests.stand_ins.colab_runtime import (
     SESSION,
     ColabProxy,
@@ -61,10 +61,7 @@ def connect(rdev, *args: str, input: str | None = None) -> subprocess.CompletedP
 
 def test_from_nothing_to_the_editor_on_content(home: Path, rdev, proxy: ColabProxy, runtime: Runtime,
                                                downloads: Downloads, monkeypatch: pytest.MonkeyPatch) -> None:
-    editor, record = editor_standin(home, monkeypatch)
-    monkeypatch.setenv("RDEV_EDITOR", str(editor))
-    monkeypatch.setenv("RDEV_STANDIN_COMMIT", "7" * 40)
-    monkeypatch.setenv("RDEV_EDITOR_DOWNLOADS", downloads.url)
+    record = editor_fetching(home, monkeypatch, "7" * 40, downloads.url)
     result = connect(rdev, "--colab-session", SESSION)
     assert result.returncode == 0, result.stderr
     assert "ssh works through Colab's proxy (session s1)" in result.stdout

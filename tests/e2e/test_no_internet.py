@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import editor_calls, editor_standin
+from tests.conftest import editor_calls, editor_fetching
 from tests.stand_ins.downloads import Downloads
 from tests.stand_ins.login_host import PASSWORD, PasswordHost, login_host
 from tests.stand_ins.zoo import Zoo, zoo
@@ -36,10 +36,7 @@ def installed(host: PasswordHost) -> Path:
 
 def test_the_laptop_sends_the_editor_server_once_and_keeps_it_for_the_next_host(
         home: Path, rdev, downloads: Downloads, monkeypatch: pytest.MonkeyPatch) -> None:
-    editor, record = editor_standin(home, monkeypatch)
-    monkeypatch.setenv("RDEV_EDITOR", str(editor))
-    monkeypatch.setenv("RDEV_STANDIN_COMMIT", COMMIT)
-    monkeypatch.setenv("RDEV_EDITOR_DOWNLOADS", downloads.url)
+    record = editor_fetching(home, monkeypatch, COMMIT, downloads.url)
     with zoo() as hosts:
         first_ns, second_ns = hosts.namespace("offline1"), hosts.namespace("offline2")
         with login_host(home, netns=first_ns, folder="first") as first, \
@@ -63,10 +60,7 @@ def test_the_laptop_sends_the_editor_server_once_and_keeps_it_for_the_next_host(
 
 def test_when_the_laptop_cannot_download_either_it_is_one_line(home: Path, rdev,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    editor, _ = editor_standin(home, monkeypatch)
-    monkeypatch.setenv("RDEV_EDITOR", str(editor))
-    monkeypatch.setenv("RDEV_STANDIN_COMMIT", COMMIT)
-    monkeypatch.setenv("RDEV_EDITOR_DOWNLOADS", "http://127.0.0.1:9")
+    editor_fetching(home, monkeypatch, COMMIT, "http://127.0.0.1:9")
     with zoo() as hosts:
         ns = hosts.namespace("offline")
         with login_host(home, netns=ns, folder="offline") as host:

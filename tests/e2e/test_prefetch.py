@@ -46,13 +46,10 @@ def test_an_unreachable_download_is_a_status_line_and_sshd_works(home: Path, rde
 
 def test_a_password_host_fetches_the_editor_server_before_the_editor_opens(home: Path, rdev, host, downloads: Downloads,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.conftest import editor_calls, editor_standin
+    from tests.conftest import editor_calls, editor_fetching
     from tests.stand_ins.login_host import PASSWORD
 
-    editor, record = editor_standin(home, monkeypatch)
-    monkeypatch.setenv("RDEV_EDITOR", str(editor))
-    monkeypatch.setenv("RDEV_STANDIN_COMMIT", COMMIT)
-    monkeypatch.setenv("RDEV_EDITOR_DOWNLOADS", downloads.url)
+    record = editor_fetching(home, monkeypatch, COMMIT, downloads.url)
     assert rdev("add", "lab", "--host", "127.0.0.1", "--port", str(host.port), "--user", host.user).returncode == 0
     result = rdev("connect", "lab", "--password-stdin", input=PASSWORD + "\n")
     assert result.returncode == 0, result.stderr

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import editor_calls, editor_standin
+from tests.conftest import editor_calls, editor_fetching
 from tests.e2e.test_jupyter import alive, run_code, started
 from tests.stand_ins.downloads import Downloads
 from tests.stand_ins.login_host import PASSWORD, PasswordHost, login_host
@@ -52,10 +52,7 @@ def lab(request: pytest.FixtureRequest, home: Path) -> Iterator[PasswordHost]:
 def test_connect_fetches_the_editor_server_and_opens_the_editor(home: Path, rdev, lab: PasswordHost,
                                                                 downloads: Downloads,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    editor, record = editor_standin(home, monkeypatch)
-    monkeypatch.setenv("RDEV_EDITOR", str(editor))
-    monkeypatch.setenv("RDEV_STANDIN_COMMIT", COMMIT)
-    monkeypatch.setenv("RDEV_EDITOR_DOWNLOADS", downloads.url)
+    record = editor_fetching(home, monkeypatch, COMMIT, downloads.url)
     assert rdev("add", "lab", "--host", "127.0.0.1", "--port", str(lab.port), "--user", lab.user).returncode == 0
     result = rdev("connect", "lab", "--password-stdin", input=PASSWORD + "\n")
     assert result.returncode == 0, result.stderr
