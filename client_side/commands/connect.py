@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from client_side import inputs
-from client_side.kinds import pipeline, slurm_host
+from client_side.kinds import pipeline
 from client_side.kinds.table import Request, choose
 from client_side.local import registry
 from client_side.ssh import config as sshconfig
@@ -19,7 +19,10 @@ def connect(name: str, *, ticket: str | None, ticket_file: str | None, open_edit
             colab_session: str | None = None, gpu: str | None = None, colab: str | None = None,
             wait: float | None = None, say: Callable[[str], None]) -> None:
     name = inputs.name(name)
-    wait = slurm_host.WAIT if wait is None else slurm_host.checked_wait(wait)
+    if wait is not None:
+        from client_side.kinds.slurm_host import checked_wait
+
+        wait = checked_wait(wait)
     sshconfig.check_user_config()
     remembered = registry.load().get(name)
     request = Request(name=name, remembered=remembered, ticket=ticket, ticket_file=ticket_file, cloudflared=cloudflared,

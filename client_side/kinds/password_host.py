@@ -49,26 +49,31 @@ def add(*, name: str, host: str, user: str | None, port: int, jump: str | None, 
     return f"Added {name} ({entry.user}@{entry.host}:{entry.port}). Next: rdev connect {name}"
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Login:
-    """What the admit step needs: the host, how to get its password, and the key it showed."""
+    """What the admit step needs: the host, how to get its password, and the key it showed (or that is pinned)."""
 
     entry: HostEntry
     password_stdin: bool
     pinned: str
     hint: str
     say: Callable[[str], None]
+    accept_new_host_key: bool = False
 
-    def admit(self) -> None:
+    def admit(self) -> str | None:
         """Make sure rdev's key gets in: if the server refuses it, install it with one of the user's own keys, else
         by logging in once with the password; a host that takes keys only and none of the user's gets the key to
-        add by hand."""
-        refused = _refusal(self.entry.name, self.hint)
-        if refused is None:
-            return
+        add by hand. The remote home when rdev's key got in at once (that login was the probe)."""
+        try:
+            refused = _refusal(self.entry.name, self.hint)
+        except _KeyChanged:
+            self._repin()
+            refused = _refusal(self.entry.name, self.hint)
+        if isinstance(refused, _Home):
+            return refused.home
         if own_keys.install(self.entry, keys.public_key()):
             self.say(f"{self.entry.name}: rdev's key is installed, with your own key; rdev's key logs in from now on.")
-            return
+            return None
         if not _offers_password(refused):
             self._keys_only()
         password, typed = _password(self.entry, self.password_stdin)
@@ -87,6 +92,7 @@ class _Login:
         if typed:
             _keep(self.entry.name, password, self.say)
         self.say(f"{self.entry.name}: rdev's key is installed; the password is not needed from now on.")
+        return None
 
     def _keys_only(self) -> None:
         name, identity = self.entry.name, self.entry.identity
@@ -95,6 +101,13 @@ class _Login:
         raise RdevError(f"{name} takes keys only, and none of yours got in ({tried})",
                         f"add rdev's public key above where your provider takes SSH keys ({own_keys.PROVIDERS}), or to "
                         f"~/.ssh/authorized_keys on {name}; then run 'rdev connect {name}' again.")
+
+    def _repin(self) -> None:
+        """The host key no longer matches the pinned one: read the new one and pin it where that is allowed."""
+        offered = password_login.host_key(self.entry, self.hint)
+        _check_new_key(self.entry, offered, [self.pinned], self.accept_new_host_key, self.say)
+        store.put(self.entry, (offered.line,))
+        self.pinned = offered.line
 
     def _install(self, password: str) -> None:
         password_login.install_key(self.entry, password=password, public_key=keys.public_key(), pinned=self.pinned,
@@ -108,17 +121,31 @@ def prepare(entry: HostEntry, *, password_stdin: bool, accept_new_host_key: bool
     hint = presets.hint(preset)
     for reminder in preset.reminders if preset else ():
         say(reminder.replace("{name}", entry.name))
-    entry, offered = bridge.through(entry, lambda reached: password_login.host_key(reached, hint), say)
     pinned = known_hosts.pinned(entry.name)
-    if offered.line not in pinned:
-        if pinned and not (accept_new_host_key or (preset and preset.ephemeral_host_keys)):
-            raise RdevError(f"{entry.name}'s host key has changed since it was pinned (now {offered.fingerprint})",
-                            f"if the server was reinstalled, run 'rdev connect {entry.name} --accept-new-host-key'; "
-                            "otherwise someone may be in the way.")
-        say(f"{entry.name} has a new host key (a new reservation?); pinned {offered.fingerprint}." if pinned
-            else f"Pinned {entry.name}'s host key {offered.fingerprint}.")
-    login = _Login(entry=entry, password_stdin=password_stdin, pinned=offered.line, hint=hint, say=say)
+    if pinned and not accept_new_host_key and (not entry.jump or entry.bridge):
+        # A host met before: ssh checks the pinned key itself, in the one connection that the key check, the probe
+        # and the editor then share. The key is read apart only when it no longer matches (admit's _repin).
+        login = _Login(entry, password_stdin, pinned[0], hint, say)
+        return Prepared(entry=entry, host_keys=None, admit=login.admit, prefetch=True)
+    entry, offered = bridge.through(entry, lambda reached: password_login.host_key(reached, hint), say)
+    _check_new_key(entry, offered, pinned, accept_new_host_key, say)
+    login = _Login(entry, password_stdin, offered.line, hint, say, accept_new_host_key)
     return Prepared(entry=entry, host_keys=(offered.line,), admit=login.admit, prefetch=True)
+
+
+def _check_new_key(entry: HostEntry, offered: password_login.HostKey, pinned: list[str], accept_new_host_key: bool,
+                   say: Callable[[str], None]) -> None:
+    """Refuse a host key that replaces a pinned one, unless asked to or the preset's keys are ephemeral; say what
+    gets pinned."""
+    if offered.line in pinned:
+        return
+    preset = _preset(entry)
+    if pinned and not (accept_new_host_key or (preset and preset.ephemeral_host_keys)):
+        raise RdevError(f"{entry.name}'s host key has changed since it was pinned (now {offered.fingerprint})",
+                        f"if the server was reinstalled, run 'rdev connect {entry.name} --accept-new-host-key'; "
+                        "otherwise someone may be in the way.")
+    say(f"{entry.name} has a new host key (a new reservation?); pinned {offered.fingerprint}." if pinned
+        else f"Pinned {entry.name}'s host key {offered.fingerprint}.")
 
 
 def set_password(name: str, *, from_stdin: bool, delete: bool, say: Callable[[str], None]) -> None:
@@ -157,11 +184,22 @@ def _preset(entry: HostEntry) -> presets.Preset | None:
     return presets.get(entry.preset) if entry.preset else None
 
 
-def _refusal(name: str, hint: str) -> str | None:
-    """None if the real ssh gets in with rdev's key; ssh's words if the server refuses the key."""
+class _KeyChanged(Exception):
+    """The server no longer shows the pinned host key."""
+
+
+@dataclass(frozen=True)
+class _Home:
+    home: str  # the remote home rdev's key logged in to
+
+
+def _refusal(name: str, hint: str) -> _Home | str:
+    """The remote home if the real ssh gets in with rdev's key; ssh's words if the server refuses the key."""
     result = probe.try_login(name, hint)
     if result.returncode == 0:
-        return None
+        return _Home(probe.home_in(result.stdout))
+    if "REMOTE HOST IDENTIFICATION HAS CHANGED" in result.stderr or "Host key verification failed" in result.stderr:
+        raise _KeyChanged
     if "Permission denied" in result.stderr:
         return result.stderr
     raise probe.failure(name, result.stderr)

@@ -14,11 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from client_side import inputs
-from client_side.editors import editor, server as editor_server, settings as editor_settings
+from client_side.editors import editor, settings as editor_settings
 from client_side.local import store
 from client_side.local.locking import changing_files, setting_up
 from client_side.local.registry import HostEntry
-from client_side.ssh import bridge, keys, probe, shipped
+from client_side.ssh import bridge, keys, probe
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,9 @@ class Prepared:
 
     entry: HostEntry
     host_keys: tuple[str, ...] | None  # the keys to pin; None keeps what is pinned
-    # Runs once the host is written and before the probe, e.g. a password login that installs rdev's key.
-    admit: Callable[[], None] | None = None
+    # Runs once the host is written and before the probe, e.g. a password login that installs rdev's key. When it
+    # logged in with rdev's key itself, it answers with the remote home, and that login stands for the probe.
+    admit: Callable[[], str | None] | None = None
     done: str = "ssh works"  # how the success line starts
     failures: probe.Failures = ()  # the kind's own reading of ssh's errors, before ssh's own
     # Undoes what preparing started when the host cannot be set up after all (a job it submitted).
@@ -78,17 +79,22 @@ def _establish(prepared: Prepared, how: Opening, say: Callable[[str], None]) -> 
         store.put(entry, prepared.host_keys)
         with changing_files():
             editor_settings.add(entry.name, tunnel=entry.tunnel, kinds=editor.settings_kinds(how.editor), say=say)
-        if prepared.admit:
-            prepared.admit()
+        admitted = prepared.admit() if prepared.admit else None
 
         def login(reached: HostEntry) -> str:
             if reached is not entry:
                 store.put(reached)  # now through the bridge
             return probe.check(reached.name, prepared.failures)
 
-        entry, home = bridge.through(entry, login, say)
+        if admitted is None:
+            entry, home = bridge.through(entry, login, say)
+        else:
+            home = admitted
     say(f"{entry.name}: {prepared.done} ({entry.user}@{entry.host}:{entry.port}). Try: ssh {entry.name}")
     if how.open and prepared.prefetch:
+        from client_side.editors import server as editor_server  # only a connect that opens the editor fetches
+        from client_side.ssh import shipped
+
         fetched = editor_server.fetch_on(entry.name, how.editor, shipped.python_word(entry.python))
         if fetched:
             say(fetched)

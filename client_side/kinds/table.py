@@ -1,18 +1,21 @@
 """The kinds of host `rdev connect` tells apart, as one table.
 
 The first row that fits the request prepares the host; after that every kind goes through the same
-pipeline (write, probe, open). A new kind of host is one module beside this one and one row here.
+pipeline (write, probe, open). A new kind of host is one module beside this one and one row here. Each kind's
+module is imported by its row when chosen: a connect carries only its own kind.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from client_side.errors import BadInput
-from client_side.kinds import colab_host, password_host, slurm_host, ticket_host
-from client_side.kinds.pipeline import Prepared
-from client_side.local.registry import HostEntry
+
+if TYPE_CHECKING:
+    from client_side.kinds.pipeline import Prepared
+    from client_side.local.registry import HostEntry
 
 Say = Callable[[str], None]
 
@@ -31,7 +34,7 @@ class Request:
     colab_session: str | None = None
     gpu: str | None = None
     colab: str | None = None
-    wait: float = slurm_host.WAIT
+    wait: float | None = None  # for a Slurm job's queue; None: its default
 
     @property
     def has_ticket(self) -> bool:
@@ -63,23 +66,32 @@ def _colab_fits(request: Request) -> bool:
 
 
 def _colab(request: Request, say: Say) -> Prepared:
+    from client_side.kinds import colab_host
+
     return colab_host.prepare(request.name, session=request.colab_session, gpu=request.gpu, colab=request.colab,
                               remembered=request.remembered, accept_new_host_key=request.accept_new_host_key, say=say)
 
 
 def _slurm(request: Request, say: Say) -> Prepared:
+    from client_side.kinds import slurm_host
+
     assert request.kept is not None  # the row fits only a remembered host
+    wait = slurm_host.WAIT if request.wait is None else request.wait
     return slurm_host.prepare(request.kept, password_stdin=request.password_stdin,
-                              accept_new_host_key=request.accept_new_host_key, wait=request.wait, say=say)
+                              accept_new_host_key=request.accept_new_host_key, wait=wait, say=say)
 
 
 def _password(request: Request, say: Say) -> Prepared:
+    from client_side.kinds import password_host
+
     assert request.kept is not None
     return password_host.prepare(request.kept, password_stdin=request.password_stdin,
                                  accept_new_host_key=request.accept_new_host_key, say=say)
 
 
 def _ticket(request: Request, say: Say) -> Prepared:
+    from client_side.kinds import ticket_host
+
     return ticket_host.prepare(request.name, ticket_text=request.ticket, ticket_file=request.ticket_file,
                                remembered=request.remembered, cloudflared=request.cloudflared, say=say)
 

@@ -84,8 +84,13 @@ def check(name: str, failures: Failures = ()) -> str:
     result = try_login(name)
     if result.returncode != 0:
         raise failure(name, result.stderr, failures)
-    # Login scripts may print before it: the home is the last line, if it is an absolute path.
-    lines = result.stdout.strip().splitlines()
+    return home_in(result.stdout)
+
+
+def home_in(stdout: str) -> str:
+    """The remote home try_login printed ("" if none): login scripts may print before it, so it is the last line,
+    if that is an absolute path."""
+    lines = stdout.strip().splitlines()
     return lines[-1] if lines and lines[-1].startswith("/") else ""
 
 

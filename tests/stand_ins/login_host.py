@@ -70,8 +70,10 @@ class PasswordHost:
             self.process.wait(10)
 
     def reserve_again(self) -> None:
-        """A new reservation: a new host key, and the container's home wiped of rdev's key."""
+        """A new reservation: a new container (none of the old one's sessions live on), a new host key, and the
+        home wiped of rdev's key."""
         self.stop()
+        subprocess.run(["pkill", "-KILL", "-u", self.user], check=False, capture_output=True)
         (self.home / ".ssh" / "authorized_keys").unlink(missing_ok=True)
         self.start(new_host_key=True)
 

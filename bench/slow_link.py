@@ -1,0 +1,194 @@
+"""`rdev connect` over a slow link (150 ms round trip), against one bare `ssh HOST true` over the same link, and the
+SSH handshakes (TCP connections) each makes.
+
+This machine's kernel has no netem, so the delay comes from a relay in this process: every chunk read from one
+side is written to the other 75 ms later, in order, each way. Three hosts go through it: a ticket host (`python -m
+colab_side serve`, its ticket pointed at the relay), a password host (a test user's sshd with rdev's key already
+installed: a reconnect), and the same password host behind a jump host that refuses TCP forwarding (rdev's
+bridge; not measured yet). The baseline is one bare login with the user's own key through the same relay. Runs are interleaved and
+the medians compared. Needs root (a test user). Target: <= 1.1x, one handshake each.
+
+    .venv/bin/python bench/slow_link.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bootstrap import ticket as tickets
+from tests.stand_ins.login_host import PASSWORD, PasswordHost, login_host
+
+DELAY = 0.075  # each way
+TARGET = 1.1
+
+
+@dataclass
+class Relay:
+    """127.0.0.1:port here -> 127.0.0.1:target, every chunk held DELAY each way; counts its connections."""
+
+    target: int
+    port: int = 0
+    connections: int = 0
+
+    def start(self) -> Relay:
+        ready = threading.Event()
+        threading.Thread(target=lambda: asyncio.run(self._serve(ready)), daemon=True).start()
+        ready.wait(10)
+        return self
+
+    async def _serve(self, ready: threading.Event) -> None:
+        server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.port = server.sockets[0].getsockname()[1]
+        ready.set()
+        async with server:
+            await server.serve_forever()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        await asyncio.sleep(DELAY)  # the SYN's way there (and its answer's way back, below)
+        far_reader, far_writer = await asyncio.open_connection("127.0.0.1", self.target)
+        await asyncio.sleep(DELAY)
+        with contextlib.suppress(ConnectionError):  # either side may go first
+            await asyncio.gather(self._pipe(reader, far_writer), self._pipe(far_reader, writer))
+
+    @staticmethod
+    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def deliver() -> None:
+            while True:
+                due, data = await queue.get()
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
+                if not data:
+                    writer.close()
+                    return
+                writer.write(data)
+                await writer.drain()
+
+        delivering = asyncio.create_task(deliver())
+        while True:
+            data = await reader.read(65536)
+            queue.put_nowait((time.monotonic() + DELAY, data))
+            if not data:
+                break
+        await delivering
+
+
+def run(argv: list[str], env: dict[str, str], stdin: str | None = None) -> float:
+    start = time.perf_counter()
+    result = subprocess.run(argv, env=env, cwd=REPO, capture_output=True, text=True, input=stdin, check=False)
+    took = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"bench: {' '.join(argv[:6])} failed: {result.stderr.strip()[-500:]}")
+    return took
+
+
+def rdev(env: dict[str, str], *args: str, stdin: str | None = None) -> float:
+    return run([sys.executable, "-m", "client_side", *args], env, stdin)
+
+
+def close_masters(env: dict[str, str], *names: str) -> None:
+    for name in names:
+        subprocess.run(["ssh", "-F", f"{env['HOME']}/.ssh/config", "-O", "exit", name], env=env, capture_output=True,
+                       check=False)
+
+
+def serve(env: dict[str, str], state: Path) -> tickets.Ticket:
+    """A ticket host here (tunnel direct) for rdev's key; its ticket."""
+    key = subprocess.run([sys.executable, "-m", "client_side", "key"], env=env, cwd=REPO, capture_output=True,
+                         text=True, check=True).stdout.strip()
+    served = subprocess.run([sys.executable, "-m", "colab_side", "serve", "--authorized-key", key, "--state-dir",
+                             str(state), "--no-keep-alive"], env=env, cwd=REPO, capture_output=True, text=True,
+                            check=True)
+    return tickets.newest(served.stdout)
+
+
+def measure(name: str, relay: Relay, runs: int, connect: list[str], bare: list[str], env: dict[str, str],
+            names: tuple[str, ...]) -> float:
+    ours, baseline, handshakes = [], [], []
+    for _ in range(runs):
+        close_masters(env, *names)
+        before = relay.connections
+        ours.append(rdev(env, *connect))
+        handshakes.append(relay.connections - before)
+        close_masters(env, *names)
+        baseline.append(run(bare, env))
+    ratio = statistics.median(ours) / statistics.median(baseline)
+    print(f"{name:34} rdev connect {statistics.median(ours) * 1000:6.0f} ms  bare ssh {statistics.median(baseline) * 1000:6.0f} ms"
+          f"  ratio {ratio:.2f}x  handshakes {max(handshakes)}")
+    return ratio
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    runs = parser.parse_args().runs
+    if os.geteuid() != 0:
+        print("bench: needs root (a test user).")
+        return 1
+    root = Path(tempfile.mkdtemp(prefix="rb", dir="/tmp"))
+    home = root / "h"
+    home.mkdir(mode=0o700)
+    env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(root / "cfg"), "XDG_STATE_HOME": str(root / "st"),
+           "XDG_CACHE_HOME": str(root / "cache"), "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"}
+    env.pop("SSH_AUTH_SOCK", None)
+    own = home / ".ssh" / "own"
+    own.parent.mkdir(mode=0o700)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(own)], check=True)
+    worst = 0.0
+    try:
+        with login_host(home) as host:
+            authorize(host, own.with_suffix(".pub").read_text())
+            relay = Relay(host.port).start()
+            # The password host, its key installed once (not measured), then its reconnect through the slow link.
+            rdev(env, "add", "lab", "--host", "127.0.0.1", "--port", str(relay.port), "--user", host.user)
+            rdev(env, "connect", "lab", "--password-stdin", "--no-open", stdin=PASSWORD + "\n")
+            worst = max(worst, measure("password host (reconnect)", relay, runs, ["connect", "lab", "--no-open"],
+                                       bare(root, own, relay.port, host.user), env, ("lab",)))
+        ticket = serve(env, root / "server")
+        relay = Relay(ticket.port).start()
+        through = tickets.Ticket(**{**asdict(ticket), "port": relay.port}).encode()
+        worst = max(worst, measure("ticket host", relay, runs, ["connect", "box", "--ticket", through, "--no-open"],
+                                   bare(root, home / ".ssh" / "rdev" / "id_ed25519", relay.port, ticket.user), env,
+                                   ("box",)))
+    finally:
+        subprocess.run([sys.executable, "-m", "colab_side", "stop", "--state-dir", str(root / "server")], env=env,
+                       cwd=REPO, capture_output=True, check=False)
+        shutil.rmtree(root, ignore_errors=True)
+    print(f"worst ratio {worst:.2f}x (target <= {TARGET}x)")
+    return 0 if worst <= TARGET else 1
+
+
+def bare(root: Path, key: Path, port: int, user: str) -> list[str]:
+    """One plain login and `true`, with `key`, through the relay at `port`."""
+    return ["ssh", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o",
+            f"UserKnownHostsFile={root}/bare_known_hosts", "-i", str(key), "-p", str(port), f"{user}@127.0.0.1", "true"]
+
+
+def authorize(host: PasswordHost, public: str) -> None:
+    folder = host.home / ".ssh"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    with open(folder / "authorized_keys", "a") as keys:
+        keys.write(public)
+    (folder / "authorized_keys").chmod(0o600)
+    shutil.chown(folder, host.user, host.user)
+    shutil.chown(folder / "authorized_keys", host.user, host.user)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
