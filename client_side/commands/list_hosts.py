@@ -25,7 +25,11 @@ def listing(as_json: bool) -> str:
 
 
 def _route(entry: HostEntry) -> str:
-    return f"slurm job {entry.slurm_job} on {entry.slurm_node}" if entry.slurm_job else entry.tunnel
+    if entry.slurm_job:
+        return f"slurm job {entry.slurm_job} on {entry.slurm_node}"
+    if entry.jump:
+        return f"via {entry.jump}" + (" (bridge)" if entry.bridge else "")
+    return entry.tunnel
 
 
 def _ends(entry: HostEntry) -> str:

@@ -72,6 +72,7 @@ def test_a_gateway_without_forwarding_is_crossed_by_the_bridge_and_that_is_kept(
     assert "proxyjump" not in proxy and BRIDGE_MARK in proxy
     assert "bridge = true" in (home.parent / "cfg" / "rdev" / "hosts.toml").read_text()
 
+    assert "via gw (bridge)" in rdev("list").stdout
     again = rdev("connect", "inner", "--no-open")  # the choice is kept: no refusal to notice any more
     assert again.returncode == 0, again.stderr
     assert "forwarding" not in again.stdout
