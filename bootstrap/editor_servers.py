@@ -26,6 +26,7 @@ _COMMIT = re.compile(r"[0-9a-f]{40}")
 # could take apart, and only the runtime's two placeholders left.
 _CODIUM_URL = re.compile(r"https://[A-Za-z0-9.-]+(?:/(?:[A-Za-z0-9._~%+-]|\$\{os\}|\$\{arch\})*)+")
 _ARCH = {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64", "arm64": "arm64"}
+ARCHES = frozenset(_ARCH.values())  # the architectures the editors build servers for
 
 
 @dataclass(frozen=True)

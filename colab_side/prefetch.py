@@ -8,10 +8,10 @@ one line and changes nothing else: the editor then fetches it itself, as without
 
     python -m colab_side.prefetch code:stable:COMMIT|codium:stable:COMMIT:URL [MIRROR]
 
-On a host without internet the download fails. Run by the laptop with `--offer`, the fetch then says which
-archives it wanted (`rdev-wants:` and their URLs, exit WANTS); the laptop downloads them and runs it again with
-`--carried`, the archives inside the runtime zip it runs from (`rdev-archives/NAME`, editor_servers.archive_name), to be
-unpacked the same way.
+On a host without internet the download fails. Run by the laptop with `--offer`, the fetch then says so with the
+host's architecture (`rdev-wants: x64`, exit WANTS): the laptop makes the URLs itself (the host names none), downloads
+them and runs this again with `--carried`, the archives inside the runtime zip it runs from (`rdev-archives/NAME`,
+editor_servers.archive_name), to be unpacked the same way.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def fetch(text: str, home: Path | None = None, base: str | None = None, carried:
             _install(download, home, carried)
     except _Unreachable as err:
         said = f"Editor server: not fetched ({_reason(err.reason)}); the editor downloads it itself on first connect."
-        return said + "\nrdev-wants: " + " ".join(download.url for download in wanted) if offer else said
+        return f"{said}\nrdev-wants: {machine}" if offer else said
     except (OSError, EOFError, http.client.HTTPException, tarfile.TarError, ValueError) as err:
         return f"Editor server: not fetched ({_reason(err)}); the editor downloads it itself on first connect."
     return f"Editor server: {spec.editor} {spec.commit[:10]} is ready in ~/{Path(download.dest).parts[0]}."

@@ -186,7 +186,7 @@ def _helper(name: str, action: str, python: str | None, token: str, say: Say, ti
                         f"check the host with 'rdev ssh {name}' and run again.")
     if code == 255:
         raise probe.failure(name, stderr)
-    no_python = shipped.python_failure(name, code, stderr, python)
+    no_python = shipped.python_failure(name, code, stderr, python or registry.get(name).python)
     if no_python is not None:
         raise no_python
     if answer is not None and "error" in answer:

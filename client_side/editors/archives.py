@@ -23,7 +23,10 @@ TIMEOUT = 30  # seconds without a byte before a download is given up
 
 
 def cached(url: str) -> Path:
-    """The archive at `url`, from the cache or downloaded into it; OSError or ValueError when it cannot be had."""
+    """The archive at `url`, from the cache or downloaded into it; OSError or ValueError when it cannot be had.
+    Only http(s) is fetched (urllib would open file:// too)."""
+    if not url.startswith(("https://", "http://")):
+        raise ValueError(f"{url[:60]!r} is not a download address")
     folder = paths.editor_server_cache()
     ensure_private_dir(folder)
     kept = folder / (hashlib.sha256(url.encode()).hexdigest()[:24] + ".tar.gz")
@@ -38,6 +41,9 @@ def cached(url: str) -> Path:
             expected = answer.headers.get("Content-Length")
             if expected and expected.isdigit() and out.tell() != int(expected):
                 raise ValueError(f"the download ended after {out.tell()} of {expected} bytes")
+        with open(partial, "rb") as got:
+            if got.read(2) != b"\x1f\x8b":  # a captive portal's page is no gzip archive, and must not be kept
+                raise ValueError(f"{url} did not answer with an archive")
         os.replace(partial, kept)
     finally:
         Path(partial).unlink(missing_ok=True)

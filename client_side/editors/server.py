@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from http.client import HTTPException
 from pathlib import Path
 
 from bootstrap import editor_servers
@@ -88,12 +89,15 @@ def fetch_on(name: str, editor: Editor | None, python: str | None = None) -> str
     try:
         result = shipped.run(name, "prefetch", "--offer", wanted, *mirror, python=python, timeout=FETCH_TIMEOUT)
         lines = result.stdout.decode(errors="replace").splitlines()
-        urls = next((line.split()[1:] for line in lines if line.startswith("rdev-wants: ")), None)
-        if result.returncode != editor_servers.WANTS or not urls:
+        machine = next((line.split()[-1] for line in lines if line.startswith("rdev-wants: ")), None)
+        if result.returncode != editor_servers.WANTS or machine not in editor_servers.ARCHES:
             return _said(lines)
+        # The URLs are made here, from what the laptop asked for: a host only names its architecture.
+        urls = [download.url for download in editor_servers.downloads(editor_servers.parse(wanted), machine,
+                                                                       mirror[0] if mirror else None)]
         try:
             carrying = {editor_servers.archive_name(url): archives.cached(url) for url in urls}
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, HTTPException) as err:
             reason = str(getattr(err, "reason", "") or err).splitlines()[0][:160]
             return f"Editor server: not fetched (neither {name} nor this laptop could download it: {reason}); the " \
                    "editor downloads it itself."

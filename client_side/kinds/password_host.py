@@ -68,7 +68,12 @@ class _Login:
             refused = _refusal(self.entry.name, self.hint)
         except _KeyChanged:
             self._repin()
-            refused = _refusal(self.entry.name, self.hint)
+            try:
+                refused = _refusal(self.entry.name, self.hint)
+            except _KeyChanged:
+                raise RdevError(f"{self.entry.name}'s host key changed again while rdev read it",
+                                f"run 'rdev connect {self.entry.name}' again; if it keeps changing, someone may be "
+                                "in the way.") from None
         if isinstance(refused, _Home):
             return refused.home
         if own_keys.install(self.entry, keys.public_key()):

@@ -82,9 +82,14 @@ def _establish(prepared: Prepared, how: Opening, say: Callable[[str], None]) -> 
         admitted = prepared.admit() if prepared.admit else None
 
         def login(reached: HostEntry) -> str:
-            if reached is not entry:
-                store.put(reached)  # now through the bridge
-            return probe.check(reached.name, prepared.failures)
+            if reached is entry:
+                return probe.check(reached.name, prepared.failures)
+            store.put(reached)  # now through the bridge, kept only if it gets in
+            try:
+                return probe.check(reached.name, prepared.failures)
+            except BaseException:
+                store.put(entry)
+                raise
 
         if admitted is None:
             entry, home = bridge.through(entry, login, say)

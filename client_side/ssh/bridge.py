@@ -7,9 +7,9 @@ inline (compressed, base64) so that nothing is installed on the jump host, run b
 The jump host's own master connection carries it, and the host's master carries the editor's connections.
 
 rdev does not guess in advance: when a login through the jump host fails, `through` asks the jump host for one
-forward (`ssh -W`); if it refuses, the host is switched to the bridge, rdev says so once, and the choice is kept
-in the registry (`HostEntry.bridge`). Through the jump host's master connection a refused forward shows only as
-a closed connection in the failed login's own output, hence the question.
+forward (`ssh -W`, on a connection of its own: through the jump host's master connection every failed forward
+reads the same); if the jump host refuses it, the host is switched to the bridge, rdev says so once, and the
+choice is kept in the registry (`HostEntry.bridge`) once a login through the bridge worked.
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 CHECK_TIMEOUT = 30
-# What `ssh -W` says when the jump host's sshd refuses: on a connection of its own, and through its master.
-_REFUSED = ("administratively prohibited", "Stdio forwarding request failed")
+# What `ssh -W` says, on a connection of its own, when the jump host's sshd refuses to forward. (Through a master
+# connection every failed forward reads "Stdio forwarding request failed", a node that is down too.)
+_REFUSED = "administratively prohibited"
 # No terminal and no prompt (it runs under ssh, often in the background for the editor); no forwarding asked of
 # the jump host either, which is what it refuses.
 OPTIONS = ("-T", "-o", "BatchMode=yes", "-o", "ClearAllForwardings=yes")
@@ -70,12 +71,13 @@ def refuses_forwarding(entry: HostEntry) -> bool:
         return False
     try:
         result = subprocess.run(probe.ssh_argv(hop(entry.jump), "-o", "BatchMode=yes", "-o", "ConnectTimeout=15",
+                                               "-o", "ControlMaster=no", "-o", "ControlPath=none",
                                                "-W", f"{entry.host}:{entry.port}"),
                                 check=False, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                 timeout=CHECK_TIMEOUT)
     except subprocess.TimeoutExpired:
         return False
-    return any(said in result.stderr for said in _REFUSED)
+    return _REFUSED in result.stderr
 
 
 def through(entry: HostEntry, attempt: Callable[[HostEntry], T], say: Callable[[str], None]) -> tuple[HostEntry, T]:

@@ -46,7 +46,7 @@ def install(entry: HostEntry, public_key: str) -> bool:
     options = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=20", "-o", "ControlMaster=no", "-o", "ControlPath=none",
                "-o", f"IdentitiesOnly={'yes' if entry.identity else 'no'}"]
     for file in files:
-        options += ["-i", str(file)]
+        options += ["-i", str(file).replace("%", "%%")]  # ssh expands % tokens in identity paths
     try:
         result = subprocess.run(probe.ssh_argv(entry.name, *options) + [f"sh -c {shlex.quote(INSTALL_KEY)}"],
                                 check=False, input=public_key.strip() + "\n", capture_output=True, text=True,
@@ -55,6 +55,6 @@ def install(entry: HostEntry, public_key: str) -> bool:
         return False
     if result.returncode == 0:
         return True
-    if "Permission denied" in result.stderr:
-        return False
+    if "Permission denied" in result.stderr or "Too many authentication failures" in result.stderr:
+        return False  # (with many keys in an agent, sshd stops listening before it says no)
     raise probe.failure(entry.name, result.stderr)
