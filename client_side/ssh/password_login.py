@@ -7,7 +7,6 @@ and the written config, so its own login works as it does for VS Code.
 
 from __future__ import annotations
 
-import logging
 import shlex
 import socket
 from collections.abc import Iterator
@@ -146,6 +145,8 @@ def _key_of(transport: paramiko.Transport) -> HostKey:
 @contextmanager
 def _transport(entry: HostEntry, hint: str) -> Iterator[paramiko.Transport]:
     """A started (not yet authenticated) paramiko Transport to `entry`, closed afterwards."""
+    import logging
+
     import paramiko
 
     # paramiko's transport thread logs what ends it with a traceback; without a handler of its own, logging's
