@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -17,7 +18,7 @@ GZIP = b"\x1f\x8b" + b"\x00" * 30
 
 
 class _Answers(BaseHTTPRequestHandler):
-    bodies: dict[str, tuple[bytes, int | None]] = {}  # path -> (body, Content-Length to claim)
+    bodies: ClassVar[dict[str, tuple[bytes, int | None]]] = {}  # path -> (body, Content-Length to claim)
 
     def do_GET(self) -> None:
         body, length = self.bodies[self.path]
