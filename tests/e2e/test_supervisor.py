@@ -42,7 +42,9 @@ def test_killed_tunnel_and_sshd_come_back(home: Path, rdev, cloudflared_standin:
         os.kill(processes.read_pid(state / "tunnel.pid"), signal.SIGKILL)
         assert wait_for(lambda: ticket_file.read_text().strip() != first), said
         second = ticket_file.read_text().strip()
-        assert second in said and "tunnel died and was restarted." in said
+        # The restart publishes the new ticket; the supervisor says "restarted" once the restart returns.
+        assert wait_for(lambda: "tunnel died and was restarted." in said), said
+        assert second in said
         assert rdev("connect", "colab", "--ticket", second, "--no-open", "--cloudflared", str(cloudflared_standin)).returncode == 0
         assert ssh(home, "colab").stdout.strip() == "alive"
 
