@@ -17,6 +17,7 @@ from client_side.local import paths
 Failures = Sequence[tuple[str, str, str]]
 
 PROBE_TIMEOUT = 60
+_HOME = "rdev-home:"  # marks the line of try_login's answer
 
 _FAILURES: Failures = [
     ("REMOTE HOST IDENTIFICATION HAS CHANGED", "{name}'s host key does not match the one pinned for it",
@@ -71,7 +72,7 @@ def explain(name: str, stderr: str) -> str:
 def try_login(name: str, hint: str = "Check the network and the server.") -> subprocess.CompletedProcess:
     """Log in to `name` in batch mode (never a prompt) and print the remote home folder (from $HOME: a
     login script may have changed folder); a hang becomes one sentence ending in `hint`."""
-    argv = ssh_argv(name, "-o", "BatchMode=yes", "-o", "ConnectTimeout=20") + ["printf '%s\\n' \"$HOME\""]
+    argv = ssh_argv(name, "-o", "BatchMode=yes", "-o", "ConnectTimeout=20") + [f"printf '{_HOME}%s\\n' \"$HOME\""]
     try:
         return subprocess.run(argv, check=False, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=PROBE_TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -88,10 +89,10 @@ def check(name: str, failures: Failures = ()) -> str:
 
 
 def home_in(stdout: str) -> str:
-    """The remote home try_login printed ("" if none): login scripts may print before it, so it is the last line,
-    if that is an absolute path."""
-    lines = stdout.strip().splitlines()
-    return lines[-1] if lines and lines[-1].startswith("/") else ""
+    """The remote home try_login printed ("" if none), found by its mark: login and logout scripts may print
+    around it, even on the same line."""
+    homes = [line.rsplit(_HOME, 1)[1] for line in stdout.splitlines() if _HOME in line]
+    return homes[-1] if homes and homes[-1].startswith("/") else ""
 
 
 def close_master(name: str) -> None:
