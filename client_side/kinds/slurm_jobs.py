@@ -138,14 +138,15 @@ def submit(login: str, name: str, options: str, *, runtime: str, key: str, workd
               f"rm -f {ticket}\n{serve}\n")
     try:
         out = _run(login, f'mkdir -p "$HOME/.rdev/slurm" && chmod 700 "$HOME/.rdev" "$HOME/.rdev/slurm" && '
-                          f'sbatch --parsable --job-name={job_name(name)} --output="$HOME/.rdev/slurm/{name}-%j.log" '
-                          f'{options}', script.encode(), what="sbatch")
+                          f'j=$(sbatch --parsable --job-name={job_name(name)} '
+                          f'--output="$HOME/.rdev/slurm/{name}-%j.log" {options}) && printf "rdev-job:%s\\n" "$j"',
+                   script.encode(), what="sbatch")
     except BaseException:
         _forget_submitted(login, name)
         raise
-    # A login profile may print before sbatch does: its answer is the last line.
-    lines = [line for line in out.splitlines() if line.strip()]
-    job = lines[-1].strip().split(";")[0] if lines else ""
+    # Login scripts may print around sbatch's answer: it is the marked line.
+    marked = [line.split("rdev-job:", 1)[1] for line in out.splitlines() if "rdev-job:" in line]
+    job = marked[-1].strip().split(";")[0] if marked else ""
     if not job.isdigit():
         _forget_submitted(login, name)
         raise RdevError(f"sbatch answered {out.strip()[-80:]!r}, not a job id",
