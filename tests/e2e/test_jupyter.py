@@ -114,7 +114,8 @@ def refused(port: int) -> bool:
 def files_holding(token: str, roots: list[Path], since: float) -> list[Path]:
     found = []
     for root in roots:
-        for path in root.rglob("*") if root.is_dir() else []:
+        # os.walk passes over folders that vanish meanwhile (other processes' temporary folders in /tmp).
+        for path in (Path(folder) / name for folder, _, names in os.walk(root) for name in names):
             try:
                 if path.is_file() and not path.is_symlink() and path.stat().st_mtime >= since - 5 \
                         and path.stat().st_size < 5_000_000 and token.encode() in path.read_bytes():
