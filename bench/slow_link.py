@@ -160,7 +160,7 @@ def main() -> int:
     worst = 0.0
     try:
         with login_host(home) as host:
-            authorize(host, own.with_suffix(".pub").read_text())
+            host.authorize(own.with_suffix(".pub").read_text())
             relay = Relay(host.port).start()
             # The password host, its key installed once (not measured), then its reconnect through the slow link.
             rdev(env, "add", "lab", "--host", "127.0.0.1", "--port", str(relay.port), "--user", host.user)
@@ -217,15 +217,6 @@ def bare(root: Path, key: Path, port: int, user: str) -> list[str]:
     return ["ssh", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o",
             f"UserKnownHostsFile={root}/bare_known_hosts", "-i", str(key), "-p", str(port), f"{user}@127.0.0.1", "true"]
 
-
-def authorize(host: PasswordHost, public: str) -> None:
-    folder = host.home / ".ssh"
-    folder.mkdir(mode=0o700, exist_ok=True)
-    with open(folder / "authorized_keys", "a") as keys:
-        keys.write(public)
-    (folder / "authorized_keys").chmod(0o600)
-    shutil.chown(folder, host.user, host.user)
-    shutil.chown(folder / "authorized_keys", host.user, host.user)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,6 @@ loopback, and an inner host in another namespace that only the gateway can reach
 from __future__ import annotations
 
 import os
-import re
-import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,10 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ssh_through
-from tests.stand_ins.login_host import PASSWORD, PasswordHost, login_host
+from tests.stand_ins.login_host import BRIDGE_MARK, PASSWORD, PasswordHost, login_host
 from tests.stand_ins.zoo import zoo
-
-BRIDGE_MARK = "import base64,sys,zlib;exec(zlib.decompress(base64.b64decode"
 
 
 @dataclass
@@ -46,15 +42,6 @@ def behind(home: Path, rdev) -> Iterator[Behind]:
             added = rdev("add", "inner", "--host", inner_address, "--user", inner.user, "--jump", "gw")
             assert added.returncode == 0, added.stderr
             yield Behind(gateway, inner, gateway_link)
-
-
-def bridges_of(user: str) -> int:
-    """The bridge processes running as `user` (on the gateway: the same machine, another namespace)."""
-    # The login shell's `sh -c ...` above it names the bridge too; the bridge itself is the python3 it execs.
-    found = subprocess.run(["pgrep", "-c", "-u", user, "-f", "^python3 -c " + re.escape(BRIDGE_MARK)],
-                           capture_output=True, text=True, check=False)
-    assert found.returncode in (0, 1), found.stderr  # 1: none
-    return int(found.stdout.strip() or 0)
 
 
 def test_a_gateway_without_forwarding_is_crossed_by_the_bridge_and_that_is_kept(home: Path, rdev,
@@ -84,7 +71,7 @@ def test_the_editors_connections_share_one_master_and_one_bridge(home: Path, rde
         results = list(pool.map(lambda _: ssh_through(home, "inner", "true"), range(5)))
     assert [r.returncode for r in results] == [0] * 5, [r.stderr for r in results]
     assert ssh_through(home, "-O", "check", "inner").returncode == 0
-    assert bridges_of(behind.gateway.user) == 1
+    assert behind.gateway.bridges() == 1
 
 
 def test_rdev_ssh_and_a_password_check_go_through_the_bridge(home: Path, rdev, behind: Behind,

@@ -5,7 +5,6 @@ none gets in it prints rdev's key and where it goes, exits 1, and connects once 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,17 +31,6 @@ def own_key(path: Path) -> str:
     return path.with_suffix(".pub").read_text().strip()
 
 
-def authorize(host: PasswordHost, public: str) -> None:
-    """What the provider's console does: the key into the user's authorized_keys, owned by the user."""
-    folder = host.home / ".ssh"
-    folder.mkdir(mode=0o700, exist_ok=True)
-    with open(folder / "authorized_keys", "a") as keys:
-        keys.write(public + "\n")
-    (folder / "authorized_keys").chmod(0o600)
-    shutil.chown(folder, host.user, host.user)
-    shutil.chown(folder / "authorized_keys", host.user, host.user)
-
-
 def add(rdev, host: PasswordHost, *extra: str) -> None:
     result = rdev("add", "gpu", "--host", "127.0.0.1", "--port", str(host.port), "--user", host.user, *extra)
     assert result.returncode == 0, result.stderr
@@ -58,7 +46,7 @@ def rdevs_key_is_installed(rdev, home: Path, host: PasswordHost) -> None:
 
 
 def test_a_default_key_file_installs_rdevs_key(home: Path, rdev, keys_only: PasswordHost) -> None:
-    authorize(keys_only, own_key(home / ".ssh" / "id_ed25519"))
+    keys_only.authorize(own_key(home / ".ssh" / "id_ed25519"))
     add(rdev, keys_only)
     result = rdev("connect", "gpu", "--no-open")
     assert result.returncode == 0, result.stderr
@@ -68,7 +56,7 @@ def test_a_default_key_file_installs_rdevs_key(home: Path, rdev, keys_only: Pass
 
 
 def test_a_key_named_with_identity_installs_rdevs_key(home: Path, rdev, keys_only: PasswordHost) -> None:
-    authorize(keys_only, own_key(home.parent / "keys" / "lambda"))
+    keys_only.authorize(own_key(home.parent / "keys" / "lambda"))
     add(rdev, keys_only, "--identity", str(home.parent / "keys" / "lambda"))
     result = rdev("connect", "gpu", "--no-open")
     assert result.returncode == 0, result.stderr
@@ -77,7 +65,7 @@ def test_a_key_named_with_identity_installs_rdevs_key(home: Path, rdev, keys_onl
 
 def test_a_key_in_the_agent_installs_rdevs_key(home: Path, rdev, keys_only: PasswordHost) -> None:
     key = home.parent / "agent-key"
-    authorize(keys_only, own_key(key))
+    keys_only.authorize(own_key(key))
     socket = home.parent / "agent.sock"
     agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(socket)], stdout=subprocess.DEVNULL)
     try:
@@ -109,7 +97,7 @@ def test_with_no_key_that_gets_in_rdev_says_where_its_key_goes(home: Path, rdev,
     assert "SSH keys" in result.stderr and "Traceback" not in result.stderr and result.stderr.count("\n") == 1
     assert "password" not in result.stdout.lower()
 
-    authorize(keys_only, public)  # added by hand, or where the provider takes keys
+    keys_only.authorize(public)  # added by hand, or where the provider takes keys
     again = rdev("connect", "gpu", "--no-open")
     assert again.returncode == 0, again.stderr
 

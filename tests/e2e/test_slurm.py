@@ -310,9 +310,7 @@ def test_a_login_node_without_tcp_forwarding_is_crossed_by_the_bridge(home: Path
         with ThreadPoolExecutor(5) as pool:
             results = list(pool.map(lambda _: ssh_through(home, "hpc", "true"), range(5)))
         assert [r.returncode for r in results] == [0] * 5, [r.stderr for r in results]
-        bridges = subprocess.run(["pgrep", "-c", "-u", closed.user, "-f", "^python3 -c import base64,sys,zlib"],
-                                 capture_output=True, text=True, check=False)
-        assert bridges.stdout.strip() == "1"  # the node's one master connection, and so one bridge
+        assert closed.bridges() == 1  # the node's one master connection, and so one bridge
         again = connect(rdev)  # the job and the bridge are both kept
         assert again.returncode == 0 and "forwarding" not in again.stdout and "submitted" not in again.stdout
 

@@ -3,6 +3,8 @@ passwords and ~/.ssh/authorized_keys, as a lab container, a school server or a c
 
 from __future__ import annotations
 
+import re
+import shutil
 import socket
 import subprocess
 import time
@@ -17,6 +19,8 @@ if TYPE_CHECKING:
     from tests.stand_ins.zoo import Namespace
 
 PASSWORD = "pw-Sekr1t-4711"
+# How rdev's bridge starts on a jump host (client_side.ssh.bridge.remote_command).
+BRIDGE_MARK = "import base64,sys,zlib;exec(zlib.decompress(base64.b64decode"
 
 
 def free_port() -> int:
@@ -79,6 +83,24 @@ class PasswordHost:
 
     def authorized_keys(self) -> str:
         return (self.home / ".ssh" / "authorized_keys").read_text()
+
+    def authorize(self, public: str) -> None:
+        """What a provider's console does: a public key into the user's authorized_keys, owned by the user."""
+        folder = self.home / ".ssh"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        with open(folder / "authorized_keys", "a") as keys:
+            keys.write(public.strip() + "\n")
+        (folder / "authorized_keys").chmod(0o600)
+        shutil.chown(folder, self.user, self.user)
+        shutil.chown(folder / "authorized_keys", self.user, self.user)
+
+    def bridges(self) -> int:
+        """rdev's bridge processes running as the user. The login shell's `sh -c ...` above one names it too; the
+        bridge itself is the python3 that shell execs."""
+        found = subprocess.run(["pgrep", "-c", "-u", self.user, "-f", "^python3 -c " + re.escape(BRIDGE_MARK)],
+                               capture_output=True, text=True, check=False)
+        assert found.returncode in (0, 1), found.stderr  # 1: none
+        return int(found.stdout.strip() or 0)
 
 
 @contextmanager
