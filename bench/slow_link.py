@@ -5,9 +5,11 @@ SSH handshakes (TCP connections) each makes; and the editor's server sent to a h
 This machine's kernel has no netem, so the delay comes from a relay in this process: every chunk read from one
 side is written to the other 75 ms later, in order, each way. Three hosts go through it: a ticket host (`python -m
 colab_side serve`, its ticket pointed at the relay), a password host (a test user's sshd with rdev's key already
-installed: a reconnect), and the same password host behind a jump host that refuses TCP forwarding (rdev's
-bridge; not measured yet). The baseline is one bare login with the user's own key through the same relay. Runs are interleaved and
-the medians compared. Needs root (a test user). Target: <= 1.1x, one handshake each; the push <= 1.2x scp.
+installed: a reconnect), and a password host behind a jump host that refuses TCP forwarding, reached through
+rdev's bridge (a reconnect too). The baseline is one bare login with the user's own key through the same relay;
+behind the jump host, one bare login whose ProxyCommand runs `nc` on the jump host (ssh's own way without
+forwarding). rdev runs as an installed copy would, from compiled modules. Runs are interleaved and the medians
+compared. Needs root (test users). Target: <= 1.1x, one handshake each; the push <= 1.2x scp.
 
     .venv/bin/python bench/slow_link.py [--runs N]
 """
@@ -154,6 +156,9 @@ def main() -> int:
     env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(root / "cfg"), "XDG_STATE_HOME": str(root / "st"),
            "XDG_CACHE_HOME": str(root / "cache"), "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"}
     env.pop("SSH_AUTH_SOCK", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed rdev has its modules compiled; so has this one
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "client_side", "bootstrap", "colab_side"], env=env,
+                   cwd=REPO, check=True, capture_output=True)
     own = home / ".ssh" / "own"
     own.parent.mkdir(mode=0o700)
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(own)], check=True)
@@ -168,6 +173,7 @@ def main() -> int:
             worst = max(worst, measure("password host (reconnect)", relay, runs, ["connect", "lab", "--no-open"],
                                        bare(root, own, relay.port, host.user), env, ("lab",)))
             worst_push = push(root, env, host, runs)
+        worst = max(worst, behind_a_jump_host(root, env, own, runs))
         ticket = serve(env, root / "server")
         relay = Relay(ticket.port).start()
         through = tickets.Ticket(**{**asdict(ticket), "port": relay.port}).encode()
@@ -212,8 +218,28 @@ def push(root: Path, env: dict[str, str], host: PasswordHost, runs: int) -> floa
     return ratio
 
 
+def behind_a_jump_host(root: Path, env: dict[str, str], own: Path, runs: int) -> float:
+    """`inner` behind `gw`, whose sshd refuses TCP forwarding; only the laptop's link to `gw` is slow. rdev's key is
+    installed on both (not measured), and `inner` is then reached through rdev's bridge."""
+    home = Path(env["HOME"])
+    with login_host(home, folder="gw", extra="AllowTcpForwarding no\n") as gateway, \
+            login_host(home, folder="inner") as inner:
+        for host in (gateway, inner):
+            host.authorize(own.with_suffix(".pub").read_text())
+        relay = Relay(gateway.port).start()
+        rdev(env, "add", "gw", "--host", "127.0.0.1", "--port", str(relay.port), "--user", gateway.user)
+        rdev(env, "connect", "gw", "--password-stdin", "--no-open", stdin=PASSWORD + "\n")
+        rdev(env, "add", "inner", "--host", "127.0.0.1", "--port", str(inner.port), "--user", inner.user, "--jump", "gw")
+        rdev(env, "connect", "inner", "--password-stdin", "--no-open", stdin=PASSWORD + "\n")
+        through_nc = " ".join(bare(root, own, relay.port, gateway.user)[:-1] + ["nc", "127.0.0.1", "%p"])
+        baseline = bare(root, own, inner.port, inner.user)
+        baseline[3:3] = ["-o", f"ProxyCommand={through_nc}"]
+        return measure("password host through the bridge", relay, runs, ["connect", "inner", "--no-open"], baseline,
+                       env, ("inner", "gw"))
+
+
 def bare(root: Path, key: Path, port: int, user: str) -> list[str]:
-    """One plain login and `true`, with `key`, through the relay at `port`."""
+    """One plain login with `key` to 127.0.0.1:`port` (the relay's, or a ProxyCommand's), running `true`."""
     return ["ssh", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o",
             f"UserKnownHostsFile={root}/bare_known_hosts", "-i", str(key), "-p", str(port), f"{user}@127.0.0.1", "true"]
 

@@ -36,8 +36,10 @@ def write_together(changes: dict[Path, bytes], mode: int = 0o600) -> None:
     Every new file, and a copy of every old one, is written and synced beside its target before
     the first rename, so a full disk stops the write while nothing has changed yet; a rename that
     fails puts the old copies back with renames, which need no space. An OSError names the target,
-    never a temporary file; NotPutBack says the files may now disagree.
+    never a temporary file; NotPutBack says the files may now disagree. A file that already holds its data with
+    `mode` is left as it is: a reconnect rewrites nothing, and an editor watching its settings sees no change.
     """
+    changes = {path: data for path, data in changes.items() if not _holds(path, data, mode)}
     staged: list[tuple[Path, Path, Path | None]] = []  # (new, target, copy of the old one)
     replaced: list[tuple[Path, Path | None]] = []
     try:
@@ -66,6 +68,18 @@ def write_together(changes: dict[Path, bytes], mode: int = 0o600) -> None:
             old.unlink(missing_ok=True)
     for folder in {target.parent for _, target, _ in staged}:
         _sync_folder(folder)
+
+
+def _holds(path: Path, data: bytes, mode: int) -> bool:
+    """Whether `path` is a file with exactly `data` and the permission bits `mode` already."""
+    try:
+        status = os.stat(path)
+        if not stat.S_ISREG(status.st_mode) or status.st_size != len(data) or stat.S_IMODE(status.st_mode) != mode:
+            return False
+        with open(path, "rb") as handle:
+            return handle.read() == data
+    except OSError:
+        return False
 
 
 def _put_back(replaced: list[tuple[Path, Path | None]]) -> list[str]:

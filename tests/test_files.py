@@ -164,3 +164,24 @@ def test_private_dir_tightens_an_existing_folder(tmp_path: Path) -> None:
     ensure_private_dir(folder)
     assert mode_of(folder) == 0o700
     assert (folder / "kept").read_bytes() == OLD
+
+
+# ------------------------------------------------------------------------------------- nothing to change
+
+
+def test_a_file_that_holds_the_data_already_is_left_alone(target: Path) -> None:
+    """A reconnect rewrites the same records: no new inode, no new mtime (an editor watching would reload)."""
+    target.chmod(0o600)
+    before = target.stat()
+    atomic_write(target, OLD)
+    after = target.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+@pytest.mark.parametrize("data, mode", [(OLD + b"#", 0o600), (OLD[:-1] + b"#", 0o600), (OLD, 0o644)])
+def test_other_bytes_or_another_mode_are_written(target: Path, data: bytes, mode: int) -> None:
+    target.chmod(mode)
+    before = target.stat().st_ino
+    atomic_write(target, data)
+    assert target.stat().st_ino != before
+    assert target.read_bytes() == data and mode_of(target) == 0o600
