@@ -9,7 +9,11 @@ Needs root (slurmd runs jobs as their users, munged runs as the munge user) and 
 `bash scripts/setup.sh` installs. The node is this machine's short host name, addressed as 127.0.0.1, so no
 DNS is needed; the daemons listen on free ports, so a Slurm of the machine's own does not clash. There is no
 cgroup and no accounting database: jobs are tracked by their process tree (a job must not daemonize, or scancel
-misses it) and there is no sacct (use squeue / scontrol)."""
+misses it) and there is no sacct (use squeue / scontrol).
+
+A cluster can also be placed in the zoo's namespaces (`Placement`): slurmctld, and every Slurm command the tests
+run, in the login node's namespace; slurmd, and so every job, in the compute node's, where the machine's host
+name is the compute node's address (the namespace's own /etc/hosts), as `hostname` on a real node resolves."""
 
 from __future__ import annotations
 
@@ -21,9 +25,12 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.stand_ins.zoo import Namespace
 
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "sinfo", "scontrol")
@@ -56,6 +63,17 @@ def environ(pid: int) -> list[bytes]:
         return []
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where a zoo's cluster runs: slurmctld at `login_address` in `login`, slurmd at `compute_address` in
+    `compute`; the two namespaces are linked, and only the login one has an sshd the laptop reaches."""
+
+    login: Namespace
+    compute: Namespace
+    login_address: str
+    compute_address: str
+
+
 class SlurmCluster:
     """munged, slurmctld and slurmd of one node named after this machine, all in one folder."""
 
@@ -63,7 +81,8 @@ class SlurmCluster:
     spare_gpus = 8  # on the spare node, which never comes up: asking 2..8 GPUs pends, more is refused by sbatch
     partition = PARTITION
 
-    def __init__(self) -> None:
+    def __init__(self, placement: Placement | None = None) -> None:
+        self.placement = placement
         self.root: Path | None = None
         self.node = socket.gethostname().split(".")[0]
         self.spare_node = f"{self.node}-big"
@@ -94,6 +113,8 @@ class SlurmCluster:
             env = None
         else:
             env = {**os.environ, **self.env()}
+        if self.placement:
+            argv = tuple(self.placement.login.argv(*argv))
         result = subprocess.run(argv, check=False, capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
         if check and result.returncode != 0:
             raise AssertionError(f"{' '.join(argv)} exited {result.returncode}: {result.stderr.strip()}")
@@ -115,8 +136,11 @@ class SlurmCluster:
         self._start_munge()
         self._write_config()
         env = {"PATH": PATH, "SLURM_CONF": str(self.conf)}
-        self._spawn("slurmctld", ["slurmctld", "-D", "-f", str(self.conf)], env)
-        self._spawn("slurmd", ["slurmd", "-D", "-f", str(self.conf), "-N", self.node], env)
+        ctld, slurmd = ["slurmctld", "-D", "-f", str(self.conf)], ["slurmd", "-D", "-f", str(self.conf), "-N", self.node]
+        if self.placement:
+            ctld, slurmd = self.placement.login.argv(*ctld), self.placement.compute.enter(*slurmd)
+        self._spawn("slurmctld", ctld, env)
+        self._spawn("slurmd", slurmd, env)
         self._wait_idle(started + UP_TIMEOUT)
         self.startup_seconds = time.monotonic() - started
 
@@ -161,12 +185,14 @@ class SlurmCluster:
         self.ctld_port = free_port()
         meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines() if ":" in line)
         memory_mb = max(100, min(1024, int(meminfo["MemTotal"].split()[0]) // 1024 // 2))
-        node = (f"NodeName={self.node} NodeAddr=127.0.0.1 CPUs={os.cpu_count() or 1} RealMemory={memory_mb} "
+        ctld_address, node_address = ((self.placement.login_address, self.placement.compute_address) if self.placement
+                                      else ("127.0.0.1", "127.0.0.1"))
+        node = (f"NodeName={self.node} NodeAddr={node_address} CPUs={os.cpu_count() or 1} RealMemory={memory_mb} "
                 f"Gres=gpu:{self.gpus} State=UNKNOWN")
         self.conf.write_text(f"""\
 # A private one-node cluster of the tests (tests/slurm_cluster.py).
 ClusterName=rdevtest
-SlurmctldHost={self.node}(127.0.0.1)
+SlurmctldHost={self.node}({ctld_address})
 SlurmctldPort={self.ctld_port}
 SlurmdPort={free_port()}
 AuthType=auth/munge
@@ -216,9 +242,7 @@ PartitionName={self.partition} Nodes={self.node},{self.spare_node} Default=YES M
             for name in ("slurmctld", "slurmd"):
                 if self.processes[name].poll() is not None:
                     raise RuntimeError(f"{name} exited {self.processes[name].returncode}\n{self.logs()}")
-            with socket.socket() as sock:
-                listening = sock.connect_ex(("127.0.0.1", self.ctld_port)) == 0
-            if listening:
+            if self._ctld_listening():
                 result = self.run("sinfo", "--noheader", "--Node", f"--nodes={self.node}", "--format=%t",
                                   check=False, timeout=10)
                 state = (result.stdout or result.stderr).strip()
@@ -227,6 +251,13 @@ PartitionName={self.partition} Nodes={self.node},{self.spare_node} Default=YES M
             time.sleep(0.02)
         raise RuntimeError(f"the Slurm node is not idle after {UP_TIMEOUT:.0f} s (sinfo says {state!r})\n"
                            f"{self.logs()}")
+
+    def _ctld_listening(self) -> bool:
+        if self.placement:  # only the login namespace reaches slurmctld's address
+            argv = self.placement.login.argv("nc", "-z", self.placement.login_address, str(self.ctld_port))
+            return subprocess.run(argv, capture_output=True, check=False, timeout=10).returncode == 0
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", self.ctld_port)) == 0
 
     def logs(self) -> str:
         assert self.root is not None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,6 +23,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tests.conftest import REPO
 
@@ -35,6 +37,17 @@ class Namespace:
     def argv(self, *command: str) -> list[str]:
         return ["ip", "netns", "exec", self.name, *command]
 
+    def enter(self, *command: str) -> list[str]:
+        """Like argv, but /sys stays the machine's (`ip netns exec` mounts the namespace's own, without cgroups,
+        which slurmd needs); the namespace's /etc/hosts, if the zoo wrote one, is bound in a mount namespace of
+        the command's own."""
+        entered = ["nsenter", f"--net=/run/netns/{self.name}", *command]
+        hosts = Path("/etc/netns") / self.name / "hosts"
+        if not hosts.exists():
+            return entered
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                'mount --bind "$1" /etc/hosts && shift && exec "$@"', "sh", str(hosts), *entered]
+
     def run(self, *command: str) -> subprocess.CompletedProcess:
         return subprocess.run(self.argv(*command), check=True, capture_output=True, text=True, timeout=30)
 
@@ -44,6 +57,7 @@ class Zoo:
     namespaces: list[Namespace] = field(default_factory=list)
     portals: list[socket.socket] = field(default_factory=list)
     relays: list[subprocess.Popen] = field(default_factory=list)
+    etc: list[Path] = field(default_factory=list)
 
     def namespace(self, role: str) -> Namespace:
         ns = Namespace(f"rdev-{role}-{uuid.uuid4().hex[:6]}")
@@ -63,6 +77,15 @@ class Zoo:
             ns.run("ip", "addr", "add", f"{address}/30", "dev", end)
             ns.run("ip", "link", "set", end, "up")
         return addresses
+
+    def names(self, ns: Namespace, names: dict[str, str]) -> None:
+        """What names resolve to inside `ns`: `ip netns exec` puts /etc/netns/NS/hosts over /etc/hosts for what it
+        starts from now on."""
+        folder = Path("/etc/netns") / ns.name
+        folder.mkdir(parents=True)
+        self.etc.append(folder)
+        lines = ["127.0.0.1 localhost", *(f"{address} {name}" for name, address in names.items())]
+        (folder / "hosts").write_text("\n".join(lines) + "\n")
 
     def portal(self, ns: Namespace, address: str, port: int) -> int:
         """A port on 127.0.0.1 of the root namespace whose connections reach `address:port` inside `ns`."""
@@ -95,6 +118,8 @@ class Zoo:
                 with suppress(ProcessLookupError):
                     os.kill(int(pid), signal.SIGKILL)
             subprocess.run(["ip", "netns", "del", ns.name], check=False, capture_output=True, timeout=30)
+        for folder in self.etc:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextmanager
