@@ -5,7 +5,10 @@ and runs it with the host's python3 or the Python the user named. `start` reads 
 stdin and starts `PYTHON -m jupyter_server` detached (a session of its own, output to a log), so
 that it outlives the SSH connection and the laptop. The token reaches Jupyter only through its
 environment (JUPYTER_TOKEN): an argument would show in `ps` to every user of a shared server.
-Pid, start time, port, token, log and Jupyter's own runtime files (which hold the token too) live
+Jupyter listens on a Unix socket in this host's folder, not on a TCP port: on a shared server any
+user can bind a port number they see before Jupyter does and be sent the token, while only this user
+can reach a socket in a 0700 folder (the laptop forwards a port of its own to it, `ssh -L port:socket`).
+Pid, start time, socket, token, log and Jupyter's own runtime files (which hold the token too) live
 in ~/.rdev/jupyter/HOSTNAME (0700, files 0600; one per host, for homes that several servers or
 cluster nodes share): a later `start` reuses the server (same URL), and `stop` ends that very
 process, never a later one given the same pid. Which Python runs Jupyter is colab_side.jupyter_env's.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import http.client
 import json
 import os
 import re
@@ -37,9 +41,10 @@ COLAB = "https://colab.research.google.com"
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{32,128}")
-# What Jupyter logs when another process took the port between our choice and its bind.
-_PORT_TAKEN = ("is not available", "already in use")
-_PORT_ATTEMPTS = 3
+# A Unix socket's path must fit sun_path (104 bytes on macOS and the BSDs, 108 on Linux, with its NUL).
+_SOCKET_PATH_MAX = 103
+# The first jupyter_server that listens on a Unix socket (ServerApp.sock); an older one ignores the option.
+_SOCKET_SINCE = (2, 0)
 
 
 def state_dir() -> Path:
@@ -118,7 +123,8 @@ def running() -> dict | None:
 
 
 def answers(port: int, token: str, timeout: float = 3) -> bool:
-    """True if a Jupyter server on localhost:`port` takes `token` (also the laptop's check of its forward)."""
+    """True if a Jupyter server on localhost:`port` takes `token`: the laptop's check of its forward, made once
+    the laptop knows that port's listener is its own ssh."""
     request = urllib.request.Request(f"http://127.0.0.1:{port}/api/status", headers={"Authorization": f"token {token}"})
     try:
         # Straight to loopback: an http_proxy in the environment must not take the request (and the token).
@@ -126,6 +132,45 @@ def answers(port: int, token: str, timeout: float = 3) -> bool:
             return response.status == 200
     except (OSError, ValueError):  # URLError and HTTPError are OSErrors
         return False
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    """HTTP to a Unix socket: how this side asks the server it started, which no other user can reach."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+def answers_on(path: str, token: str, timeout: float = 3) -> bool:
+    """True if the Jupyter server on the Unix socket `path` takes `token`."""
+    connection = _UnixConnection(path, timeout)
+    try:
+        connection.request("GET", "/api/status", headers={"Authorization": f"token {token}"})
+        return connection.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
+
+
+def socket_path() -> Path:
+    """Where Jupyter listens: in this host's 0700 folder, so that no other user can connect, or bind it first."""
+    path = state_dir() / "jupyter.sock"
+    if len(os.fsencode(str(path))) > _SOCKET_PATH_MAX:
+        raise Failure(f"the path of rdev's Jupyter socket, {path}, is too long for a Unix socket",
+                      "use a host whose home folder has a shorter path.")
+    return path
 
 
 def _terminate(processes: dict[int, str]) -> None:
@@ -145,12 +190,6 @@ def end(server: dict) -> None:
     below = _descendants(int(server["pid"]))
     _terminate({int(server["pid"]): server["started"]})
     _terminate(below)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _environment(token: str) -> dict[str, str]:
@@ -175,15 +214,14 @@ def _log_tail() -> str:
     return said[-1] if said else "an empty log"
 
 
-def _spawn(python: str, port: int, token: str) -> subprocess.Popen:
-    """Jupyter on 127.0.0.1:`port`, detached: a session of its own (no hangup when SSH goes), stdio in its log."""
+def _spawn(python: str, path: Path, token: str) -> subprocess.Popen:
+    """Jupyter on the Unix socket `path`, detached: a session of its own (no hangup when SSH goes), stdio in its
+    log. Colab's "local runtime" page needs its origin allowed; it sends the token, so XSRF checks stay on."""
     ensure_private_dir(state_dir() / "runtime")
     log = os.open(str(state_dir() / "server.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(log, 0o600)
-    # Colab's "local runtime" instructions: its origin allowed, a fixed port (no retries on another one).
-    argv = [python, "-m", "jupyter_server", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-            "--ServerApp.port_retries=0", f"--ServerApp.allow_origin={COLAB}", "--ServerApp.disable_check_xsrf=True",
-            "--ServerApp.open_browser=False"]
+    argv = [python, "-m", "jupyter_server", f"--ServerApp.sock={path}", "--ServerApp.sock_mode=0600",
+            f"--ServerApp.allow_origin={COLAB}", "--ServerApp.open_browser=False"]
     if os.geteuid() == 0:
         argv.append("--ServerApp.allow_root=True")  # notebook runtimes and containers log in as root; Jupyter refuses it
     try:
@@ -193,11 +231,11 @@ def _spawn(python: str, port: int, token: str) -> subprocess.Popen:
         os.close(log)
 
 
-def _wait_ready(process: subprocess.Popen, port: int, token: str) -> bool:
+def _wait_ready(process: subprocess.Popen, path: Path, token: str) -> bool:
     """True once the server answers; False if it exited; Failure when it neither answers nor exits in time."""
     deadline = time.monotonic() + START_TIMEOUT
     while process.poll() is None:
-        if answers(port, token):
+        if answers_on(str(path), token):
             return True
         if time.monotonic() > deadline:
             end({"pid": process.pid, "started": started(process.pid)})
@@ -208,37 +246,49 @@ def _wait_ready(process: subprocess.Popen, port: int, token: str) -> bool:
 
 
 def start(token: str, install: bool) -> dict:
-    """The running server (reused) or a new one; its port, token, pid and Python."""
+    """The running server (reused) or a new one; its socket, token, pid and Python."""
     server = running()
     if server is not None:
         try:
             saved = (state_dir() / "token").read_text().strip()
         except OSError:
             saved = ""
-        if saved and answers(int(server["port"]), saved):
+        # An older rdev's server listens on a TCP port (no "socket" recorded): it is replaced.
+        if saved and "socket" in server and answers_on(server["socket"], saved):
             return {**server, "token": saved, "reused": True, "asked": sys.executable}
         end(server)  # ours, but its token is lost or it does not answer: a new one replaces it
+    path = socket_path()
     python = python_for_jupyter(state_dir().parent, install, say=lambda words: _emit({"say": words}))
+    _check_socket_support(python)
     atomic_write(state_dir() / "token", token.encode() + b"\n", 0o600)
     try:
-        for _ in range(_PORT_ATTEMPTS):
-            port = _free_port()
-            process = _spawn(python, port, token)
-            server = {"pid": process.pid, "started": started(process.pid), "port": port, "python": python}
-            atomic_write(state_dir() / "server.json", json.dumps(server).encode(), 0o600)
-            if _wait_ready(process, port, token):
-                # Jupyter's page for opening a browser holds the token in a file of the umask's mode (no option
-                # turns it off); it is written before the server answers, and Jupyter's exit tolerates its absence.
-                for page in (state_dir() / "runtime").glob(f"jpserver-{process.pid}-open.html"):
-                    page.unlink()
-                return {**server, "token": token, "reused": False}
-            if not any(words in _log_tail() for words in _PORT_TAKEN):
-                break
-        raise Failure(f"Jupyter exited as it started (its log ends: {_log_tail()})",
-                      f"see {state_dir() / 'server.log'} on the host, then run again.")
+        path.unlink(missing_ok=True)  # a server that was killed leaves its socket; none of ours runs now
+        process = _spawn(python, path, token)
+        server = {"pid": process.pid, "started": started(process.pid), "socket": str(path), "python": python}
+        atomic_write(state_dir() / "server.json", json.dumps(server).encode(), 0o600)
+        if not _wait_ready(process, path, token):
+            raise Failure(f"Jupyter exited as it started (its log ends: {_log_tail()})",
+                          f"see {state_dir() / 'server.log'} on the host, then run again.")
+        # Jupyter's page for opening a browser holds the token in a file of the umask's mode (no option turns it
+        # off); it is written before the server answers, and Jupyter's exit tolerates its absence.
+        for page in (state_dir() / "runtime").glob(f"jpserver-{process.pid}-open.html"):
+            page.unlink()
+        return {**server, "token": token, "reused": False}
     except BaseException:
         _forget()
         raise
+
+
+def _check_socket_support(python: str) -> None:
+    """Refuse a jupyter_server too old to listen on a Unix socket: it would ignore the option and take a port."""
+    # The installed distribution's metadata: much quicker than importing jupyter_server.
+    asked = subprocess.run([python, "-c", "import importlib.metadata as m; print(m.version('jupyter_server'))"],
+                           check=False, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    found = re.match(r"(\d+)\.(\d+)", asked.stdout.strip())
+    if found is None or (int(found[1]), int(found[2])) < _SOCKET_SINCE:
+        version = asked.stdout.strip() or "unknown"
+        raise Failure(f"{python} has jupyter_server {version}, older than 2.0, which rdev needs (it listens on a "
+                      "socket only you can reach)", f"upgrade it there ('{python} -m pip install -U jupyter_server').")
 
 
 def _forget() -> None:

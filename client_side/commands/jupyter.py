@@ -4,9 +4,12 @@ VS Code's "Existing Jupyter Server"), forwarded to a port of this laptop.
 The host's side is `colab_side.jupyter`, which travels in the connection as kernel_env's does (nothing
 of rdev is installed there) and runs with the host's python3 or the Python given with --python. The
 token is made here, fresh, and handed over on ssh's stdin: never an argument of a process on either
-side, where `ps` would show it. The forward rides NAME's master connection (`ssh -O forward`); where
-there is none (Windows, or a socket path too long), a background `ssh -N -L` holds it, and its pid is
-kept in ~/.ssh/rdev/jupyter/NAME.json with the ports, so that `--stop` cancels exactly that forward.
+side, where `ps` would show it. Jupyter listens on a Unix socket only the user reaches on the host, and a
+local port is forwarded to it (`-L port:socket`). The forward rides NAME's master connection (`ssh -O
+forward`); where there is none (Windows, or a socket path too long), a background `ssh -N -L` holds it, and
+its pid is kept in ~/.ssh/rdev/jupyter/NAME.json with the port, so that `--stop` cancels exactly that
+forward. The token goes to the local port only once that port's listener is seen to be that ssh: another
+user of the laptop may bind a port number it sees first.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -40,7 +43,11 @@ STOP_TIMEOUT = 120.0
 # rdev remove and rdev stop have their own work to do: a host that does not answer soon is given up.
 END_WITH_HOST_TIMEOUT = 30.0
 FORWARD_TIMEOUT = 30.0
+# Fresh local ports tried, one after another, when something else takes each one before ssh binds it.
+PORT_TRIES = 4
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{32,128}")
+# The host's socket as a word of ssh's -L: absolute, and no ':' or blank that would split the spec.
+_SOCKET = re.compile(r"/[^\s:]+")
 
 Say = Callable[[str], None]
 
@@ -50,14 +57,15 @@ class Forward:
     """A local port forwarded to the host's Jupyter, as kept on the laptop between runs."""
 
     local: int
-    remote: int
+    remote: str | int  # the host's Jupyter socket; a port in an older rdev's record
     python: str | None = None  # the --python it was started with, for --stop
     ssh_pid: int | None = None  # the background ssh holding it, where NAME has no master connection
     server_pid: int | None = None  # Jupyter's on the host, to name when it cannot be stopped from here
 
     @property
     def spec(self) -> str:
-        return f"127.0.0.1:{self.local}:127.0.0.1:{self.remote}"
+        to = f"127.0.0.1:{self.remote}" if isinstance(self.remote, int) else self.remote
+        return f"127.0.0.1:{self.local}:{to}"
 
 
 def start(name: str, *, python: str | None, port: int | None, say: Say) -> None:
@@ -71,10 +79,13 @@ def start(name: str, *, python: str | None, port: int | None, say: Say) -> None:
         action = "start" if python else "start --install"
         server = _helper(name, action, python, secrets.token_urlsafe(32), say, START_TIMEOUT)
         try:
-            pid, remote, token, runs = int(server["pid"]), int(server["port"]), str(server["token"]), str(server["python"])
+            pid, remote, token, runs = int(server["pid"]), str(server["socket"]), str(server["token"]), str(server["python"])
         except (KeyError, TypeError, ValueError):
             raise RdevError(f"rdev's helper on {name} answered something unexpected",
                             f"run 'rdev jupyter {name}' again.") from None
+        if not _SOCKET.fullmatch(remote):
+            raise RdevError(f"Jupyter's socket on {name}, {printable(remote)}, cannot be forwarded (ssh's -L takes no "
+                            "':' or blank in it)", f"give {name}'s user a home folder without them.")
         if not _TOKEN.fullmatch(token):
             raise RdevError(f"The Jupyter token from {name} is not one rdev made", f"run 'rdev jupyter {name} --stop', "
                             "then start it again.")
@@ -83,7 +94,7 @@ def start(name: str, *, python: str | None, port: int | None, say: Say) -> None:
         atomic_write(ensure_private_dir(_record(name).parent) / _record(name).name, json.dumps(asdict(forward)).encode())
     url = f"http://localhost:{forward.local}/?token={token}"
     how = "already running, reused" if server.get("reused") else "started"
-    say(f"Jupyter on {name}: {how} (pid {pid}, port {remote} there, {printable(runs)}); forwarded to "
+    say(f"Jupyter on {name}: {how} (pid {pid}, socket {remote} there, {printable(runs)}); forwarded to "
         f"localhost:{forward.local} here.")
     if server.get("reused") and python and server.get("asked") != runs:
         say(f"It runs {printable(runs)}, not {python}: 'rdev jupyter {name} --stop' first to start it with that one.")
@@ -224,31 +235,41 @@ def _load(name: str) -> Forward | None:
         raise RdevError(f"{_record(name)} is not what rdev wrote", "delete it and run again.") from None
 
 
-def _forward(name: str, remote: int, port: int | None, kept: Forward | None, token: str, python: str | None) -> Forward:
-    """Forward a local port (`port`, else the one used before if still free, else any free one) to the host's."""
-    master = sshconfig.control_socket(name) is not None and _master(name)
+def _forward(name: str, remote: str, port: int | None, kept: Forward | None, token: str, python: str | None) -> Forward:
+    """Forward a local port (`port`, else the one used before if still free, else a free one) to the host's socket."""
+    master = _master(name) if sshconfig.control_socket(name) is not None else None
     same = (kept is not None and kept.remote == remote and port in (None, kept.local)
-            and (kept.ssh_pid is None) == master)
+            and (kept.ssh_pid is None) == (master is not None))
     if kept is not None and not same:
         _unforward(name, kept)
-    if same and kept is not None and not master and kept.ssh_pid and _our_ssh(kept.ssh_pid, kept.spec) and answers(kept.local, token, timeout=5):
+    if (same and kept is not None and master is None and kept.ssh_pid and _our_ssh(kept.ssh_pid, kept.spec)
+            and _listens(kept.ssh_pid, kept.local) and answers(kept.local, token, timeout=5)):
         return Forward(kept.local, remote, python, kept.ssh_pid)
-    candidates = [port] if port else list(dict.fromkeys([*([kept.local] if kept else []), _free_port()]))
     why = "something else on this laptop uses it"
-    for local in candidates:
+    for local in _candidates(port, kept):
         forward = Forward(local, remote, python)
-        if not master:
+        if master is None:
             forward.ssh_pid = _background(name, forward, token)
             if forward.ssh_pid is not None:
                 return forward
             continue
         # A forward the master already holds is accepted again as it is.
         added = _ssh(name, "-O", "forward", "-L", forward.spec)
-        if added.returncode == 0 and _until_answers(name, forward, token):
+        if added.returncode == 0 and _until_answers(name, forward, token, master):
             return forward
         why = printable(added.stderr.strip().splitlines()[-1]) if added.stderr.strip() else why
-    raise RdevError(f"localhost:{candidates[-1]} cannot be forwarded to {name} ({why})",
-                    "pass another port with --port (or none).")
+    raise RdevError(f"localhost:{local} cannot be forwarded to {name} ({why})", "pass another port with --port (or none).")
+
+
+def _candidates(port: int | None, kept: Forward | None) -> Iterator[int]:
+    """The local ports to try: the one asked for alone; else the one used before, then fresh ones."""
+    if port:
+        yield port
+        return
+    if kept is not None:
+        yield kept.local
+    for _ in range(PORT_TRIES):
+        yield _free_port()
 
 
 def _ssh(name: str, *options: str) -> subprocess.CompletedProcess:
@@ -260,12 +281,15 @@ def _ssh(name: str, *options: str) -> subprocess.CompletedProcess:
                         f"check the host with 'rdev ssh {name}' and run again.") from None
 
 
-def _master(name: str) -> bool:
-    """True once NAME's master connection runs (opened with a quick login if it does not)."""
-    if _ssh(name, "-O", "check").returncode == 0:
-        return True
-    _ssh(name, "true")
-    return _ssh(name, "-O", "check").returncode == 0
+def _master(name: str) -> int | None:
+    """The pid of NAME's master connection (opened with a quick login if none runs); None if there is none."""
+    for attempt in range(2):
+        if attempt:
+            _ssh(name, "true")
+        running = re.search(r"\(pid=(\d+)\)", _ssh(name, "-O", "check").stderr)
+        if running:
+            return int(running[1])
+    return None
 
 
 def _free_port() -> int:
@@ -284,7 +308,7 @@ def _background(name: str, forward: Forward, token: str) -> int | None:
         # A session of its own (and no console on Windows), so that it outlives this command and its terminal.
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=output,
                                    start_new_session=True, creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
-    if _until_answers(name, forward, token, process):
+    if _until_answers(name, forward, token, process.pid, process):
         return process.pid
     said = log.read_text(errors="replace")
     if "forwarding" in said or "Address already in use" in said:
@@ -292,10 +316,11 @@ def _background(name: str, forward: Forward, token: str) -> int | None:
     raise probe.failure(name, said)
 
 
-def _until_answers(name: str, forward: Forward, token: str, ssh: subprocess.Popen | None = None) -> bool:
-    """True once Jupyter answers through `forward`; False if the ssh holding it (`ssh`) exited first."""
+def _until_answers(name: str, forward: Forward, token: str, holder: int, ssh: subprocess.Popen | None = None) -> bool:
+    """True once Jupyter answers through `forward`, asked only while `holder` (the ssh meant to hold the port)
+    listens there itself; False if the ssh holding it (`ssh`) exited first."""
     deadline = time.monotonic() + FORWARD_TIMEOUT
-    while not answers(forward.local, token, timeout=5):
+    while not (_listens(holder, forward.local) and answers(forward.local, token, timeout=5)):
         if ssh is not None and ssh.poll() is not None:
             return False
         if time.monotonic() > deadline:
@@ -305,6 +330,18 @@ def _until_answers(name: str, forward: Forward, token: str, ssh: subprocess.Pope
                             f"run 'rdev jupyter {name}' again, or pass another --port.")
         time.sleep(0.2)
     return True
+
+
+def _listens(pid: int, port: int) -> bool:
+    """True if process `pid` itself listens on 127.0.0.1:`port`: only then may the token be sent there."""
+    import psutil  # only `rdev jupyter` asks; a connection list of one's own process needs no privileges
+
+    try:
+        connections = psutil.Process(pid).net_connections(kind="tcp4")
+    except psutil.Error:
+        return False
+    return any(c.status == psutil.CONN_LISTEN and c.laddr.ip == "127.0.0.1" and c.laddr.port == port
+               for c in connections)
 
 
 def _unforward(name: str, forward: Forward) -> None:

@@ -13,21 +13,24 @@ import os
 import pwd
 import re
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import psutil
 import pytest
 
 from bootstrap.ticket import Ticket, utc_timestamp
-from colab_side.jupyter import state_dir
+from colab_side.jupyter import answers_on, state_dir
 from tests.conftest import REPO, read_or_empty, ssh_through
 from tests.stand_ins.colab_runtime import Runtime
 from tests.stand_ins.login_host import PASSWORD, PasswordHost
@@ -40,7 +43,7 @@ Rdev = Callable[..., subprocess.CompletedProcess]
 @dataclass
 class Served:
     pid: int
-    remote: int
+    remote: str  # the host's Jupyter socket
     local: int
     token: str
     reused: bool
@@ -49,10 +52,10 @@ class Served:
 def started(result: subprocess.CompletedProcess) -> Served:
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
-    server = re.search(r"(started|reused) \(pid (\d+), port (\d+) there", result.stdout)
+    server = re.search(r"(started|reused) \(pid (\d+), socket (\S+) there", result.stdout)
     urls = re.findall(r"http://localhost:(\d+)/\?token=([A-Za-z0-9_-]+)", result.stdout)
     assert server and len(set(urls)) == 1 and len(urls) == 2, result.stdout  # one URL, for Colab and VS Code
-    return Served(pid=int(server[2]), remote=int(server[3]), local=int(urls[0][0]), token=urls[0][1],
+    return Served(pid=int(server[2]), remote=server[3], local=int(urls[0][0]), token=urls[0][1],
                   reused=server[1] == "reused")
 
 
@@ -103,10 +106,16 @@ def processes_with(text: str) -> list[int]:
             if text.encode() in read_or_empty(c) and alive(int(c.parent.name))]
 
 
-def refused(port: int) -> bool:
+def refused(where: int | str) -> bool:
+    """Nothing listens on the local port, or on the host's socket (a path)."""
     try:
-        socket.create_connection(("127.0.0.1", port), timeout=5).close()
-    except ConnectionRefusedError:
+        if isinstance(where, int):
+            socket.create_connection(("127.0.0.1", where), timeout=5).close()
+        else:
+            with socket.socket(socket.AF_UNIX) as unix:
+                unix.settimeout(5)
+                unix.connect(where)
+    except (ConnectionRefusedError, FileNotFoundError):
         return True
     return False
 
@@ -195,7 +204,7 @@ def test_the_server_outlives_the_laptops_ssh_and_is_reused(box: str, rdev: Rdev,
     assert ssh_through(home, "-O", "exit", box).returncode == 0
     time.sleep(0.5)
     assert refused(first.local), "the forward went with the master connection"
-    assert alive(first.pid) and get(first.remote, "/api/status", first.token)[0] == 200
+    assert alive(first.pid) and answers_on(first.remote, first.token)
 
     second = started(rdev("jupyter", box, "--python", PYTHON))
     assert second.reused and (second.pid, second.token, second.remote) == (first.pid, first.token, first.remote)
@@ -316,3 +325,48 @@ def test_a_school_server_whose_python_the_system_manages_gets_jupyter_in_an_envi
     assert "installing" not in again.stdout and not second.reused
     assert get(second.local, "/api/status", second.token)[0] == 200
     assert rdev("jupyter", "lab", "--stop").returncode == 0 and not alive(second.pid)
+
+
+# ------------------------------------------------------------------------------ a host shared with a thief
+
+THIEF = REPO / "tests" / "stand_ins" / "port_thief.py"
+
+
+@pytest.fixture
+def thief() -> Iterator[Path]:
+    """Another user running the port thief; the file of what it saw, bound and was sent."""
+    user = f"rdt{uuid.uuid4().hex[:8]}"
+    subprocess.run(["useradd", "--create-home", "--home-dir", f"/tmp/{user}", user], check=True)
+    folder = Path(f"/tmp/{user}")
+    script = folder / "thief.py"
+    shutil.copy(THIEF, script)
+    out = folder / "out"
+    for path in (script, folder):
+        shutil.chown(path, user, user)
+    process = subprocess.Popen(["runuser", "-u", user, "--", "/usr/bin/python3", str(script), str(out), "300"],
+                               stdin=subprocess.DEVNULL)
+    try:
+        yield out
+    finally:
+        process.kill()
+        process.wait()
+        subprocess.run(["pkill", "-KILL", "-u", user], check=False)
+        subprocess.run(["userdel", "--remove", user], check=False, capture_output=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="another real user needs root")
+def test_the_token_never_reaches_another_users_listener(box: str, rdev: Rdev, thief: Path) -> None:
+    served = started(rdev("jupyter", box, "--python", PYTHON))
+    again = started(rdev("jupyter", box, "--python", PYTHON))  # reused, and its forward checked again
+    assert again.token == served.token
+
+    records = [json.loads(line) for line in thief.read_text().splitlines()]
+    seen = {r["seen"] for r in records if "seen" in r}
+    sent = "".join(r["got"] for r in records if "got" in r)
+    assert served.token not in sent, "the token was sent to the other user's listener"
+    assert served.local in seen  # the thief did see the forward's port, and could not take it
+    # The URL ends on the real server: its port is held by rdev's ssh, and Jupyter answers there.
+    holders = [c.pid for c in psutil.net_connections("tcp4") if c.laddr.port == served.local and c.status == "LISTEN"]
+    assert holders and all(psutil.Process(pid).name() == "ssh" for pid in holders), holders
+    assert get(served.local, "/api/status", served.token)[0] == 200
+    assert rdev("jupyter", box, "--stop").returncode == 0
