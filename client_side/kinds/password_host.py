@@ -59,6 +59,11 @@ class _Login:
     hint: str
     say: Callable[[str], None]
     accept_new_host_key: bool = False
+    # The fingerprint of a host key pinned in this run only because the preset's keys are ephemeral: whoever answers
+    # at the host's address may show a new key, so no password goes to it until the user confirms it; without that,
+    # the keys it replaced (`replaced`) are pinned again, so that the next run asks again.
+    unconfirmed: str | None = None
+    replaced: tuple[str, ...] = ()
 
     def admit(self) -> str | None:
         """Make sure rdev's key gets in: if the server refuses it, install it with one of the user's own keys, else
@@ -81,6 +86,8 @@ class _Login:
             return None
         if not _offers_password(refused):
             self._keys_only()
+        if self.unconfirmed:
+            self._confirm_new_key(self.unconfirmed)
         password, typed = _password(self.entry, self.password_stdin)
         try:
             self._install(password)
@@ -107,10 +114,26 @@ class _Login:
                         f"add rdev's public key above where your provider takes SSH keys ({own_keys.PROVIDERS}), or to "
                         f"~/.ssh/authorized_keys on {name}; then run 'rdev connect {name}' again.")
 
+    def _confirm_new_key(self, fingerprint: str) -> None:
+        """Ask at the terminal before a password goes to a host key nobody confirmed; refuse without a terminal."""
+        name = self.entry.name
+        if sys.stdin.isatty():
+            answer = input(f"{name}'s new host key is {fingerprint}. Send your password to this server? [yes/no] ")
+            if answer.strip().lower() == "yes":
+                return
+        store.pin(name, self.replaced)
+        if sys.stdin.isatty():
+            raise RdevError(f"No password was sent to {name}'s new host key {fingerprint}",
+                            f"check the key with the host's admins, then run 'rdev connect {name}' again.")
+        raise RdevError(f"{name} shows a new host key ({fingerprint}), and rdev sends no password to a key you have "
+                        f"not confirmed", f"run 'rdev connect {name}' in a terminal to confirm it, or add "
+                        "--accept-new-host-key if you know the key is new.")
+
     def _repin(self) -> None:
         """The host key no longer matches the pinned one: read the new one and pin it where that is allowed."""
         offered = password_login.host_key(self.entry, self.hint)
-        _check_new_key(self.entry, offered, [self.pinned], self.accept_new_host_key, self.say)
+        if not _check_new_key(self.entry, offered, [self.pinned], self.accept_new_host_key, self.say):
+            self.unconfirmed, self.replaced = offered.fingerprint, tuple(known_hosts.pinned(self.entry.name))
         store.put(self.entry, (offered.line,))
         self.pinned = offered.line
 
@@ -133,17 +156,18 @@ def prepare(entry: HostEntry, *, password_stdin: bool, accept_new_host_key: bool
         login = _Login(entry, password_stdin, pinned[0], hint, say)
         return Prepared(entry=entry, host_keys=None, admit=login.admit, prefetch=True)
     entry, offered = bridge.through(entry, lambda reached: password_login.host_key(reached, hint), say)
-    _check_new_key(entry, offered, pinned, accept_new_host_key, say)
-    login = _Login(entry, password_stdin, offered.line, hint, say, accept_new_host_key)
+    confirmed = _check_new_key(entry, offered, pinned, accept_new_host_key, say)
+    login = _Login(entry, password_stdin, offered.line, hint, say, accept_new_host_key,
+                   unconfirmed=None if confirmed else offered.fingerprint, replaced=tuple(pinned))
     return Prepared(entry=entry, host_keys=(offered.line,), admit=login.admit, prefetch=True)
 
 
 def _check_new_key(entry: HostEntry, offered: password_login.HostKey, pinned: list[str], accept_new_host_key: bool,
-                   say: Callable[[str], None]) -> None:
+                   say: Callable[[str], None]) -> bool:
     """Refuse a host key that replaces a pinned one, unless asked to or the preset's keys are ephemeral; say what
-    gets pinned."""
+    gets pinned. False when the key replaces one only because the preset's keys are ephemeral: not confirmed yet."""
     if offered.line in pinned:
-        return
+        return True
     preset = _preset(entry)
     if pinned and not (accept_new_host_key or (preset and preset.ephemeral_host_keys)):
         raise RdevError(f"{entry.name}'s host key has changed since it was pinned (now {offered.fingerprint})",
@@ -151,6 +175,7 @@ def _check_new_key(entry: HostEntry, offered: password_login.HostKey, pinned: li
                         "otherwise someone may be in the way.")
     say(f"{entry.name} has a new host key (a new reservation?); pinned {offered.fingerprint}." if pinned
         else f"Pinned {entry.name}'s host key {offered.fingerprint}.")
+    return not pinned or accept_new_host_key
 
 
 def set_password(name: str, *, from_stdin: bool, delete: bool, say: Callable[[str], None]) -> None:

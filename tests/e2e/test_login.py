@@ -3,14 +3,23 @@ cluster's container or a school's server does. rdev uses the password once to in
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
+import pty
+import select
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import editor_calls, editor_standin, snapshot, ssh_through
+from tests.conftest import REPO, editor_calls, editor_standin, snapshot, ssh_through
+from tests.stand_ins.impostor import Impostor
 from tests.stand_ins.login_host import PASSWORD, PasswordHost, free_port
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creating a test user needs root")
@@ -71,9 +80,13 @@ def test_keyring_round_trip_with_a_real_secret_service(home: Path, rdev, host: P
     assert rdev("connect", "lab", "--password-stdin", "--no-open", input=PASSWORD + "\n", env=env).returncode == 0
     assert keyring_get("lab", env) == PASSWORD
 
-    # A new reservation: new host key, key gone; the ephemeral preset re-pins and the kept password logs in.
+    # A new reservation: new host key, key gone. The ephemeral preset re-pins, but without a terminal the kept
+    # password goes to the new key only with --accept-new-host-key.
     host.reserve_again()
-    result = rdev("connect", "lab", "--no-open", env=env)
+    unconfirmed = rdev("connect", "lab", "--no-open", env=env)
+    assert unconfirmed.returncode == 1 and "rdev sends no password to a key you have not confirmed" in unconfirmed.stderr
+    assert unconfirmed.stderr.count("\n") == 1, unconfirmed.stderr
+    result = rdev("connect", "lab", "--no-open", "--accept-new-host-key", env=env)
     assert result.returncode == 0, result.stderr
     assert "new host key" in result.stdout and "rdev's key is installed" in result.stdout
 
@@ -170,3 +183,73 @@ def test_re_adding_a_host_elsewhere_closes_its_old_master(home: Path, rdev, host
     assert ssh_through(home, "-O", "check", "lab").returncode != 0
     moved = rdev("connect", "lab", "--no-open")
     assert moved.returncode == 1 and "Cannot reach lab" in moved.stderr
+
+
+# -------------------------------------------------------------------- someone else at a lab container's address
+
+
+def at_terminal(argv: list[str], env: dict[str, str], answer: str) -> tuple[subprocess.Popen, str]:
+    """`argv` on a pseudo-terminal of its own; `answer` typed at its first [yes/no] question. The process and what
+    it showed up to that question."""
+    main, side = pty.openpty()
+    process = subprocess.Popen(argv, stdin=side, stdout=side, stderr=side, env=env, cwd=REPO, start_new_session=True)
+    os.close(side)
+    shown = b""
+    deadline = time.monotonic() + 60
+    while b"[yes/no]" not in shown and time.monotonic() < deadline:
+        if select.select([main], [], [], 0.5)[0]:
+            try:
+                shown += os.read(main, 4096)
+            except OSError:  # the process ended and closed the terminal
+                break
+    os.write(main, answer.encode() + b"\n")
+    threading.Thread(target=_drain, args=(main,), daemon=True).start()
+    return process, shown.decode(errors="replace")
+
+
+def _drain(fd: int) -> None:
+    with suppress(OSError):
+        while os.read(fd, 4096):
+            pass
+
+
+@pytest.fixture
+def impostor_instead(home: Path, rdev, host: PasswordHost, secret_service) -> Iterator[tuple[Impostor, dict]]:
+    """`lab` (a clusteria container, its password kept), then another server at its address with a key of its own."""
+    env = {**os.environ, **secret_service}
+    add(rdev, host, "lab", "--preset", "clusteria")
+    assert rdev("connect", "lab", "--password-stdin", "--no-open", input=PASSWORD + "\n", env=env).returncode == 0
+    ssh_through(home, "-O", "exit", "lab")
+    host.stop()
+    impostor = Impostor(host.port)
+    try:
+        yield impostor, env
+    finally:
+        impostor.close()
+
+
+def test_an_impostor_at_the_address_gets_no_kept_password_without_a_terminal(rdev, impostor_instead) -> None:
+    impostor, env = impostor_instead
+    result = rdev("connect", "lab", "--no-open", env=env)
+    assert result.returncode == 1 and "new host key" in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert impostor.passwords == []
+
+
+@pytest.mark.parametrize("answer", ["no", "yes"])
+def test_at_a_terminal_the_new_fingerprint_is_shown_and_the_password_sent_only_after_yes(impostor_instead,
+                                                                                          answer: str) -> None:
+    impostor, env = impostor_instead
+    process, shown = at_terminal([sys.executable, "-m", "client_side", "connect", "lab", "--no-open"], env, answer)
+    try:
+        fingerprint = base64.b64encode(hashlib.sha256(impostor.key.asbytes()).digest()).decode().rstrip("=")
+        assert f"SHA256:{fingerprint}" in shown, shown
+        deadline = time.monotonic() + 30
+        while answer == "yes" and not impostor.passwords and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if answer == "no":
+            assert process.wait(60) == 1
+        assert impostor.passwords == ([PASSWORD] if answer == "yes" else [])
+    finally:
+        process.kill()
+        process.wait()
