@@ -83,8 +83,10 @@ def host_options(entry: HostEntry) -> dict[str, str]:
         "IdentitiesOnly": "yes",
         # A user's `Host *` may forward their agent everywhere; a notebook runtime is no place for it.
         "ForwardAgent": "no",
+        # A link that is gone for good ends the master within 90 s, so that the next ssh connects anew rather than
+        # waiting on it; a shorter cut (a Wi-Fi change, a minute in a tunnel) leaves it and its sessions alive.
         "ServerAliveInterval": "15",
-        "ServerAliveCountMax": "4",
+        "ServerAliveCountMax": "6",
         # A user's `Host *` RemoteCommand would stop every connection with a command (the probe, VS
         # Code's), and UpdateHostKeys would let ssh write keys into rdev's known_hosts behind its back.
         "RemoteCommand": "none",

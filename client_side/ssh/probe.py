@@ -6,7 +6,9 @@ database's home, not from $HOME.
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Sequence
 
@@ -17,6 +19,9 @@ from client_side.local import paths
 Failures = Sequence[tuple[str, str, str]]
 
 PROBE_TIMEOUT = 60
+# A master connection answers `ssh -O` on its local socket at once, whatever the network does; one that does not
+# is stopped (a laptop that slept with it and never resumed it) or stuck, and a login through it would wait too.
+MASTER_TIMEOUT = 3
 _HOME = "rdev-home:"  # marks the line of try_login's answer
 
 _FAILURES: Failures = [
@@ -73,6 +78,7 @@ def try_login(name: str, hint: str = "Check the network and the server.") -> sub
     """Log in to `name` in batch mode (never a prompt) and print the remote home folder (from $HOME: a
     login script may have changed folder); a hang becomes one sentence ending in `hint`."""
     argv = ssh_argv(name, "-o", "BatchMode=yes", "-o", "ConnectTimeout=20") + [f"printf '{_HOME}%s\\n' \"$HOME\""]
+    end_stuck_master(name)
     try:
         return subprocess.run(argv, check=False, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=PROBE_TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -100,7 +106,38 @@ def close_master(name: str) -> None:
     as they are now."""
     try:
         subprocess.run(ssh_argv(name, "-O", "exit"), check=False, stdin=subprocess.DEVNULL, capture_output=True,
-                       timeout=PROBE_TIMEOUT)
+                       timeout=MASTER_TIMEOUT)
     except subprocess.TimeoutExpired:
-        raise RdevError(f"The shared connection to {name} did not close within {PROBE_TIMEOUT} s",
-                        f"end it with 'ssh -O exit {name}' (or kill its 'ssh: ... [mux]' process) and run again.") from None
+        _kill_master(name)
+
+
+def end_stuck_master(name: str) -> None:
+    """End `name`'s master connection if it does not answer `ssh -O check` within MASTER_TIMEOUT: the next login
+    then connects anew instead of waiting on it."""
+    try:
+        subprocess.run(ssh_argv(name, "-O", "check"), check=False, stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=MASTER_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        _kill_master(name)
+
+
+def _kill_master(name: str) -> None:
+    """SIGKILL (a stopped process takes no other signal) the master that ssh retitled `ssh: SOCKET [mux]`, and
+    remove its socket, so that the next ssh to `name` becomes the master."""
+    from client_side.ssh.config import control_socket  # config builds on this module
+
+    socket = control_socket(name)
+    if socket is None:
+        return
+    listed = subprocess.run(["ps", "-A", "-o", "pid=,args="], check=False, capture_output=True, text=True).stdout
+    for line in listed.splitlines():
+        pid, _, args = line.strip().partition(" ")
+        if args.strip() == f"ssh: {socket} [mux]" and pid.isdigit():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                continue
+            except PermissionError:
+                raise RdevError(f"The shared connection to {name} does not answer, and rdev cannot end it (pid {pid})",
+                                f"end it with 'kill -9 {pid}' and run again.") from None
+    socket.unlink(missing_ok=True)

@@ -72,7 +72,7 @@ def block(entry: HostEntry, home: Path, multiplexing: bool = True) -> str:
             f"  IdentitiesOnly yes\n"
             f"  ForwardAgent no\n"
             f"  ServerAliveInterval 15\n"
-            f"  ServerAliveCountMax 4\n"
+            f"  ServerAliveCountMax 6\n"
             f"  RemoteCommand none\n"
             f"  UpdateHostKeys no\n"
             f"  ProxyCommand none\n")
@@ -181,7 +181,7 @@ def test_ssh_resolves_every_option_rdev_meant(home: Path) -> None:
     assert Path(control_path).name == "gpu"
     assert options["controlpersist"] == ["600"]
     assert options["serveraliveinterval"] == ["15"]
-    assert options["serveralivecountmax"] == ["4"]
+    assert options["serveralivecountmax"] == ["6"]
 
 
 def test_each_alias_gets_its_own_block(home: Path) -> None:
