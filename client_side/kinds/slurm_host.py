@@ -6,6 +6,10 @@ with ProxyJump through it. `rdev connect NAME` sets up the login node, installs 
 side in the user's home there, reuses rdev's running job or submits one, shows its wait in the
 queue, and hands the node's ticket (host key included) to the one pipeline. Cluster admins forbid
 editors on the login node; nothing of the editor runs there.
+
+A job is this laptop's when its registry recorded it or it carries this laptop's mark (`slurm_jobs.owned`); only
+those are reused and cancelled. Another job named rdev-NAME (another laptop's, one submitted by hand) is left alone
+and named in one line, since it holds the user's resources too.
 """
 
 from __future__ import annotations
@@ -71,15 +75,18 @@ def prepare(entry: HostEntry, *, password_stdin: bool, accept_new_host_key: bool
     python = shipped.python_word(entry.python)
     slurm_jobs.check_python(login.name, entry.name, python)
     runtime = slurm_jobs.install_runtime(login.name, shipped.runtime_zip())
+    key = keys.public_key()
     with setting_up(entry.name):  # two connects at once must not both submit
-        queued = slurm_jobs.jobs(login.name, entry.name)
+        queued, others = slurm_jobs.owned(slurm_jobs.jobs(login.name, entry.name), entry.slurm_job, key)
+        if others:
+            say(_not_ours(entry.name, others))
         if queued:
             job, undo = queued[0].id, None
         else:
             if entry.slurm_job:
                 say(f"{entry.name}: job {entry.slurm_job} has ended (time limit, preemption or scancel); submitting a "
                     "new one.")
-            job = slurm_jobs.submit(login.name, entry.name, entry.slurm or "", runtime=runtime, key=keys.public_key(),
+            job = slurm_jobs.submit(login.name, entry.name, entry.slurm or "", runtime=runtime, key=key,
                                     workdir=entry.workdir, python=python)
             undo = _Cancel(login.name, job)
             say(f"{entry.name}: submitted Slurm job {job}.")
@@ -177,9 +184,10 @@ def _wait(login: str, name: str, job: str, *, wait: float, cancels: bool,
 
 
 def stop(entry: HostEntry, say: Callable[[str], None]) -> None:
-    """Cancel rdev's jobs for the cluster (scancel); the hosts stay known."""
+    """Cancel this laptop's jobs for the cluster (scancel); the hosts stay known. Another job of the same name
+    is named, not cancelled: rdev cannot tell it from the user's own work elsewhere."""
     login = _login(entry).name
-    queued = slurm_jobs.jobs(login, entry.name)
+    queued, others = slurm_jobs.owned(slurm_jobs.jobs(login, entry.name), entry.slurm_job, keys.public_key())
     with setting_up(entry.name):
         probe.close_master(entry.name)
         for job in queued:
@@ -187,6 +195,19 @@ def stop(entry: HostEntry, say: Callable[[str], None]) -> None:
         store.put(replace(entry, slurm_job=None, slurm_node=None, expires=None))
     say(f"Cancelled Slurm job {', '.join(j.id for j in queued)} of {entry.name}." if queued
         else f"No Slurm job of rdev's runs for {entry.name}.")
+    if others:
+        say(_not_ours(entry.name, others))
+
+
+def _not_ours(name: str, others: list[slurm_jobs.Job]) -> str:
+    """One line on jobs named as rdev's for `name` that this laptop did not submit: left alone, but they hold the
+    user's resources, so the user hears of them (and how to end them)."""
+    ids = [j.id for j in others]
+    many = len(ids) > 1
+    them = "them" if many else "it"
+    return (f"{name}: Slurm job{'s' * many} {', '.join(ids)} {'are' if many else 'is'} named "
+            f"{slurm_jobs.job_name(name)} too but not from rdev on this laptop (another computer's, or submitted by "
+            f"hand): rdev leaves {them} alone; 'scancel {' '.join(ids)}' on the login node ends {them}.")
 
 
 def checked_wait(seconds: float) -> float:

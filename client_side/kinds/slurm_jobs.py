@@ -6,6 +6,10 @@ costs a round trip, not a login. Commands are single-line POSIX sh (a login shel
 The job runs rdev's own runtime side (the zip the notebook cell carries, standard library only)
 with the cluster's python3: a private sshd as the user on the compute node, in the foreground, so
 that scancel and the time limit end it with the job.
+
+The job is named rdev-NAME and carries this laptop's mark as its comment (`mark`): a name alone does not tell this
+laptop's job from one that another laptop of the same user, or the user by hand, queued under it. What comes back
+from the cluster is made printable (`printable`) before it can reach the terminal.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ from dataclasses import dataclass
 from client_side.errors import BadInput, RdevError, printable
 from client_side.ssh import probe, shipped
 
-# squeue's fields, in the order asked for: id, state, reason, node list, time left, partition.
-_FORMAT = "%i|%T|%r|%N|%L|%P"
+# squeue's fields, in the order asked for: id, state, reason, node list, time left, partition, and last, as it may
+# hold a "|" of its own, the comment (where rdev marks whose job it is).
+_FORMAT = "%i|%T|%r|%N|%L|%P|%k"
 # Jobs that hold, or will hold, a node; a COMPLETING one is on its way out.
 _LIVE_STATES = "PENDING,CONFIGURING,RUNNING"
 _LONG = re.compile(r"--([a-z][a-z0-9-]*)(=[A-Za-z0-9_.,:/@%+=-]+)?")
@@ -30,13 +35,17 @@ _SHORT = {"-p", "-G", "-t", "-N", "-n", "-c", "-C", "-A", "-q", "-w", "-x"}
 # What rdev's job sets itself, or what would change how it runs; sbatch also takes any unambiguous
 # start of a long option (`--job` for --job-name), so those are refused too.
 _RESERVED = ("job-name", "output", "error", "wrap", "parsable", "array", "wait", "export", "chdir", "test-only",
-             "hold", "input", "open-mode", "signal", "requeue", "kill-on-invalid-dep")
+             "hold", "input", "open-mode", "signal", "requeue", "kill-on-invalid-dep", "comment")
+# Options that run the job on another cluster (-M too), where squeue and scancel on the login node never look: rdev
+# would submit again at every connect and could not cancel it.
+_ELSEWHERE = ("clusters", "cluster-constraint")
 _TIMEOUT = 60
+_ID = re.compile(r"[0-9]+")  # a job id as it goes back into commands (str.isdigit takes other scripts' digits too)
 
 
 @dataclass(frozen=True)
 class Job:
-    """One job of rdev's as squeue shows it."""
+    """One job named as rdev's, as squeue shows it (`owned` tells whether this laptop submitted it)."""
 
     id: str
     state: str  # PENDING, RUNNING, ...
@@ -44,6 +53,7 @@ class Job:
     node: str
     left: str  # time left before its time limit ends it: [D-][HH:]MM:SS, or UNLIMITED, NOT_SET, INVALID
     partition: str
+    comment: str = ""  # rdev's mark on the jobs it submits (`mark`), or whatever else the job carries
 
     def seconds_left(self) -> int | None:
         """`left` in seconds (None when the job has no limit, or squeue gave none)."""
@@ -66,6 +76,10 @@ def flags(text: str) -> str:
                        "e.g. --slurm \"--partition=gpu --gres=gpu:1 --time=04:00:00\".") from None
     for i, word in enumerate(words):
         long = _LONG.fullmatch(word)
+        if (long and any(other.startswith(long.group(1)) for other in _ELSEWHERE)) or word.startswith("-M"):
+            raise BadInput(f"{word.split('=')[0]} would run rdev's job on another cluster, where squeue and scancel on "
+                           "the login node do not find it", "leave it out of --slurm: rdev's job runs on the login "
+                           "node's own cluster.")
         if long and any(reserved.startswith(long.group(1)) for reserved in _RESERVED):
             raise BadInput(f"rdev sets {word.split('=')[0]} of its job itself (or it would change how the job "
                            "runs)", "leave it out of --slurm.")
@@ -81,6 +95,19 @@ def flags(text: str) -> str:
 
 def job_name(name: str) -> str:
     return f"rdev-{name}"
+
+
+def mark(key: str) -> str:
+    """The comment rdev gives its jobs: a digest of the laptop's rdev key, the one key the job's sshd lets in. A job
+    of the same name from another laptop (or typed by hand) has another comment, and is never taken for this one's."""
+    return f"rdev:{hashlib.sha256(' '.join(key.split()[:2]).encode()).hexdigest()[:16]}"
+
+
+def owned(found: list[Job], recorded: str | None, key: str) -> tuple[list[Job], list[Job]]:
+    """`found` split into this laptop's jobs (the one its registry recorded first, then those with its mark, which
+    an interrupted connect or `rdev remove` left unrecorded) and the others of the same name."""
+    ours = sorted((j for j in found if j.id == recorded or j.comment == mark(key)), key=lambda j: j.id != recorded)
+    return ours, [j for j in found if j not in ours]
 
 
 def runtime_path(zip_bytes: bytes) -> str:
@@ -101,7 +128,8 @@ def install_runtime(login: str, zip_bytes: bytes) -> str:
 
 
 def jobs(login: str, name: str) -> list[Job]:
-    """rdev's jobs for `name` that are still queued or running, newest first."""
+    """The user's jobs named as rdev's for `name` that are still queued or running, newest first: whose they are
+    is for `owned` to tell."""
     out = _run(login, f"squeue --noheader --user=\"$(id -un)\" --name={job_name(name)} --states={_LIVE_STATES} "
                       f"--format='{_FORMAT}'")
     found = [_job(line) for line in out.splitlines() if line.strip()]
@@ -138,26 +166,28 @@ def submit(login: str, name: str, options: str, *, runtime: str, key: str, workd
               f"rm -f {ticket}\n{serve}\n")
     try:
         out = _run(login, f'mkdir -p "$HOME/.rdev/slurm" && chmod 700 "$HOME/.rdev" "$HOME/.rdev/slurm" && '
-                          f'j=$(sbatch --parsable --job-name={job_name(name)} '
+                          f'j=$(sbatch --parsable --job-name={job_name(name)} --comment={mark(key)} '
                           f'--output="$HOME/.rdev/slurm/{name}-%j.log" {options}) && printf "rdev-job:%s\\n" "$j"',
                    script.encode(), what="sbatch")
     except BaseException:
-        _forget_submitted(login, name)
+        _forget_submitted(login, name, key)
         raise
     # Login scripts may print around sbatch's answer: it is the marked line.
     marked = [line.split("rdev-job:", 1)[1] for line in out.splitlines() if "rdev-job:" in line]
     job = marked[-1].strip().split(";")[0] if marked else ""
-    if not job.isdigit():
-        _forget_submitted(login, name)
+    if not _ID.fullmatch(job):
+        _forget_submitted(login, name, key)
         raise RdevError(f"sbatch answered {out.strip()[-80:]!r}, not a job id",
                         "check the Slurm options and the login node's profile, then run again.")
     return job
 
 
-def _forget_submitted(login: str, name: str) -> None:
-    """Cancel rdev's jobs for `name` after a submit whose answer was lost (rdev submits only when none ran)."""
+def _forget_submitted(login: str, name: str, key: str) -> None:
+    """Cancel what a submit whose answer was lost may have queued: this laptop's jobs for `name` (rdev submits only
+    when none of those is queued), never another's of the same name."""
     try:
-        _run(login, f"scancel --user=\"$(id -un)\" --name={job_name(name)}", what="scancel")
+        for job in owned(jobs(login, name), None, key)[0]:
+            cancel(login, job.id)
     except RdevError:
         pass
 
@@ -190,7 +220,7 @@ def cancel(login: str, job: str) -> None:
 
 
 def _checked_id(job: str) -> str:
-    if not job.isdigit():
+    if not _ID.fullmatch(job):
         raise ValueError(f"not a Slurm job id: {job!r}")
     return job
 
@@ -198,8 +228,8 @@ def _checked_id(job: str) -> str:
 def _job(line: str) -> Job | None:
     """A line of squeue's; None unless its id is a plain number (ids go back into commands)."""
     # Shown to the user: nothing from the cluster reaches the terminal as a control code.
-    fields = [printable(field) for field in line.strip().split("|")]
-    return Job(*fields) if len(fields) == 6 and fields[0].isdigit() else None
+    fields = [printable(field) for field in line.strip().split("|", 6)]
+    return Job(*fields) if len(fields) == 7 and _ID.fullmatch(fields[0]) else None
 
 
 def _run(login: str, command: str, stdin: bytes | None = None, what: str = "Slurm") -> str:
@@ -210,11 +240,13 @@ def _run(login: str, command: str, stdin: bytes | None = None, what: str = "Slur
     except subprocess.TimeoutExpired:
         raise RdevError(f"The login node {login} did not answer within {_TIMEOUT} s",
                         "check your network or VPN, then run again.") from None
+    if result.returncode == 0:
+        return result.stdout.decode(errors="replace")
+    # What the login node said reaches the terminal in the error: its control codes made harmless, line by line.
+    said = [printable(" ".join(line.split())) for line in result.stderr.decode(errors="replace").splitlines()]
     if result.returncode == 255:
-        raise probe.failure(login, result.stderr.decode(errors="replace"))
-    if result.returncode != 0:
-        said = "".join(c if c.isprintable() else " " for c in result.stderr.decode(errors="replace")).strip()
-        fix = ("check the Slurm options ('rdev add NAME --slurm ...' again) and the cluster, then run again."
-               if what == "sbatch" else "check the cluster (is its Slurm up, and your home writable?), then run again.")
-        raise RdevError(f"{what} on {login} failed ({said[-200:] or f'exit {result.returncode}'})", fix)
-    return result.stdout.decode(errors="replace")
+        raise probe.failure(login, "\n".join(said))
+    last = " ".join(filter(None, said))[-200:]
+    fix = ("check the Slurm options ('rdev add NAME --slurm ...' again) and the cluster, then run again."
+           if what == "sbatch" else "check the cluster (is its Slurm up, and your home writable?), then run again.")
+    raise RdevError(f"{what} on {login} failed ({last or f'exit {result.returncode}'})", fix)

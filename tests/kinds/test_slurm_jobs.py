@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
-from client_side.errors import BadInput
+from client_side.errors import BadInput, RdevError
 from client_side.kinds import slurm_jobs
 
 
@@ -43,12 +45,75 @@ def test_short_options_beyond_the_common_ones_and_loose_values_are_refused(given
 
 
 def test_squeue_lines_are_read_as_jobs() -> None:
-    assert slurm_jobs._job("42|PENDING|Resources|(null)|4:00:00|gpu\n") == slurm_jobs.Job("42", "PENDING", "Resources", "(null)",
-                                                                                "4:00:00", "gpu")
+    assert slurm_jobs._job("42|PENDING|Resources|(null)|4:00:00|gpu|rdev:0123\n") == slurm_jobs.Job(
+        "42", "PENDING", "Resources", "(null)", "4:00:00", "gpu", "rdev:0123")
+    assert slurm_jobs._job("42|RUNNING|None|n1|1:00|gpu|a|b") == slurm_jobs.Job("42", "RUNNING", "None", "n1", "1:00",
+                                                                              "gpu", "a|b")  # the comment is last
     assert slurm_jobs._job("garbage") is None
+    assert slurm_jobs._job("42|RUNNING|None|n1|1:00|gpu") is None  # a field short: not as rdev asked
     # An id goes back into commands on the login node: only a plain number is one.
-    assert slurm_jobs._job("77;touch${IFS}/tmp/x;#|RUNNING|None|n1|1:00|gpu") is None
-    assert slurm_jobs._job("12_3|RUNNING|None|n1|1:00|gpu") is None
+    assert slurm_jobs._job("77;touch${IFS}/tmp/x;#|RUNNING|None|n1|1:00|gpu|") is None
+    assert slurm_jobs._job("12_3|RUNNING|None|n1|1:00|gpu|") is None
+    assert slurm_jobs._job("\u0661\u0662|RUNNING|None|n1|1:00|gpu|") is None  # digits, but not ASCII ones
+
+
+def test_control_codes_in_squeue_fields_reach_the_terminal_harmless(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A reason, node list or partition with an ANSI escape (clear the screen, set the window title), a bell, the
+    # one-character CSI and a right-to-left override: each becomes "?", the text around it stays.
+    crafted = ("7|PENDING|Res\x1b[2J\x07ources|n\x1b]0;owned\x07ode|4:00|g\u009b31mpu\u202e|rdev:1\n"
+               "6|RUNNING|None|n1|1:00|gpu|\x1b[31m\n")
+    monkeypatch.setattr(slurm_jobs, "_run", lambda login, command, *args, **kwargs: crafted)
+    newest, older = slurm_jobs.jobs("login", "hpc")
+    assert (newest.reason, newest.node, newest.partition) == ("Res?[2J?ources", "n?]0;owned?ode", "g?31mpu?")
+    assert older.comment == "?[31m"
+    for job in (newest, older):
+        assert all(field.isprintable() for field in vars(job).values())
+
+
+@pytest.mark.parametrize(("code", "start"), [(255, "ssh to login failed (squeue: error: ?[31mnope?]0;x?"),
+                                             (1, "Slurm on login failed (Welcome?[2J squeue: error: ?[31mnope?]0;x?)")])
+def test_what_the_login_node_says_on_failure_reaches_the_terminal_harmless(monkeypatch: pytest.MonkeyPatch,
+                                                                           code: int, start: str) -> None:
+    said = b"Welcome\x1b[2J\r\nsqueue: error: \x1b[31mnope\x1b]0;x\x07\n"
+    monkeypatch.setattr(slurm_jobs.subprocess, "run", lambda argv, **kwargs: subprocess.CompletedProcess(
+        argv, code, b"", said))
+    with pytest.raises(RdevError) as caught:
+        slurm_jobs.jobs("login", "hpc")
+    assert str(caught.value).startswith(start) and str(caught.value).isprintable(), str(caught.value)
+
+
+@pytest.mark.parametrize("given", ["--clusters=other", "--cluster=other", "--clu=other", "-M other", "-Mother",
+                                   "--cluster-constraint=x", "--partition=gpu -M all"])
+def test_options_that_send_the_job_to_another_cluster_are_refused(given: str) -> None:
+    # squeue and scancel on the login node look at its own cluster only: rdev would never find the job again.
+    with pytest.raises(BadInput) as caught:
+        slurm_jobs.flags(given)
+    assert "would run rdev's job on another cluster" in caught.value.problem and caught.value.fix
+    assert caught.value.sentence().count("\n") == 0
+
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl rdev@laptop"
+OTHER = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb rdev@other"
+
+
+def test_a_job_is_this_laptops_by_its_record_or_its_mark_never_by_its_name_alone() -> None:
+    def job(id: str, comment: str) -> slurm_jobs.Job:
+        return slurm_jobs.Job(id, "RUNNING", "None", "n1", "1:00", "gpu", comment)
+
+    mine, recorded, theirs, by_hand = (job("9", slurm_jobs.mark(KEY)), job("5", ""), job("8", slurm_jobs.mark(OTHER)),
+                                       job("7", "(null)"))
+    assert slurm_jobs.owned([mine, theirs, by_hand, recorded], "5", KEY) == ([recorded, mine], [theirs, by_hand])
+    assert slurm_jobs.owned([mine, theirs, by_hand], None, KEY) == ([mine], [theirs, by_hand])
+    assert slurm_jobs.owned([theirs, by_hand], "4", KEY) == ([], [theirs, by_hand])  # the recorded job ended
+    # The mark is the key's, whatever comment the key line carries; it fits squeue's comment and a shell word.
+    assert slurm_jobs.mark(KEY) == slurm_jobs.mark(KEY.replace("rdev@laptop", "me@renamed")) != slurm_jobs.mark(OTHER)
+    assert slurm_jobs.flags(f"--partition={slurm_jobs.mark(KEY)}")
+
+
+def test_rdevs_own_comment_cannot_be_given() -> None:
+    with pytest.raises(BadInput) as caught:
+        slurm_jobs.flags("--comment=mine")
+    assert "rdev sets --comment" in caught.value.problem
 
 
 def test_the_runtime_on_the_cluster_is_named_by_its_content() -> None:
