@@ -20,6 +20,11 @@ RUNTIME_PYTHON = (3, 8)  # the oldest Python the runtime side runs on (the bridg
 # Tried in this order where the host was not given a Python: its python3, then the newest python3.X on its PATH.
 PYTHONS = ("python3", *(f"python3.{minor}" for minor in range(14, RUNTIME_PYTHON[1] - 1, -1)))
 NO_PYTHON = 86  # the exit status of a remote command that found no Python new enough
+# sh that writes the secret in `$t` as one line without putting it in any process's argv, which `ps` shows every
+# user. `read` is a builtin in every sh, printf in dash, bash, zsh, busybox and ksh93; where it is not (mksh, posh),
+# the host's Python prints the secret from its environment, which only the user and root can read.
+SECRET_FEED = ('case $(command -v printf) in printf) printf "%s\\n" "$t";; '
+               '*) RDEV_SECRET=$t "$py" -c "import os; print(os.environ[\'RDEV_SECRET\'])";; esac')
 
 
 def runtime_zip(carrying: dict[str, Path] | None = None) -> bytes:
@@ -82,12 +87,12 @@ def command(module: str, *args: str, python: str | None = None, secret_first: bo
     """The remote command that runs `PYTHON -m colab_side.MODULE ARGS` from the runtime zip sent on its
     stdin, under sh whatever the login shell is (tcsh is common on school servers). `python` is a word
     of that script, already quoted; by default the host's own is chosen (choose_python). With `secret_first`,
-    stdin's first line is a secret the module reads on its own stdin: the shell keeps it in a variable (read
-    and printf are builtins, so no argv shows it)."""
+    stdin's first line is a secret the module reads on its own stdin: the shell keeps it in a variable and
+    hands it on without any argv showing it (SECRET_FEED)."""
     module_run = " ".join(['PYTHONPATH="$f${PYTHONPATH:+:$PYTHONPATH}" "$py" -m', f"colab_side.{module}",
                            *(shlex.quote(arg) for arg in args)])
     if secret_first:
-        script = f'IFS= read -r t; cat > "$f" && printf "%s\\n" "$t" | {module_run}'
+        script = f'IFS= read -r t; cat > "$f" && {{ {SECRET_FEED}; }} | {module_run}'
     else:
         script = f'cat > "$f" && {module_run}'
     return "sh -c " + shlex.quote(f'{choose_python(python)}; f=$(mktemp) || exit 1; {script}; s=$?; rm -f "$f"; '

@@ -46,17 +46,22 @@ def test_stop_ends_the_tunnel_too(home: Path, server, cloudflared_standin: Path)
     assert not list((home.parent / "edge").iterdir()), "the stand-in's tunnel record outlived it"
 
 
-def test_named_tunnel_token_stays_out_of_argv(home: Path, server, cloudflared_standin: Path, monkeypatch) -> None:
+def test_named_tunnel_token_stays_out_of_argv(home: Path, rdev, server, cloudflared_standin: Path, monkeypatch) -> None:
     monkeypatch.setenv("RDEV_STANDIN_HOSTNAME", "ssh.lab.example.org")
-    env = {**os.environ, "TUNNEL_TOKEN": "tok-SECRET-123"}
-    ticket = tickets.parse(server("--tunnel", "cloudflared", "--cloudflared", str(cloudflared_standin),
-                                  "--hostname", "ssh.lab.example.org", env=env))
-    assert ticket.host == "ssh.lab.example.org"
+    env = {**os.environ, "TUNNEL_TOKEN": "tok-SECRET-123", "NOTE": "from-serve"}
+    line = server("--tunnel", "cloudflared", "--cloudflared", str(cloudflared_standin), "--hostname",
+                  "ssh.lab.example.org", env=env)
+    assert tickets.parse(line).host == "ssh.lab.example.org"
     argvs = [argv for p in Path("/proc").glob("[0-9]*/cmdline") if (argv := read_or_empty(p))]
     assert any(b"tunnel\0--no-autoupdate" in argv for argv in argvs)
     assert not any(b"tok-SECRET-123" in argv for argv in argvs)
-    sshd_pid = (home.parent / "server" / "sshd.pid").read_text().strip()
-    assert b"tok-SECRET-123" not in Path(f"/proc/{sshd_pid}/environ").read_bytes()
+    # A session's environment, not sshd's /proc/PID/environ, which sshd overwrites when it retitles itself.
+    connected = rdev("connect", "colab", "--ticket", line, "--no-open", "--cloudflared", str(cloudflared_standin))
+    assert connected.returncode == 0, connected.stderr
+    session = ssh_through(home, "colab", "env")
+    assert session.returncode == 0, session.stderr
+    assert "NOTE=from-serve" in session.stdout.splitlines()  # serve's environment does reach it
+    assert "tok-SECRET-123" not in session.stdout
     state = home.parent / "server"
     for path in state.rglob("*"):
         if path.is_file():
