@@ -58,7 +58,7 @@ def read_ticket(value: str | None, ticket_file: str | None = None, remembered: H
             return _parsed(piped)
     newer, why_not = _newer_remembered(remembered)
     if newer and remembered:
-        say(f"Using the newer ticket in {remembered.ticket_file} (published {newer.started}).")
+        say(f"Using the newer ticket in {remembered.ticket_file} (published {newer.started}){_moved(remembered, newer)}.")
         return newer
     if why_not:
         say(why_not)
@@ -151,6 +151,14 @@ def _newer_remembered(entry: HostEntry | None) -> tuple[tickets.Ticket | None, s
     if in_use is None or (published is not None and published > in_use):
         return ticket, ""
     return None, f"The ticket in {entry.ticket_file} is not newer than the one in use."
+
+
+def _moved(entry: HostEntry, ticket: tickets.Ticket) -> str:
+    """Where a ticket taken from the synced file leads, when that is not where the host led: a ticket that
+    arrives by itself changes the server rdev trusts, and the user should see it."""
+    was = f"{entry.user}@{entry.host}:{entry.port} ({entry.tunnel})"
+    now = f"{ticket.user}@{ticket.host}:{ticket.port} ({ticket.tunnel})"
+    return f": the server moved from {was} to {now}" if now != was else ""
 
 
 def _cloudflared(explicit: str | None, remembered: HostEntry | None) -> str:

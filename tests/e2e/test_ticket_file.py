@@ -256,6 +256,28 @@ def test_read_ticket_remembered_needs_a_later_start(tmp_path: Path, monkeypatch:
     assert len(prompts) == 1 and "not newer" in said[0]
 
 
+def test_an_older_ticket_in_the_remembered_file_is_never_taken_for_a_newer_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prompts: list[str]) -> None:
+    """The file's ticket started an hour before the one in use (a stale sync): the prompt, not the file."""
+    monkeypatch.setattr(sys, "stdin", FakeStdin("", tty=True))
+    path = tmp_path / "t"
+    path.write_text(dataclasses.replace(NEW, started="2026-11-22T00:59:59Z").encode())
+    said: list[str] = []
+    assert connecting.read_ticket(None, None, remembered(path, started=OLD.started), said.append) == OLD
+    assert len(prompts) == 1 and "not newer" in said[0]
+
+
+def test_a_newer_ticket_from_the_file_says_where_the_server_moved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   prompts: list[str]) -> None:
+    monkeypatch.setattr(sys, "stdin", FakeStdin("", tty=True))
+    path = tmp_path / "t"
+    path.write_text(NEW.encode())
+    said: list[str] = []
+    assert connecting.read_ticket(None, None, remembered(path), said.append) == NEW
+    assert said == [f"Using the newer ticket in {path} (published {NEW.started}): the server moved from "
+                    "root@127.0.0.1:2222 (direct) to root@127.0.0.1:2223 (direct)."]
+
+
 def test_read_ticket_unreadable_remembered_file_falls_back_to_prompt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                       prompts: list[str]) -> None:
     """A remembered file that is missing or half written is no error: the prompt still works."""
