@@ -274,8 +274,8 @@ def test_a_newer_ticket_from_the_file_says_where_the_server_moved(tmp_path: Path
     path.write_text(NEW.encode())
     said: list[str] = []
     assert connecting.read_ticket(None, None, remembered(path), said.append) == NEW
-    assert said == [f"Using the newer ticket in {path} (published {NEW.started}): the server moved from "
-                    "root@127.0.0.1:2222 (direct) to root@127.0.0.1:2223 (direct)."]
+    moved = "the server moved from root@127.0.0.1:2222 (direct) to root@127.0.0.1:2223 (direct)"
+    assert said == [f"Using the newer ticket in {path} (published {NEW.started}): {moved}."]
 
 
 def test_read_ticket_unreadable_remembered_file_falls_back_to_prompt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
