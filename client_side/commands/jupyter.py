@@ -362,7 +362,8 @@ def _our_ssh(pid: int, spec: str) -> bool:
         shown = subprocess.run(["tasklist", "/FI", f"PID eq {pid}", "/FO", "CSV", "/NH"], check=False, capture_output=True, text=True)
         return '"ssh.exe"' in shown.stdout.lower()
     shown = subprocess.run(["ps", "-o", "args=", "-p", str(pid)], check=False, capture_output=True, text=True)
-    return spec in shown.stdout
+    words = shown.stdout.split()
+    return bool(words) and os.path.basename(words[0]) == "ssh" and f"-L {spec}" in shown.stdout
 
 
 def _copy(url: str) -> bool:

@@ -14,6 +14,7 @@ import pwd
 import re
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -271,6 +272,24 @@ def test_without_a_master_connection_a_background_ssh_holds_the_forward(long_hom
 
     assert rdev("jupyter", "box", "--stop").returncode == 0
     assert not alive(ssh_pid) and not alive(first.pid) and refused(first.local)
+
+
+def test_the_forward_is_ended_only_while_its_pid_is_still_rdevs_ssh(long_home: Path, box: str, rdev: Rdev) -> None:
+    """The recorded ssh ended and its pid went to another process (here one whose arguments even name the
+    forward): `--stop` leaves that process alone."""
+    started(rdev("jupyter", "box", "--python", PYTHON))
+    record = long_home / ".ssh" / "rdev" / "jupyter" / "box.json"
+    kept = json.loads(record.read_text())
+    os.kill(kept["ssh_pid"], signal.SIGTERM)
+    spec = f"127.0.0.1:{kept['local']}:{kept['remote']}"
+    decoy = subprocess.Popen([PYTHON, "-c", "import time; time.sleep(60)", "-N", "-L", spec])
+    try:
+        record.write_text(json.dumps({**kept, "ssh_pid": decoy.pid}))
+        assert rdev("jupyter", "box", "--stop").returncode == 0
+        assert decoy.poll() is None, "rdev ended a process that is not its ssh"
+    finally:
+        decoy.kill()
+        decoy.wait()
 
 
 def test_a_host_rdev_does_not_know_is_bad_input(rdev: Rdev) -> None:
