@@ -21,16 +21,18 @@ def ensure_private_dir(path: Path) -> Path:
     return path
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Replace `path` with `data` in one step; a symlink is followed so a dotfile link survives."""
-    write_together({path: data}, mode)
+def atomic_write(path: Path, data: bytes, mode: int = 0o600, follow: bool = True) -> None:
+    """Replace `path` with `data` in one step; a symlink is followed so a dotfile link survives, unless `follow` is
+    False: rdev's own private files (a token, a state record) replace a link planted in their place instead of
+    writing where it points."""
+    write_together({path: data}, mode, follow)
 
 
 class NotPutBack(OSError):
     """A write of several files failed, and some of them could not be put back as they were."""
 
 
-def write_together(changes: dict[Path, bytes], mode: int = 0o600) -> None:
+def write_together(changes: dict[Path, bytes], mode: int = 0o600, follow: bool = True) -> None:
     """Replace several files so that either all change or none does.
 
     Every new file, and a copy of every old one, is written and synced beside its target before
@@ -39,15 +41,15 @@ def write_together(changes: dict[Path, bytes], mode: int = 0o600) -> None:
     never a temporary file; NotPutBack says the files may now disagree. A file that already holds its data with
     `mode` is left as it is: a reconnect rewrites nothing, and an editor watching its settings sees no change.
     """
-    changes = {path: data for path, data in changes.items() if not _holds(path, data, mode)}
+    changes = {path: data for path, data in changes.items() if not _holds(path, data, mode, follow)}
     staged: list[tuple[Path, Path, Path | None]] = []  # (new, target, copy of the old one)
     replaced: list[tuple[Path, Path | None]] = []
     try:
         for path, data in changes.items():
-            target = Path(os.path.realpath(path))
+            target = Path(os.path.realpath(path) if follow else os.path.abspath(path))
             new = _staged(target, data, mode)
             staged.append((new, target, None))
-            if target.is_file():
+            if target.is_file() and (follow or not target.is_symlink()):
                 copy = _staged(target, _named(target, target.read_bytes), stat.S_IMODE(target.stat().st_mode))
                 staged[-1] = (new, target, copy)
         for new, target, old in staged:
@@ -70,10 +72,11 @@ def write_together(changes: dict[Path, bytes], mode: int = 0o600) -> None:
         _sync_folder(folder)
 
 
-def _holds(path: Path, data: bytes, mode: int) -> bool:
-    """Whether `path` is a file with exactly `data` and the permission bits `mode` already."""
+def _holds(path: Path, data: bytes, mode: int, follow: bool) -> bool:
+    """Whether `path` is a file with exactly `data` and the permission bits `mode` already (a link, when links are
+    not followed, is not)."""
     try:
-        status = os.stat(path)
+        status = os.stat(path) if follow else os.lstat(path)
         if not stat.S_ISREG(status.st_mode) or status.st_size != len(data) or stat.S_IMODE(status.st_mode) != mode:
             return False
         with open(path, "rb") as handle:

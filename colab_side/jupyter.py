@@ -260,12 +260,12 @@ def start(token: str, install: bool) -> dict:
     path = socket_path()
     python = python_for_jupyter(state_dir().parent, install, say=lambda words: _emit({"say": words}))
     _check_socket_support(python)
-    atomic_write(state_dir() / "token", token.encode() + b"\n", 0o600)
+    atomic_write(state_dir() / "token", token.encode() + b"\n", 0o600, follow=False)
     try:
         path.unlink(missing_ok=True)  # a server that was killed leaves its socket; none of ours runs now
         process = _spawn(python, path, token)
         server = {"pid": process.pid, "started": started(process.pid), "socket": str(path), "python": python}
-        atomic_write(state_dir() / "server.json", json.dumps(server).encode(), 0o600)
+        atomic_write(state_dir() / "server.json", json.dumps(server).encode(), 0o600, follow=False)
         if not _wait_ready(process, path, token):
             raise Failure(f"Jupyter exited as it started (its log ends: {_log_tail()})",
                           f"see {state_dir() / 'server.log'} on the host, then run again.")

@@ -125,7 +125,7 @@ def write_files(home: Path, variables: Mapping[str, str]) -> None:
     """Rewrite the environment file (even empty, so a stale one does not linger) and make
     ~/.bashrc, ~/.profile and whichever bash login files exist read it."""
     ensure_private_dir(home / ENV_FILE.parent)
-    atomic_write(home / ENV_FILE, env_file_text(variables).encode(), 0o600)
+    atomic_write(home / ENV_FILE, env_file_text(variables).encode(), 0o600, follow=False)
     for name in (".bashrc", ".profile", *(name for name in _LOGIN_FILES if (home / name).exists())):
         ensure_sourced(home / name)
 

@@ -118,7 +118,8 @@ class Sshd:
         # sshd reads authorized keys with the target user's privileges, so that user must own them.
         account = pwd.getpwnam(self.user)
         ensure_private_dir(self.state.keys)
-        atomic_write(self.state.authorized_keys, "".join(k.strip() + "\n" for k in self.authorized_keys).encode())
+        atomic_write(self.state.authorized_keys, "".join(k.strip() + "\n" for k in self.authorized_keys).encode(),
+                     follow=False)
         if os.geteuid() == 0 and account.pw_uid != 0:
             for path in (self.state.keys, self.state.authorized_keys):
                 os.chown(path, account.pw_uid, account.pw_gid)
@@ -128,7 +129,7 @@ class Sshd:
             if blocked is not None and self.authorized_keys:
                 raise ServeError(f"{self.user} cannot reach its keys through {blocked}: pass a --state-dir whose "
                                  "parent folders others may pass through, such as /srv/rdev.", 2)
-        atomic_write(self.state.sshd_config, self.render_config().encode())
+        atomic_write(self.state.sshd_config, self.render_config().encode(), follow=False)
 
     def render_config(self) -> str:
         root_login = "yes" if self.password_login else "prohibit-password"

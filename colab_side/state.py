@@ -113,7 +113,7 @@ class StateFolder:
         """Make a new serve the folder's owner and return its token: every supervisor, wait loop and
         handle of an earlier serve (in any process) sees that it no longer owns the folder and ends."""
         token = os.urandom(16).hex()
-        atomic_write(self.owner, f"{token}\n".encode(), mode=0o600)
+        atomic_write(self.owner, f"{token}\n".encode(), mode=0o600, follow=False)
         return token
 
     def owned_by(self, token: str) -> bool:

@@ -185,3 +185,18 @@ def test_other_bytes_or_another_mode_are_written(target: Path, data: bytes, mode
     atomic_write(target, data)
     assert target.stat().st_ino != before
     assert target.read_bytes() == data and mode_of(target) == 0o600
+
+
+def test_a_private_file_replaces_a_link_planted_in_its_place(tmp_path: Path) -> None:
+    """follow=False (rdev's own tokens and records on a host): the link is replaced, its target left as it was."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_bytes(OLD)
+    planted = tmp_path / "token"
+    planted.symlink_to(elsewhere)
+    atomic_write(planted, NEW, follow=False)
+    assert not planted.is_symlink() and planted.read_bytes() == NEW and mode_of(planted) == 0o600
+    assert elsewhere.read_bytes() == OLD
+    dangling = tmp_path / "record"
+    dangling.symlink_to(tmp_path / "nowhere")
+    atomic_write(dangling, NEW, follow=False)
+    assert not (tmp_path / "nowhere").exists() and dangling.read_bytes() == NEW

@@ -200,6 +200,18 @@ def test_colab_runs_code_on_the_host_through_the_forward_and_stop_leaves_nothing
     assert again.returncode == 0 and "No Jupyter server of rdev's ran on box" in again.stdout
 
 
+def test_rdevs_files_on_the_host_replace_links_planted_in_their_place(box: str, rdev: Rdev, host_state: Path,
+                                                                      tmp_path: Path) -> None:
+    host_state.mkdir(mode=0o700, parents=True)
+    leaks = {name: tmp_path / f"leak-{name}" for name in ("token", "server.json")}
+    for name, leak in leaks.items():
+        (host_state / name).symlink_to(leak)
+    served = started(rdev("jupyter", box, "--python", PYTHON))
+    assert not any(leak.exists() for leak in leaks.values()), "rdev wrote where a planted link pointed"
+    assert not (host_state / "token").is_symlink() and served.token in (host_state / "token").read_text()
+    assert rdev("jupyter", box, "--stop").returncode == 0
+
+
 def test_the_server_outlives_the_laptops_ssh_and_is_reused(box: str, rdev: Rdev, home: Path) -> None:
     first = started(rdev("jupyter", box, "--python", PYTHON))
     assert ssh_through(home, "-O", "exit", box).returncode == 0
