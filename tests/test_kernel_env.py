@@ -192,6 +192,18 @@ def test_the_newest_kernel_wins(tmp_path: Path) -> None:
     assert (kernel.pid, kernel.source, kernel.environ) == (200, "kernel", {"A": "new", "B": "café"})
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="a process of another user needs root to make")
+def test_another_users_kernel_is_never_copied(tmp_path: Path) -> None:
+    """On a shared host root could read every user's kernel: only the user's own is a source, however new the
+    other one is."""
+    fake_process(tmp_path, 300, ["/usr/bin/python3", "-m", "colab_kernel_launcher", "-f", "a.json"], 900, {"A": "own"})
+    fake_process(tmp_path, 301, ["/usr/bin/python3", "-m", "ipykernel_launcher", "-f", "b.json"], 5000,
+                 {"A": "someone else's", "AWS_PROFILE": "theirs"})
+    os.chown(tmp_path / "301", 65534, 65534)  # nobody's
+    kernel = find_kernel(tmp_path)
+    assert kernel is not None and (kernel.pid, kernel.environ) == (300, {"A": "own"})
+
+
 @pytest.mark.parametrize("argv", [["/usr/bin/python3", "/usr/local/bin/jupyter-notebook", "--ip=0.0.0.0"],
                                   ["/usr/bin/python3", "/usr/local/bin/jupyter", "server"]])
 def test_a_jupyter_server_when_no_kernel_runs(tmp_path: Path, argv: list[str]) -> None:
