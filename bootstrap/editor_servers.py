@@ -15,12 +15,21 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import IO
 
 from bootstrap.validate import InvalidValue
 
-# A mirror (or the tests' stand-in) in place of the editors' own download servers.
+# A mirror (or the tests' stand-in) in place of the editors' own download servers: https, or plain http on this
+# machine's loopback, or plain http anywhere when the user says so with INSECURE_VARIABLE=1.
 BASE_VARIABLE = "RDEV_EDITOR_DOWNLOADS"
+INSECURE_VARIABLE = "RDEV_EDITOR_DOWNLOADS_INSECURE"
+# What one archive may bring. VS Code's server is some 60-80 MB packed and 200 MB unpacked: a few times that leaves
+# room for the editors to grow, and keeps a hostile or broken server from filling the disk.
+MAX_DOWNLOAD = 400 * 2**20  # bytes downloaded (or carried from the laptop)
+MAX_UNPACKED = 2**30  # bytes unpacked, each entry counting at least BLOCK
+BLOCK = 4096  # what a file system gives even an empty file: a million empty entries weigh as much as 4 GB
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 # A VSCodium download as the laptop sends it: https, nothing a shell, a cell literal or a URL parser
 # could take apart, and only the runtime's two placeholders left.
@@ -94,6 +103,64 @@ def downloads(spec: Spec, machine_arch: str, base: str | None = None) -> list[Do
     return [Download(f"{host}/commit:{commit}/server-linux-{machine_arch}/{spec.quality}",
                      f"{folder}/cli/servers/{servers}-{commit}/server", unit=f"{folder}/cli/servers/{servers}-{commit}"),
             Download(f"{host}/commit:{commit}/cli-alpine-{machine_arch}/{spec.quality}", f"{folder}/{cli}-{commit}", cli)]
+
+
+class TooLarge(ValueError):
+    """A download over MAX_DOWNLOAD bytes."""
+
+
+def save(source: IO[bytes], out: IO[bytes], length: str | None = None) -> None:
+    """Copy a download (an HTTP answer whose Content-Length is `length`, or an archive the laptop carried) into `out`:
+    TooLarge past MAX_DOWNLOAD bytes, whatever the server claimed, and ValueError when it ends short of `length`."""
+    claimed = int(length) if length and length.isdigit() else None
+    too_large = TooLarge(f"the download is over {MAX_DOWNLOAD >> 20} MB, several times an editor's server: check "
+                         f"the download server, or the mirror {BASE_VARIABLE} names")
+    if claimed is not None and claimed > MAX_DOWNLOAD:
+        raise too_large  # refused before a byte is read
+    copied = 0
+    while True:
+        chunk = source.read(1 << 20)
+        if not chunk:
+            break
+        copied += len(chunk)
+        if copied > MAX_DOWNLOAD:
+            raise too_large
+        out.write(chunk)
+    if claimed is not None and copied != claimed:
+        raise ValueError(f"the download ended after {copied} of {claimed} bytes")
+
+
+def insecure_allowed(environ: Mapping[str, str]) -> bool:
+    """Whether the user accepts plain http from any mirror (INSECURE_VARIABLE=1)."""
+    return environ.get(INSECURE_VARIABLE) == "1"
+
+
+def check_source(url: str, insecure: bool = False) -> str:
+    """`url` (a mirror, or an address made from one) if rdev may download an editor's server from it; else
+    InvalidValue, one sentence with the fix. A server is code the editor runs: plain http lets anyone on the way
+    swap it, so only https is taken, or plain http to this machine's loopback (it never crosses a network: an SSH
+    tunnel, a local cache), or any plain http with `insecure` (the user's explicit INSECURE_VARIABLE=1)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    shown = repr(url[:80])
+    try:
+        parts = urlsplit(url)
+        scheme, host = parts.scheme, parts.hostname or ""
+        parts.port  # noqa: B018 (read to refuse a port that is no number)
+    except ValueError:
+        scheme, host = "", ""
+    if scheme not in ("https", "http") or not host:
+        raise InvalidValue(f"{shown} is no download address: set {BASE_VARIABLE} to https://HOST[:PORT][/PATH]")
+    if scheme == "http" and not insecure:
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:  # a name, not an address
+            loopback = False
+        if not loopback:
+            raise InvalidValue(f"{shown} is plain http, which anyone on the way can alter: serve the mirror over "
+                               f"https, or set {INSECURE_VARIABLE}=1 to accept plain http")
+    return url
 
 
 WANTS = 3  # colab_side.prefetch --offer's exit status when the host could not download: the laptop may send them

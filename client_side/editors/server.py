@@ -86,8 +86,10 @@ def fetch_on(name: str, editor: Editor | None, python: str | None = None) -> str
     if wanted is None:
         return None
     mirror = [os.environ[editor_servers.BASE_VARIABLE]] if os.environ.get(editor_servers.BASE_VARIABLE) else []
+    # The user's opt-in into a plain-http mirror holds on the host too.
+    insecure = ["--insecure-mirror"] if mirror and editor_servers.insecure_allowed(os.environ) else []
     try:
-        result = shipped.run(name, "prefetch", "--offer", wanted, *mirror, python=python, timeout=FETCH_TIMEOUT)
+        result = shipped.run(name, "prefetch", "--offer", *insecure, wanted, *mirror, python=python, timeout=FETCH_TIMEOUT)
         lines = result.stdout.decode(errors="replace").splitlines()
         machine = next((line.split()[-1] for line in lines if line.startswith("rdev-wants: ")), None)
         if result.returncode != editor_servers.WANTS or machine not in editor_servers.ARCHES:
@@ -101,14 +103,14 @@ def fetch_on(name: str, editor: Editor | None, python: str | None = None) -> str
             reason = str(getattr(err, "reason", "") or err).splitlines()[0][:160]
             return f"Editor server: not fetched (neither {name} nor this laptop could download it: {reason}); the " \
                    "editor downloads it itself."
-        sent = shipped.run(name, "prefetch", "--carried", wanted, *mirror, python=python, carrying=carrying,
+        sent = shipped.run(name, "prefetch", "--carried", *insecure, wanted, *mirror, python=python, carrying=carrying,
                            timeout=FETCH_TIMEOUT)
         line = _said(sent.stdout.decode(errors="replace").splitlines())
         if sent.returncode != 0:
             return line
         return line.rstrip(".") + f", sent from this laptop ({name} cannot reach the download server)."
-    except RdevError as err:  # no Python new enough there
-        return f"Editor server: not fetched ({err.problem}); the editor downloads it itself."
+    except RdevError as err:  # no Python new enough there, or a download the laptop refused
+        return f"Editor server: not fetched ({err.sentence()}); the editor downloads it itself."
     except subprocess.TimeoutExpired:
         return f"Editor server: not fetched (no answer within {FETCH_TIMEOUT} s); the editor downloads it itself."
 

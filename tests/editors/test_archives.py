@@ -11,10 +11,13 @@ from typing import ClassVar
 
 import pytest
 
+from bootstrap import editor_servers
 from client_side.editors import archives
+from client_side.errors import BadInput, RdevError
 from client_side.local import paths
 
 GZIP = b"\x1f\x8b" + b"\x00" * 30
+UNSAID = -1  # a Content-Length not sent at all: the answer ends when the connection does
 
 
 class _Answers(BaseHTTPRequestHandler):
@@ -23,9 +26,13 @@ class _Answers(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         body, length = self.bodies[self.path]
         self.send_response(200)
-        self.send_header("Content-Length", str(len(body) if length is None else length))
+        if length != UNSAID:
+            self.send_header("Content-Length", str(len(body) if length is None else length))
         self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client hung up on a download it refused
 
     def log_message(self, *args: object) -> None:
         pass
@@ -66,3 +73,36 @@ def test_a_download_cut_short_is_not_kept(home: Path, web: str) -> None:
     with pytest.raises((ValueError, OSError)):
         archives.cached(f"{web}/cut")
     assert list(paths.editor_server_cache().iterdir()) == []
+
+
+@pytest.mark.parametrize("length", [None, UNSAID], ids=["said", "unsaid"])
+def test_a_download_larger_than_an_editor_server_can_be_is_not_kept(home: Path, web: str, length: int | None,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Said in its Content-Length, it is refused before a byte is read; unsaid, as soon as it passes the cap."""
+    monkeypatch.setattr(editor_servers, "MAX_DOWNLOAD", 4 << 20)
+    _Answers.bodies = {"/big": (GZIP + b"\x00" * (5 << 20), length)}
+    with pytest.raises(RdevError) as raised:
+        archives.cached(f"{web}/big")
+    assert raised.value.problem == "the download is over 4 MB, several times an editor's server"
+    assert raised.value.fix == "check the download server, or the mirror RDEV_EDITOR_DOWNLOADS names"
+    assert list(paths.editor_server_cache().iterdir()) == []
+
+
+def test_a_download_of_the_cap_exactly_is_kept(home: Path, web: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(editor_servers, "MAX_DOWNLOAD", 1 << 20)
+    _Answers.bodies = {"/full": (GZIP + b"\x00" * ((1 << 20) - len(GZIP)), UNSAID)}
+    assert archives.cached(f"{web}/full").stat().st_size == 1 << 20
+
+
+def test_plain_http_from_the_network_is_refused_unless_the_user_accepts_it(home: Path, web: str,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # 0.0.0.0 reaches this machine's server, yet is no loopback address: it stands for a mirror on the network.
+    url = web.replace("127.0.0.1", "0.0.0.0") + "/a"
+    _Answers.bodies = {"/a": (GZIP, None)}
+    with pytest.raises(BadInput) as raised:
+        archives.cached(url)
+    assert str(raised.value) == (f"{url!r} is plain http, which anyone on the way can alter: serve the mirror over "
+                                 "https, or set RDEV_EDITOR_DOWNLOADS_INSECURE=1 to accept plain http")
+    assert not list(paths.editor_server_cache().glob("*"))  # refused before anything, even the cache folder
+    monkeypatch.setenv(editor_servers.INSECURE_VARIABLE, "1")
+    assert archives.cached(url).read_bytes() == GZIP

@@ -4,6 +4,7 @@ for a build whose layout rdev does not know."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,25 @@ def test_vscodium_on_macos_and_through_a_symlinked_launcher(home: Path, monkeypa
     # VSCodium.app/Contents/Resources/app/bin/codium beside .../Resources/app/product.json
     (app / "resources" / "app" / "product.json").rename(app / "product.json")
     assert server.spec(found) == expected
+
+
+@pytest.mark.parametrize("insecure", ["1", None])
+def test_the_users_opt_in_to_a_plain_http_mirror_reaches_the_host(home: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  insecure: str | None) -> None:
+    """Without it, an http mirror the laptop accepts would still be refused there, by a sentence telling the user to
+    set what they set."""
+    monkeypatch.setenv("RDEV_STANDIN_COMMIT", COMMIT)
+    launcher, _ = editor_standin(home, monkeypatch, name="code")
+    monkeypatch.setenv("RDEV_EDITOR_DOWNLOADS", "http://mirror.lab.example")
+    if insecure:
+        monkeypatch.setenv("RDEV_EDITOR_DOWNLOADS_INSECURE", insecure)
+    asked: list[tuple[str, ...]] = []
+
+    def run(name: str, *args: str, **kwargs: object) -> subprocess.CompletedProcess:
+        asked.append(args)
+        return subprocess.CompletedProcess(args, 0, b"Editor server: ready.\n", b"")
+
+    monkeypatch.setattr(server.shipped, "run", run)
+    server.fetch_on("box", editor.Editor(editor.BY_NAME["code"], str(launcher)))
+    flags = ["--insecure-mirror"] if insecure else []
+    assert asked == [("prefetch", "--offer", *flags, f"code:stable:{COMMIT}", "http://mirror.lab.example")]

@@ -55,6 +55,48 @@ def _tar(files: dict[str, bytes | None], executable: tuple[str, ...]) -> bytes:
     return buffer.getvalue()
 
 
+class Zeros(io.RawIOBase):
+    """`size` zero bytes, made as they are read: a member of gigabytes without gigabytes in memory or on disk."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
+        count = min(len(buffer), self.left)
+        buffer[:count] = bytes(count)
+        self.left -= count
+        return count
+
+
+def crafted(*entries: tuple[str, str, str | bytes | int]) -> bytes:
+    """A gzipped tar of hand-made entries, as a hostile mirror would serve: (name, kind, what) with kind `file`
+    (what: its bytes), `zeros` (what: its size, zeros made lazily and compressed at level 1, so that 2 GB is 10 MB
+    and a few seconds), `dir`, `symlink` or `hardlink` (what: the target), `fifo` or `chardev`."""
+    types = {"dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE, "fifo": tarfile.FIFOTYPE,
+             "chardev": tarfile.CHRTYPE}
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=1) as tar:
+        for name, kind, what in entries:
+            info = tarfile.TarInfo(name)
+            info.mode = 0o775 if kind == "dir" else 0o664  # group-writable, as a umask of 002 makes them
+            if kind == "file":
+                assert isinstance(what, bytes)
+                info.size = len(what)
+                tar.addfile(info, io.BytesIO(what))
+            elif kind == "zeros":
+                assert isinstance(what, int)
+                info.size = what
+                tar.addfile(info, Zeros(what))
+            else:
+                info.type = types[kind]
+                info.linkname = what if isinstance(what, str) else ""
+                tar.addfile(info)
+    return buffer.getvalue()
+
+
 class Downloads:
     """Serves VS Code's server and CLI for any commit, and VSCodium's server (of `codium_commit`: its URL
     names a release, not a commit) for any release; counts requests; `rate` in bytes per second."""
@@ -104,7 +146,10 @@ class Downloads:
         body = body[:self.cut_after] if self.cut_after is not None else body
         chunk = 64 * 1024
         for start in range(0, len(body), chunk):
-            out.write(body[start:start + chunk])
+            try:
+                out.write(body[start:start + chunk])
+            except (BrokenPipeError, ConnectionResetError):
+                return  # the client hung up (a download it refused): no error of the stand-in's
             if self.rate:
                 time.sleep(chunk / self.rate)
 
