@@ -114,6 +114,11 @@ def close_master(name: str) -> None:
 def end_stuck_master(name: str) -> None:
     """End `name`'s master connection if it does not answer `ssh -O check` within MASTER_TIMEOUT: the next login
     then connects anew instead of waiting on it."""
+    from client_side.ssh.config import control_socket  # config builds on this module
+
+    socket = control_socket(name)
+    if socket is None or not socket.exists():
+        return  # no master: nothing to wait on, and no ssh to start for it
     try:
         subprocess.run(ssh_argv(name, "-O", "check"), check=False, stdin=subprocess.DEVNULL, capture_output=True,
                        timeout=MASTER_TIMEOUT)
