@@ -10,7 +10,13 @@ byte stream) it refuses what only the foreground `rdev connect NAME` may do:
 - a session that now names another runtime than ENDPOINT, whose host key is the one pinned;
 - a proxy token at its expiry that cannot be renewed without a login: the CLI would ask for an
   authorization code on the SSH stream. A renewal that needs no login is done here first, with
-  the CLI's input and output kept off that stream.
+  the CLI's input and output kept off that stream;
+- any connection while `rdev stop` is ending the session. The stop closes the master connection,
+  so the editor reconnects at once; the CLI reads the session file again about 0.6 s after this
+  check, and had the stop removed the session by then, it would create a new runtime. So the
+  guard and the stop share two locks (`local.locking`): the guard takes them before its check and
+  leaves one to the CLI, held for its life; the stop turns guards away first, then ends the CLIs
+  they let through, and only then removes the session.
 A refusal is written as "rdev: problem: fix" to `paths.proxy_log(NAME)`, where `rdev connect`
 looks for it, and to stderr. With ControlPersist, ssh gives a ProxyCommand /dev/null as stderr,
 so the CLI's own messages then go to that log too (one connection's worth).
@@ -27,7 +33,7 @@ from bootstrap import validate
 from bootstrap.files import ensure_private_dir
 from client_side.colab import sessions
 from client_side.errors import RdevError
-from client_side.local import paths
+from client_side.local import locking, paths
 
 _REFRESH_TIMEOUT = 120
 # After a renewal the token must outlast the CLI's own margin (5 minutes) by more than its start-up.
@@ -44,6 +50,7 @@ def main(argv: list[str]) -> int:
     log = None
     try:
         log = _log(validate.name(name))
+        _enter(name, session)
         _check(name, endpoint, command[0], session)
         os.execv(command[0], command)
     except validate.InvalidValue as err:
@@ -77,6 +84,18 @@ def _log(name: str) -> int | None:
         os.close(fd)
         return 2
     return fd
+
+
+def _enter(name: str, session: str) -> None:
+    """Take the session's locks, which the CLI keeps once this process becomes it; refuse during a stop."""
+    try:
+        entered = locking.enter_colab_session(session)
+    except OSError as err:
+        raise RdevError(f"rdev cannot lock Colab session {session} for {name} ({err.strerror or err})",
+                        f"check that {paths.rdev_ssh_dir()} is yours and writable, then connect again.") from None
+    if not entered:
+        raise RdevError(f"'rdev stop' is ending Colab session {session}, so rdev does not connect {name} to it",
+                        f"once the stop has finished, 'rdev connect {name}' starts a new runtime.")
 
 
 def _check(name: str, endpoint: str, colab: str, session: str) -> None:

@@ -11,6 +11,8 @@ from client_side.commands import jupyter
 from client_side.errors import BadInput
 from client_side.kinds import colab_host, slurm_host
 from client_side.local import registry
+from client_side.local.locking import ending_colab_session
+from client_side.ssh import probe
 
 
 def stop(name: str, say: Callable[[str], None]) -> None:
@@ -20,10 +22,21 @@ def stop(name: str, say: Callable[[str], None]) -> None:
         if said:
             say(said)
     if entry.colab_session:
-        colab_host.stop(entry, say)
+        # Closing the master makes the editor reconnect: its ProxyCommand guards refuse from here on, and
+        # the CLIs they let through before are ended, before the CLI's stop removes the session.
+        session = entry.colab_session
+        with ending_colab_session(session, lambda: _close_masters(session)):
+            colab_host.stop(entry, say)
     elif entry.slurm is not None:
         slurm_host.stop(entry, say)
     else:
         raise BadInput(f"{name} is neither a Colab runtime reached through Google's colab CLI nor a Slurm job, so rdev "
                        "has nothing to stop", "'rdev stop' ends those (a tunnel cell's server stops in its notebook "
                        "with 'python -m colab_side stop').")
+
+
+def _close_masters(session: str) -> None:
+    """End the master connection of every host on Colab session `session`, and with it its ProxyCommand (the CLI)."""
+    for entry in registry.load().values():
+        if entry.colab_session == session:
+            probe.close_master(entry.name)

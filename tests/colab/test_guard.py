@@ -7,11 +7,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
+from client_side.local import locking
 from tests.conftest import REPO
 
 
@@ -49,10 +51,14 @@ def in_an_hour() -> str:
     return (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
 
 
-def guard(colab: Path, endpoint: str = "ep-1", stdin: str = "SSH-2.0-OpenSSH_9.2\n") -> subprocess.CompletedProcess:
-    argv = [sys.executable, "-I", "-m", "client_side.colab_proxy", "colab", endpoint, "--", str(colab), "ssh",
+def guard_argv(colab: Path, endpoint: str = "ep-1") -> list[str]:
+    return [sys.executable, "-I", "-m", "client_side.colab_proxy", "colab", endpoint, "--", str(colab), "ssh",
             "--proxy-mode", "-s", "gpu", "-i", "/k/id_ed25519"]
-    return subprocess.run(argv, check=False, input=stdin, capture_output=True, text=True, timeout=60, cwd=REPO, env=os.environ.copy())
+
+
+def guard(colab: Path, endpoint: str = "ep-1", stdin: str = "SSH-2.0-OpenSSH_9.2\n") -> subprocess.CompletedProcess:
+    return subprocess.run(guard_argv(colab, endpoint), check=False, input=stdin, capture_output=True, text=True, timeout=60,
+                          cwd=REPO, env=os.environ.copy())
 
 
 def calls(record: Path) -> list[list[str]]:
@@ -128,6 +134,55 @@ def test_a_session_file_the_cli_cannot_read_is_refused_not_handed_over(home: Pat
     result = guard(colab)
     assert result.returncode == 1 and "would start a new runtime" in result.stderr
     assert calls(record) == []
+
+
+@pytest.mark.parametrize("fields", [
+    {"last_execution": [None, None, None]}, {"token_expires_at": "2026-W49-1"},
+    {"token_expires_at": "20261201T100000Z"}, {"token_expires_at": "2026-12-01T10:00:00+05"},
+], ids=["null-last-execution", "week-date", "basic-format", "zone-hours-only"])
+def test_an_entry_the_clis_model_refuses_is_refused_here_too(home: Path, fake_colab: tuple[Path, Path],
+                                                            fields: dict) -> None:
+    # Python's fromisoformat reads those times; the CLI's pydantic does not (tests/colab/test_sessions.py
+    # checks rdev against the real CLI), and would then find no session and create one.
+    colab, record = fake_colab
+    session_file(home, gpu={"endpoint": "ep-1", "token_expires_at": in_an_hour(), **fields})
+    result = guard(colab)
+    assert result.returncode == 1 and "would start a new runtime" in result.stderr
+    assert result.stderr.count("\n") == 1 and result.stdout == ""
+    assert calls(record) == []
+
+
+def test_a_connection_while_rdev_stop_ends_the_session_is_refused(home: Path, fake_colab: tuple[Path, Path]) -> None:
+    colab, record = fake_colab
+    session_file(home, gpu={"endpoint": "ep-1", "token_expires_at": in_an_hour()})
+    with locking.ending_colab_session("gpu", lambda: None):
+        result = guard(colab)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == ("rdev: 'rdev stop' is ending Colab session gpu, so rdev does not connect colab to it: once "
+                             "the stop has finished, 'rdev connect colab' starts a new runtime.\n")
+    assert calls(record) == []
+    assert guard(colab).returncode == 0  # the stop is over (and here left the session): connections go through
+
+
+def test_the_cli_keeps_the_session_in_use_until_it_ends(home: Path, fake_colab: tuple[Path, Path]) -> None:
+    # A stop removes the session only once no CLI that a guard let through can read the file again.
+    colab, record = fake_colab
+    session_file(home, gpu={"endpoint": "ep-1", "token_expires_at": in_an_hour()})
+    cli = subprocess.Popen(guard_argv(colab), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           cwd=REPO, env=os.environ.copy())
+    deadline = time.monotonic() + 30
+    while not calls(record) and time.monotonic() < deadline:  # the guard has become the CLI
+        time.sleep(0.05)
+    running_when_ended: list[int | None] = []
+
+    def end_connections() -> None:  # as closing the master connection ends its ProxyCommand
+        running_when_ended.append(cli.poll())
+        cli.stdin.close()
+
+    with locking.ending_colab_session("gpu", end_connections):
+        pass
+    assert running_when_ended[:1] == [None]  # the stop had to end the CLI, which held the session in use
+    assert cli.wait(10) == 0 and cli.stdout.read() == b"BRIDGE "
 
 
 def test_a_cli_that_is_gone_is_a_sentence(home: Path, tmp_path: Path) -> None:
