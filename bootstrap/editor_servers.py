@@ -1,5 +1,5 @@
-"""Where an editor's remote server comes from, and where the editor looks for it on the remote
-(sources in docs/editor-servers.md).
+"""Where an editor's remote server comes from, where the editor looks for it on the remote, and
+whether the editor may be installing it there right now (sources in docs/editor-servers.md).
 
 The laptop names its editor, quality and commit as one word, `code:stable:COMMIT`; the runtime,
 which knows its own machine, turns that into downloads for its architecture and home. VS Code
@@ -13,10 +13,14 @@ Cursor and Windsurf, whose layout has no public account.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
 from bootstrap.validate import InvalidValue
@@ -34,6 +38,9 @@ _COMMIT = re.compile(r"[0-9a-f]{40}")
 # A VSCodium download as the laptop sends it: https, nothing a shell, a cell literal or a URL parser
 # could take apart, and only the runtime's two placeholders left.
 _CODIUM_URL = re.compile(r"https://[A-Za-z0-9.-]+(?:/(?:[A-Za-z0-9._~%+-]|\$\{os\}|\$\{arch\})*)+")
+# Seconds without a write after which a server's folder without its server is the editor's leftover, not its install
+# under way: open-remote-ssh's wget gives up after 3 tries of 10 s, and tar writes as it goes.
+QUIET = 120
 _ARCH = {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64", "arm64": "arm64"}
 ARCHES = frozenset(_ARCH.values())  # the architectures the editors build servers for
 
@@ -170,3 +177,29 @@ def archive_name(url: str) -> str:
     """The name an archive travels under inside the runtime zip, when the laptop fetched it for a host without
     internet (colab_side.prefetch --carried)."""
     return f"rdev-archives/{hashlib.sha256(url.encode()).hexdigest()[:24]}.tar.gz"
+
+
+def install_under_way(folder: Path) -> str | None:
+    """Why `folder` (a server's, there without its server) may be the editor's install under way, or None: a leftover.
+    open-remote-ssh's script takes no lock: it makes the folder, `pushd`es into it, downloads there (wget or curl,
+    into vscode-server.tar.gz) and unpacks there (tar). So a process of this machine working in it (its working
+    folder, program or an open file there), or a write within QUIET seconds (that process may run on another node of
+    a shared home), is taken for one. (VS Code's CLI unpacks into NAME.staging and renames it: never half there.)"""
+    try:
+        newest = max(os.lstat(path).st_mtime for path in [folder, *folder.iterdir()])
+    except OSError:  # it changes as it is read: being written to
+        return "it changes as rdev looks"
+    if time.time() - newest < QUIET:
+        return f"written to {max(time.time() - newest, 0):.0f} s ago"
+    inside = os.path.realpath(folder)
+    for process in Path("/proc").glob("[0-9]*"):  # Linux's; only this user's processes (or all, for root) show
+        try:
+            links = ["cwd", "exe", *(f"fd/{fd}" for fd in os.listdir(process / "fd"))]
+        except OSError:
+            continue
+        for link in links:
+            with contextlib.suppress(OSError):
+                target = os.readlink(process / link)
+                if target == inside or target.startswith(inside + "/"):
+                    return f"process {process.name} works in it"
+    return None

@@ -7,7 +7,14 @@ no pip — they go into a virtual environment of rdev's, made once and used from
 system's packages (torch installed by the admins stays importable in the notebook), and it is one per
 Python version and machine, not per host, so that cluster nodes sharing a home share it too. A
 Python the user named is never installed into: the user gets the command instead.
-Standard library only, Python 3.8+.
+
+Because another node may be running Jupyter from it, an environment is never changed once in use: each
+one is built into a folder of its own (ENV.builds/STAMP) and taken into use by rewriting a small pointer
+(ENV.current, naming that folder) in one step, once Jupyter is installed in it. A node whose check of
+the environment fails builds a new one beside it; the old one stays, whole, for whoever runs from it
+(rdev cannot see other nodes' processes, so it never removes a finished build: they are left for the user
+to delete once no Jupyter of rdev's runs). A folder an older rdev made at ENV itself is used as long as it
+imports Jupyter. Standard library only, Python 3.8+.
 """
 
 from __future__ import annotations
@@ -21,9 +28,12 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Iterator
+
+from bootstrap.files import atomic_write
 
 # The server, and the Python kernel that Colab and VS Code start in it.
 NEEDED = ("jupyter_server", "ipykernel")
@@ -34,6 +44,9 @@ VENV_TIMEOUT = 180.0
 PIP_TIMEOUT = 480.0
 IMPORT_TIMEOUT = 60.0
 BUILD_WAIT = 660.0  # for another host of this home building the environment (its venv + pip, and more)
+# Written into a build once Jupyter is installed in it: a build without it is a half-made one of a run that was
+# killed, which no pointer ever named and nothing runs from.
+COMPLETE = "rdev-complete"
 
 
 class Failure(Exception):
@@ -58,7 +71,7 @@ def python_for_jupyter(root: Path, install: bool, say: Callable[[str], None]) ->
     env = env_folder(root)
     in_venv = sys.prefix != sys.base_prefix  # a venv has no user space of its own: pip refuses --user there
     has_pip = importlib.util.find_spec("pip") is not None
-    if has_pip and (in_venv or not _system_managed()) and not (env / "bin" / "python").exists():
+    if has_pip and (in_venv or not _system_managed()) and _current(env) is None:
         where = "into its environment" if in_venv else "for your user (pip install --user)"
         say(f"{sys.executable} has no {' or '.join(missing)}; installing {wanted} {where}, once.")
         try:
@@ -74,23 +87,75 @@ def python_for_jupyter(root: Path, install: bool, say: Callable[[str], None]) ->
 
 
 def _own_environment(env: Path, missing: list[str], has_pip: bool, say: Callable[[str], None]) -> str:
-    """rdev's environment `env` with Jupyter: used as it is if it has Jupyter, else made anew and installed."""
-    env_python = env / "bin" / "python"
+    """rdev's environment `env` with Jupyter: the one in use if it has Jupyter, else a new build put into use.
+    The one in use is never deleted or rebuilt: a node sharing this home may be running Jupyter from it."""
     with _building(env):  # hosts that share this home may get here at once
-        if env_python.exists() and _imports(str(env_python)):
-            return str(env_python)
+        current = _current(env)
+        if current is not None and _imports(str(current / "bin" / "python")):
+            return str(current / "bin" / "python")
+        _sweep(env, current)
+        _builds(env).mkdir(mode=0o700, exist_ok=True)
+        build = Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-"), dir=str(_builds(env))))
         why = "it has no pip" if not has_pip else "the system manages its packages (PEP 668)"
         say(f"{sys.executable} has no {' or '.join(missing)} and {why}: installing {' '.join(NEEDED)} into a "
-            f"virtual environment of rdev's ({env}), once.")
-        _make_env(env)
-        _pip(str(env_python), [], list(NEEDED), f"check the host's internet access and free space in {env.parent}, "
-             "then run again; or pass --python with a Python that has them.")
-    return str(env_python)
+            f"virtual environment of rdev's ({build}), once.")
+        try:
+            _make_env(build)
+            _pip(str(build / "bin" / "python"), [], list(NEEDED), f"check the host's internet access and free space "
+                 f"in {env.parent}, then run again; or pass --python with a Python that has them.")
+            (build / COMPLETE).write_bytes(b"")
+        except BaseException:
+            shutil.rmtree(build, ignore_errors=True)  # never named by the pointer: nothing runs from it
+            raise
+        # The switch, in one rename: a node reading the pointer meanwhile gets the old build or the new one, whole.
+        atomic_write(_pointer(env), f"{build.name}\n".encode(), follow=False)
+    return str(build / "bin" / "python")
+
+
+def _builds(env: Path) -> Path:
+    """The folder of `env`'s builds, one folder each."""
+    return env.parent / f"{env.name}.builds"
+
+
+def _pointer(env: Path) -> Path:
+    """The file naming the build of `env` in use (a folder in _builds(env))."""
+    return env.parent / f"{env.name}.current"
+
+
+def _current(env: Path) -> Path | None:
+    """The environment in use: the build the pointer names, else a folder an older rdev made at `env` itself;
+    None when there is neither."""
+    try:
+        name = _pointer(env).read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        name = ""
+    if name and name == Path(name).name and not name.startswith("."):  # a folder's name, never a path elsewhere
+        build = _builds(env) / name
+        if (build / "bin" / "python").exists():
+            return build
+    return env if (env / "bin" / "python").exists() else None
+
+
+def _sweep(env: Path, current: Path | None) -> None:
+    """Remove the half-made builds that killed runs left: none was ever pointed at, so nothing runs from them, and
+    with the build lock held none is under way. One changed within BUILD_WAIT is kept all the same: it may be
+    another node's build under way where the file system's locks do not reach across nodes (NFS mounted with
+    nolock). Finished builds stay: a node may use one."""
+    builds = _builds(env)
+    for build in builds.iterdir() if builds.is_dir() else ():
+        try:
+            idle = time.time() - build.lstat().st_mtime
+        except OSError:
+            continue
+        if build != current and build.is_dir() and not build.is_symlink() and idle > BUILD_WAIT \
+                and not (build / COMPLETE).exists():
+            shutil.rmtree(build, ignore_errors=True)
 
 
 def env_folder(root: Path) -> Path:
     """rdev's environment for this Python version on this kind of machine and C library: cluster nodes
-    that share a home share it, and a node it cannot run on never takes it over."""
+    that share a home share it, and a node it cannot run on never takes it over. Its builds, pointer and lock
+    are named after it (an older rdev made the environment at this very path)."""
     libc, libc_version = platform.libc_ver()
     return root / "-".join(["env", f"{sys.version_info[0]}.{sys.version_info[1]}", platform.machine() or "unknown",
                             *([f"{libc}{libc_version}"] if libc else [])])
@@ -135,11 +200,10 @@ def _venv_fix() -> str:
 
 
 def _make_env(env: Path) -> None:
-    shutil.rmtree(env, ignore_errors=True)  # a half-made one from an interrupted run
+    """A virtual environment in the empty folder `env`, seeing the system's packages."""
     made = _run([sys.executable, "-m", "venv", "--system-site-packages", str(env)], VENV_TIMEOUT,
                 "making rdev's virtual environment")
     if made.returncode != 0:
-        shutil.rmtree(env, ignore_errors=True)
         if "ensurepip" in made.stdout + made.stderr:
             raise Failure(f"{sys.executable} cannot make a virtual environment (on Debian and Ubuntu its python3-venv "
                           "package is missing)", "ask for python3-venv there, or pass --python with a Python that has "

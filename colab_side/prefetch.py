@@ -4,7 +4,10 @@ Remote-SSH downloads it for the editor's exact commit on first connect (tens of 
 host without internet). Here it is fetched while sshd starts, into the very place the editor looks
 (bootstrap/editor_servers.py), unpacked beside it and put there with one rename: the editor takes
 a folder that exists as installed, so a half-unpacked one must never bear the name. A failure is
-one line and changes nothing else: the editor then fetches it itself, as without rdev.
+one line and changes nothing else: the editor then fetches it itself, as without rdev. A folder of the
+editor's that is there without its server (open-remote-ssh's leftover of a failed install) is moved out of
+the way, unless the editor may be installing into it right now (editor_servers.install_under_way): that
+one is left alone.
 
     python -m colab_side.prefetch [--offer|--carried] [--insecure-mirror] code:stable:COMMIT|codium:...:URL [MIRROR]
 
@@ -90,6 +93,8 @@ def fetch(text: str, home: Path | None = None, base: str | None = None, carried:
     except _Unreachable as err:
         said = f"Editor server: not fetched ({_reason(err.reason)}); the editor downloads it itself on first connect."
         return f"{said}\nrdev-wants: {machine}" if offer else said
+    except _Busy as err:
+        return f"Editor server: not fetched ({err}); left alone for the editor to finish."
     except (OSError, EOFError, http.client.HTTPException, tarfile.TarError, ValueError) as err:
         return f"Editor server: not fetched ({_reason(err)}); the editor downloads it itself on first connect."
     return f"Editor server: {spec.editor} {spec.commit[:10]} is ready in ~/{Path(download.dest).parts[0]}."
@@ -117,12 +122,16 @@ class _Unreachable(Exception):
         self.reason = reason
 
 
+class _Busy(Exception):
+    """The editor may be installing into the server's folder right now: it is left alone."""
+
+
 def _install(download: editor_servers.Download, home: Path, carried: Path | None = None) -> None:
     import tarfile
     import tempfile
 
     unit = home / (download.unit or download.dest)
-    if unit.exists() and (download.ready is None or (unit / download.ready).is_file()):
+    if _taken(download, unit):
         return  # put there earlier, by rdev or by the editor
     unit.parent.mkdir(parents=True, exist_ok=True)
     # Staged beside the unit, on its file system, so that it appears with one rename.
@@ -141,9 +150,24 @@ def _install(download: editor_servers.Download, home: Path, carried: Path | None
                 _install_member(tar, members, download.member, inside)
             else:
                 _install_tree(tar, members, Path(scratch) / "tree", inside)
+        if _taken(download, unit):  # the editor installed it while this downloaded: it stays, the editor may run it
+            return
         if unit.exists():  # the editor's leftover of a failed install: out of the way, in one step
             os.rename(unit, Path(scratch) / "leftover")
         os.rename(staged, unit)
+
+
+def _taken(download: editor_servers.Download, unit: Path) -> bool:
+    """Whether `unit` is there to stay: installed (by rdev or the editor); _Busy when it is there without being
+    complete and the editor may be installing into it. False: absent, or the editor's leftover, to be replaced."""
+    if not unit.exists():
+        return False
+    if download.ready is None or (unit / download.ready).is_file():
+        return True
+    why = editor_servers.install_under_way(unit)
+    if why:
+        raise _Busy(f"the editor may be installing it into ~/{download.unit or download.dest} right now: {why}")
+    return False
 
 
 def _download(url: str, archive: Path) -> None:

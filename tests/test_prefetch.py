@@ -1,8 +1,13 @@
 """Fetching the editor's server ahead (colab_side.prefetch, bootstrap.editor_servers): into the place the
-editor looks, whole or not at all, and a failure is one line that changes nothing."""
+editor looks, whole or not at all, never over the editor's own install under way, and a failure is one line
+that changes nothing."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -49,6 +54,14 @@ CODIUM_URL = ("https://github.com/VSCodium/vscodium/releases/download/1.96.4.250
               "1.96.4.25017.tar.gz")
 
 
+def aged(folder: Path) -> Path:
+    """`folder`, its entries and itself last written to an hour ago: long past any install under way."""
+    long_ago = time.time() - 3600
+    for path in [*folder.rglob("*"), folder]:
+        os.utime(path, (long_ago, long_ago), follow_symlinks=False)
+    return folder
+
+
 @pytest.mark.parametrize("leftover", [[], ["vscode-server.tar.gz"], ["node", "bin/"]])
 def test_a_vscodium_folder_without_its_server_is_replaced(tmp_path: Path, downloads: Downloads,
                                                           leftover: list[str]) -> None:
@@ -57,10 +70,90 @@ def test_a_vscodium_folder_without_its_server_is_replaced(tmp_path: Path, downlo
     server.mkdir(parents=True)
     for name in leftover:
         (server / name).mkdir() if name.endswith("/") else (server / name).write_text("partial")
+    aged(server)
     line = prefetch.fetch(f"codium:stable:{downloads.codium_commit}:{CODIUM_URL}", tmp_path, downloads.url)
     assert "is ready" in line and len(downloads.requests) == 1
     assert (server / "bin" / "codium-server").is_file() and (server / "node").read_text() == "#!/bin/sh\necho v20\n"
     assert not list(server.parent.glob(".rdev-fetch-*"))
+
+
+def codium_leftover(tmp_path: Path, downloads: Downloads) -> Path:
+    """open-remote-ssh's folder with part of its download in it, as its install script leaves it."""
+    server = tmp_path / ".vscodium-server" / "bin" / downloads.codium_commit
+    server.mkdir(parents=True)
+    (server / "vscode-server.tar.gz").write_text("partial")
+    return server
+
+
+def fetch_codium(tmp_path: Path, downloads: Downloads) -> str:
+    return prefetch.fetch(f"codium:stable:{downloads.codium_commit}:{CODIUM_URL}", tmp_path, downloads.url)
+
+
+def left_alone(line: str, server: Path, why: str) -> None:
+    assert line.startswith(f"Editor server: not fetched (the editor may be installing it into ~/.vscodium-server/bin/"
+                           f"{server.name} right now: {why}") and line.endswith("left alone for the editor to finish.")
+    assert (server / "vscode-server.tar.gz").read_text() == "partial" and not (server / "bin").exists()
+    assert not list(server.parent.glob(".rdev-fetch-*"))
+
+
+def test_a_vscodium_folder_written_to_moments_ago_is_left_alone(tmp_path: Path, downloads: Downloads) -> None:
+    """The editor connected a moment ago and is downloading into it (on this node, or another of a shared home)."""
+    server = codium_leftover(tmp_path, downloads)
+    left_alone(fetch_codium(tmp_path, downloads), server, "written to ")
+    assert downloads.requests == []  # not even downloaded
+
+
+@pytest.mark.parametrize("how", ["working folder", "open file"])
+def test_a_vscodium_folder_a_process_works_in_is_left_alone(tmp_path: Path, downloads: Downloads, how: str) -> None:
+    """open-remote-ssh's script `pushd`es into the folder and runs wget, then tar, there: however long ago it last
+    wrote (a download stalled on a slow link), its processes show it."""
+    server = codium_leftover(tmp_path, downloads)
+    held = str(server / "vscode-server.tar.gz")
+    if how == "working folder":
+        installer = subprocess.Popen(["sleep", "60"], cwd=server)  # in it once Popen returns: chdir precedes exec
+    else:
+        hold = f"import time; f = open({held!r}, 'ab'); print(flush=True); time.sleep(60)"
+        installer = subprocess.Popen([sys.executable, "-c", hold], cwd=tmp_path, stdout=subprocess.PIPE)
+        assert installer.stdout is not None and installer.stdout.readline()  # the file is open
+    try:
+        aged(server)
+        left_alone(fetch_codium(tmp_path, downloads), server, f"process {installer.pid} works in it")
+    finally:
+        installer.kill()
+        installer.wait()
+        if installer.stdout is not None:
+            installer.stdout.close()
+    assert "is ready" in fetch_codium(tmp_path, downloads)  # once the install is gone, the leftover is replaced
+
+
+def test_a_folder_the_editor_begins_installing_into_while_rdev_downloads_is_left_alone(
+        tmp_path: Path, downloads: Downloads, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = tmp_path / ".vscodium-server" / "bin" / downloads.codium_commit
+    download = prefetch._download
+
+    def editor_connects_meanwhile(url: str, archive: Path) -> None:
+        download(url, archive)
+        codium_leftover(tmp_path, downloads)
+
+    monkeypatch.setattr(prefetch, "_download", editor_connects_meanwhile)
+    left_alone(fetch_codium(tmp_path, downloads), server, "written to ")
+
+
+def test_a_server_the_editor_installs_while_rdev_downloads_is_the_one_that_stays(
+        tmp_path: Path, downloads: Downloads, monkeypatch: pytest.MonkeyPatch) -> None:
+    """VS Code's CLI unpacks into Stable-COMMIT.staging and renames it into place, and may start it at once."""
+    unit = tmp_path / ".vscode-server" / "cli" / "servers" / f"Stable-{COMMIT}"
+    download = prefetch._download
+
+    def editor_installs_meanwhile(url: str, archive: Path) -> None:
+        download(url, archive)
+        (unit / "server").mkdir(parents=True, exist_ok=True)
+        (unit / "server" / "the-editors").write_text("running")
+
+    monkeypatch.setattr(prefetch, "_download", editor_installs_meanwhile)
+    assert "is ready" in prefetch.fetch(f"code:stable:{COMMIT}", tmp_path, downloads.url)
+    assert (unit / "server" / "the-editors").read_text() == "running"
+    assert not (unit / "server" / "node").exists() and not list(unit.parent.glob(".rdev-fetch-*"))
 
 
 def test_an_installed_vscodium_server_is_left_alone(tmp_path: Path, downloads: Downloads) -> None:

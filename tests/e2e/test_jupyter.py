@@ -8,6 +8,7 @@ a minute and the network to every run, for the same packages.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -31,6 +32,7 @@ import psutil
 import pytest
 
 from bootstrap.ticket import Ticket, utc_timestamp
+from colab_side import jupyter
 from colab_side.jupyter import answers_on, state_dir
 from tests.conftest import REPO, read_or_empty, ssh_through
 from tests.stand_ins.colab_runtime import Runtime
@@ -200,6 +202,44 @@ def test_colab_runs_code_on_the_host_through_the_forward_and_stop_leaves_nothing
     assert again.returncode == 0 and "No Jupyter server of rdev's ran on box" in again.stdout
 
 
+def test_stop_ends_what_the_kernels_started_even_outside_their_process_group(box: str, rdev: Rdev) -> None:
+    """On SIGTERM Jupyter shuts its kernels down itself, and their process groups with them, so the test above would
+    pass even if `--stop` ended only the server. A process the notebook started in a session of its own (a
+    TensorBoard, a data server) outlives that shutdown: `--stop` ends it too (end() takes what runs below the
+    server before stopping it, and ends what is left)."""
+    served = started(rdev("jupyter", box, "--python", PYTHON))
+    code = "__import__('subprocess').Popen(['sleep', '600'], start_new_session=True).pid"
+    detached = int(run_code(served.local, served.token, code))
+    try:
+        assert alive(detached)
+        assert rdev("jupyter", box, "--stop").returncode == 0
+        assert not alive(served.pid)
+        assert not alive(detached), "a process the kernel started outlived `rdev jupyter --stop`"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(detached, signal.SIGKILL)
+
+
+def test_end_ends_what_a_server_leaves_behind_as_it_exits() -> None:
+    """end() on its own, with a stand-in server that exits on SIGTERM without ending the child it started in a
+    session of its own (as Jupyter starts its kernels): the child is ended too."""
+    leaves = ("import signal, subprocess, sys, time; child = subprocess.Popen(['sleep', '600'], start_new_session=True); "
+              "signal.signal(signal.SIGTERM, lambda *_: sys.exit(0)); print(child.pid, flush=True); time.sleep(600)")
+    server = subprocess.Popen([PYTHON, "-c", leaves], stdout=subprocess.PIPE, start_new_session=True)
+    assert server.stdout is not None
+    child = int(server.stdout.readline())
+    try:
+        jupyter.end({"pid": server.pid, "started": jupyter.started(server.pid)})
+        assert server.wait(timeout=10) == 0  # it took the SIGTERM, and left its child running
+        assert not alive(child), "end() left a process below the server running"
+    finally:
+        server.kill()
+        server.wait()
+        server.stdout.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
+
+
 def test_rdevs_files_on_the_host_replace_links_planted_in_their_place(box: str, rdev: Rdev, host_state: Path,
                                                                       tmp_path: Path) -> None:
     host_state.mkdir(mode=0o700, parents=True)
@@ -339,13 +379,16 @@ def test_a_school_server_whose_python_the_system_manages_gets_jupyter_in_an_envi
 
     first = rdev("jupyter", "lab")
     served = started(first)
-    env = host.home / ".rdev" / "jupyter" / env_name
-    assert (f"lab: {python} has no jupyter_server or ipykernel and the system manages its "
-            f"packages (PEP 668): installing jupyter_server ipykernel into a virtual environment of rdev's ({env}), "
-            "once.") in first.stdout
-    assert f"{env}/bin/python" in first.stdout
+    root = host.home / ".rdev" / "jupyter"
+    said = re.search(rf"lab: {re.escape(python)} has no jupyter_server or ipykernel and the system manages its "
+                     r"packages \(PEP 668\): installing jupyter_server ipykernel into a virtual environment of "
+                     rf"rdev's \(({re.escape(str(root / env_name))}\.builds/[^/)]+)\), once\.", first.stdout)
+    assert said, first.stdout
+    build = Path(said[1])
+    assert (root / f"{env_name}.current").read_text() == f"{build.name}\n"  # the pointer names it
+    assert f"{build}/bin/python" in first.stdout
     # It sees the system's packages, as the host's python3 does (the admins' torch, here Debian's apt_pkg).
-    assert "include-system-site-packages = true" in (env / "pyvenv.cfg").read_text()
+    assert "include-system-site-packages = true" in (build / "pyvenv.cfg").read_text()
     status, headers, _ = get(served.local, "/api/status", served.token, origin=COLAB)
     assert status == 200 and headers.get("Access-Control-Allow-Origin") == COLAB
     assert run_code(served.local, served.token, "1+1") == "2"
