@@ -7,12 +7,13 @@ import base64
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from bootstrap.ticket import Ticket
-from tests.conftest import snapshot
+from tests.conftest import REPO, snapshot
 
 COMMANDS = ["key", "connect", "add", "password", "ssh", "gpus", "list", "remove", "doctor", "demo"]
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBE+xhRFLLxxd3SfP8sMd79hDgoYCVaMFDCAV8EmNVOL"
@@ -133,9 +134,12 @@ def test_shell_completion_offers_the_known_host_names(home: Path, rdev, command:
     assert result.stdout.split() == ["gpu1", "gpu2"]
 
 
-def test_shell_completion_script_is_offered(rdev) -> None:
-    result = rdev("--show-completion", "bash")
-    assert result.returncode == 0 and "_RDEV_COMPLETE" in result.stdout
+def test_shell_completion_script_is_offered(home: Path) -> None:
+    # typer names the shell it finds among the process's ancestors (shellingham): give it a bash there, whatever
+    # started the tests (a detached run has none). Two commands, so that bash stays instead of exec-ing rdev.
+    result = subprocess.run(["bash", "-c", '"$0" -m client_side --show-completion; exit $?', sys.executable],
+                            check=False, capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert result.returncode == 0 and "_RDEV_COMPLETE" in result.stdout, result.stderr
 
 
 # --- hostile input: one line, exit 2, nothing written ----------------------------------------------------------
