@@ -1,17 +1,21 @@
 """`rdev gpus` without ssh: the nvidia-smi stand-in's CSV, the remote query run by a local shell,
-`parse` and its free verdict, and `render`'s table and CUDA_VISIBLE_DEVICES lines."""
+`parse` and its free verdict, each host's lines and the closing count, and the order in which `report`
+says them (with its answers stood in for)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from client_side.commands import gpus
 from client_side.commands.gpus import Gpu, HostGpus, Process
-from client_side.errors import BadInput
+from client_side.errors import BadInput, RdevError
+from client_side.local import store
+from client_side.local.registry import HostEntry
 from tests.stand_ins import nvidia_smi
 
 A100 = "NVIDIA A100-SXM4-80GB"
@@ -163,41 +167,54 @@ def test_looks_free(candidate: Gpu, free: bool) -> None:
     assert gpus._looks_free(candidate) is free
 
 
-# render
+# The table's lines
 
-def test_render_table_and_cuda_visible_devices() -> None:
+def test_header_and_gpu_rows_line_up() -> None:
     box = HostGpus("box", "ok", gpus=gpus.parse(
         f"0, {UUIDS[0]}, 40536, 81920, 97, {A100}\n1, {UUIDS[1]}, 4, 81920, 0, {A100}\n"
         f"2, {UUIDS[2]}, 0, 15360, [N/A], {A100}\n--\n{UUIDS[0]}, 4242, 40500, /usr/bin/python3\n"))
-    text = gpus.render([box])
-    lines = text.splitlines()
-    assert lines[0].split() == ["HOST", "GPU", "NAME", "MEMORY", "MiB", "UTIL", "PROCESSES", "FREE"]
-    assert lines[1].split() == ["box", "0", *A100.split(), "40536/81920", "97%", "/usr/bin/python3", "(40500", "MiB)", "no"]
-    assert lines[2].split()[-1] == "yes" and "?%" in lines[3]
-    assert lines[-1] == "box: CUDA_DEVICE_ORDER=PCI_BUS_ID CUDA_VISIBLE_DEVICES=1,2"
+    head = gpus.header(len("longer-name"))
+    lines = gpus.host_lines(box, len("longer-name"))
+    assert head.split() == ["HOST", "GPU", "FREE", "MEMORY", "MiB", "UTIL", "NAME", "PROCESSES"]
+    assert lines[0].split() == ["box", "0", "no", "40536/81920", "97%", *A100.split(), "/usr/bin/python3", "(40500",
+                                "MiB)"]
+    assert lines[1].split()[2] == "yes" and "?%" in lines[2]
+    assert lines[-1].split(None, 2) == ["box", "-", "CUDA_DEVICE_ORDER=PCI_BUS_ID CUDA_VISIBLE_DEVICES=1,2"]
     assert box.cuda_visible_devices == "1,2"
+    for column in ("GPU", "FREE", "MEMORY", "UTIL", "NAME", "PROCESSES"):
+        at = head.index(column)
+        assert all(line[at - 1] == " " and line[at] != " " for line in lines[:3]), column  # each cell starts there
 
 
-def test_render_host_with_nothing_free_and_hosts_without_gpus() -> None:
+def test_a_long_value_pushes_only_its_own_line() -> None:
+    long_name = "NVIDIA RTX 6000 Ada Generation, PCIe"
+    hosts = [HostGpus("a", "ok", gpus=[gpu(0, 100, 0)]), HostGpus("a", "ok", gpus=[Gpu(0, long_name, 0, 100, 0)])]
+    short, long = (gpus.host_lines(h, 4)[0] for h in hosts)
+    assert short.rindex(" -") + 1 == gpus.header(4).index("PROCESSES")
+    assert long.endswith(f"{long_name}  -")
+
+
+def test_hosts_with_nothing_free_or_without_gpus_say_so_in_one_line() -> None:
     busy = HostGpus("busy", "ok", gpus=[gpu(80000, 81920, 100)])
     none = HostGpus("cpu", "no-nvidia-smi", "no nvidia-smi there (no NVIDIA GPU or driver)")
     gone = HostGpus("dead", "unreachable", "Cannot reach dead: nothing listens there.")
     empty = HostGpus("empty", "ok")
-    lines = gpus.render([busy, none, gone, empty]).splitlines()
-    rows = {line.split()[0]: line for line in lines[1:] if line and ":" not in line.split()[0]}
-    assert rows["cpu"].split() == ["cpu", "-", "no-nvidia-smi"] and rows["dead"].split() == ["dead", "-", "unreachable"]
-    assert "nvidia-smi lists no GPU" in rows["empty"]
-    assert "cpu: no nvidia-smi there (no NVIDIA GPU or driver)" in lines
-    assert "dead: Cannot reach dead: nothing listens there." in lines
-    assert "busy: no GPU looks free" in lines
-    assert not any("CUDA_VISIBLE_DEVICES" in line for line in lines)
+    assert gpus.host_lines(busy, 5)[-1] == "busy   -    no GPU looks free"
+    assert gpus.host_lines(none, 5) == ["cpu    -    no nvidia-smi there (no NVIDIA GPU or driver)"]
+    assert gpus.host_lines(gone, 5) == ["dead   -    Cannot reach dead: nothing listens there."]
+    assert gpus.host_lines(empty, 5) == ["empty  -    nvidia-smi lists no GPU"]
 
 
-def test_render_columns_line_up() -> None:
-    hosts = [HostGpus("a", "ok", gpus=[gpu(0, 100, 0)]), HostGpus("longer-name", "ok", gpus=[gpu(0, 100, 0)])]
-    lines = gpus.render(hosts).splitlines()
-    starts = {line.index(A100) for line in lines[1:3]}
-    assert starts == {lines[0].index("NAME")}
+def test_what_a_host_sent_reaches_the_terminal_printable() -> None:
+    sly = HostGpus("box", "ok", gpus=[Gpu(0, "A100\x1b[2J", 0, 100, 0, [Process(1, "evil\x07\r", 1)])])
+    assert all(line.isprintable() for line in gpus.host_lines(sly, 4))
+    assert "A100?[2J" in gpus.host_lines(sly, 4)[0]
+
+
+def test_tally_names_the_hosts_that_did_not_answer() -> None:
+    ok, smi, silent = HostGpus("a", "ok"), HostGpus("b", "no-nvidia-smi"), HostGpus("c", gpus.NO_ANSWER)
+    assert gpus.tally([ok]) == "1 of 1 host answered."
+    assert gpus.tally([silent, ok, smi, HostGpus("d", "unreachable")]) == "2 of 4 hosts answered; no answer from c, d."
 
 
 # report's input checks (the rest of report runs end to end in tests/e2e/test_gpus.py)
@@ -219,3 +236,57 @@ def test_report_without_hosts_says_how_to_add_one(home: Path) -> None:
 def test_report_json_without_hosts_is_an_empty_list(home: Path) -> None:
     """--json output stays JSON with no hosts, as 'rdev list --json' prints []."""
     assert json.loads(gpus.report([], as_json=True)) == []
+
+
+# report's order of output and exit (the ssh side runs end to end in tests/e2e/test_gpus.py)
+
+@pytest.fixture
+def three_hosts(home: Path) -> list[str]:
+    for name in ("alpha", "beta", "gamma"):
+        store.put(HostEntry(name=name, host="127.0.0.1", port=1, user="me"))
+    return ["alpha", "beta", "gamma"]
+
+
+def arriving(*results: HostGpus) -> Callable[[list[str], float], Iterator[HostGpus]]:
+    """A stand-in for `answers`: `results` in this order, as if they arrived so."""
+    def answers(names: list[str], timeout: float) -> Iterator[HostGpus]:
+        yield from results
+    return answers
+
+
+def test_report_says_the_header_then_each_host_as_it_arrives(three_hosts: list[str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    came = [HostGpus("gamma", "ok", gpus=[gpu(0, 100, 0)]), HostGpus("alpha", gpus.NO_ANSWER, "no answer"),
+            HostGpus("beta", "no-nvidia-smi", "none")]
+    monkeypatch.setattr(gpus, "answers", arriving(*came))
+    said: list[str] = []
+    closing = gpus.report([], as_json=False, say=said.append)
+    assert said[0] == gpus.header(5)
+    assert said[1:] == ["\n".join(gpus.host_lines(result, 5)) for result in came]
+    assert closing == "\n2 of 3 hosts answered; no answer from alpha."
+
+
+def test_report_json_lists_hosts_as_asked_and_says_nothing_before(three_hosts: list[str],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gpus, "answers", arriving(HostGpus("gamma", "ok"), HostGpus("beta", "ok")))
+    said: list[str] = []
+    document = gpus.report(["gamma", "beta"], as_json=True, say=said.append)
+    assert said == []
+    assert [entry["host"] for entry in json.loads(document)] == ["gamma", "beta"]
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_report_fails_with_one_sentence_when_no_host_answered(three_hosts: list[str], as_json: bool,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gpus, "answers", arriving(HostGpus("beta", gpus.NO_ANSWER, "no answer"),
+                                                  HostGpus("alpha", "unreachable", "refused")))
+    said: list[str] = []
+    with pytest.raises(RdevError) as failed:
+        gpus.report(["alpha", "beta"], as_json=as_json, say=said.append)
+    assert failed.value.exit_code == 1
+    assert str(failed.value) == ("No host answered (beta, alpha): check your network, VPN or tailnet and that the "
+                                 "servers run; each host's line says more.")
+    if as_json:  # the statuses still go out, in the order asked
+        assert [entry["host"] for entry in json.loads(said[-1])] == ["alpha", "beta"]
+    else:
+        assert said[1:] == ["beta   -    no answer", "alpha  -    refused"]

@@ -1,12 +1,15 @@
 """End to end: `rdev gpus` over real sshd servers on loopback, each with its own `nvidia-smi`
 stand-in on the session PATH (or none), plus a registered host where nothing listens, one whose
-port takes connections but never speaks SSH, and one whose nvidia-smi hangs."""
+port takes connections but never speaks SSH, one whose nvidia-smi is slow and one whose nvidia-smi hangs.
+Lines are read as they stream out, with the time each arrived."""
 
 from __future__ import annotations
 
 import json
 import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,7 +18,7 @@ import pytest
 
 import colab_side
 from client_side.commands import gpus
-from tests.conftest import read_or_empty
+from tests.conftest import REPO, read_or_empty
 from tests.stand_ins import nvidia_smi
 
 A100 = "NVIDIA A100-SXM4-80GB"
@@ -91,7 +94,7 @@ def fleet(serving: Callable[[str, dict | None], str], rdev: Callable) -> dict[st
 @pytest.fixture
 def mute(rdev: Callable) -> Iterator[None]:
     """A host `mute` whose port takes connections and never says a word, as a machine hung in the
-    middle of a reboot does: ssh waits for its greeting until ConnectTimeout (10 s)."""
+    middle of a reboot does: ssh waits for its greeting until its ConnectTimeout."""
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(16)  # the kernel completes the handshakes; nobody ever accepts
@@ -112,7 +115,7 @@ def ssh_processes(home: Path, names: tuple[str, ...]) -> list[list[bytes]]:
 
 
 def rows(stdout: str) -> dict[str, list[str]]:
-    """The table's lines by host (the header and the notes left out)."""
+    """The table's lines by host (the header and the closing count left out)."""
     table = stdout.split("\n\n")[0].splitlines()[1:]
     by_host: dict[str, list[str]] = {}
     for line in table:
@@ -120,32 +123,57 @@ def rows(stdout: str) -> dict[str, list[str]]:
     return by_host
 
 
+def said(line: str) -> str:
+    """What a host's one-line verdict says (after HOST and the "-" in the GPU column)."""
+    return line.split(None, 2)[2]
+
+
+def streamed(*args: str) -> tuple[int, list[tuple[float, str]], str]:
+    """Run `rdev ARGS...` and read its stdout as it comes: (exit status, each line with the seconds since
+    the start at which it arrived, stderr)."""
+    start = time.monotonic()
+    process = subprocess.Popen([sys.executable, "-m", "client_side", *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=REPO)
+    assert process.stdout is not None and process.stderr is not None
+    lines = [(time.monotonic() - start, line.rstrip("\n")) for line in process.stdout]
+    stderr = process.stderr.read()
+    return process.wait(timeout=30), lines, stderr
+
+
 def test_all_hosts_in_one_table(fleet: dict[str, str], rdev: Callable) -> None:
     result = rdev("gpus")
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stdout + result.stderr
-    assert result.stdout.splitlines()[0].split()[:3] == ["HOST", "GPU", "NAME"]
+    assert result.stdout.splitlines()[0].split() == ["HOST", "GPU", "FREE", "MEMORY", "MiB", "UTIL", "NAME",
+                                                     "PROCESSES"]
     by_host = rows(result.stdout)
     assert sorted(by_host) == ["broken", "cpu", "dead", "gpu"]
     gpu = by_host["gpu"]
-    assert [line.split()[1] for line in gpu] == ["0", "1", "2", "3"]
-    assert [line.split()[-1] for line in gpu] == ["no", "yes", "yes", "no"]
-    assert "/usr/bin/python3 (40500 MiB)" in gpu[0] and "40536/81920" in gpu[0] and "97%" in gpu[0]
+    assert [line.split()[1] for line in gpu] == ["0", "1", "2", "3", "-"]
+    assert [line.split()[2] for line in gpu[:4]] == ["no", "yes", "yes", "no"]
+    assert gpu[0].split() == ["gpu", "0", "no", "40536/81920", "97%", *A100.split(), "/usr/bin/python3", "(40500",
+                              "MiB)"]
     assert "?%" in gpu[2]
-    assert [by_host[h] for h in ("cpu", "dead", "broken")] == [[f"{h}  {' ' * (6 - len(h))}-    {status}"]
-                                                               for h, status in (("cpu", "no-nvidia-smi"),
-                                                                                 ("dead", "unreachable"),
-                                                                                 ("broken", "error"))]
-    notes = dict(line.split(": ", 1) for line in result.stdout.split("\n\n", 1)[1].splitlines())
-    assert notes["gpu"] == "CUDA_DEVICE_ORDER=PCI_BUS_ID CUDA_VISIBLE_DEVICES=1,2"
-    assert notes["cpu"].startswith("no nvidia-smi there") and notes["dead"].startswith("Cannot reach dead")
-    assert notes["broken"].startswith("nvidia-smi failed")
+    assert said(gpu[4]) == "CUDA_DEVICE_ORDER=PCI_BUS_ID CUDA_VISIBLE_DEVICES=1,2"
+    # Each host's lines come together, in one block.
+    table = [line.split()[0] for line in result.stdout.split("\n\n")[0].splitlines()[1:]]
+    assert table == sorted(table, key=table.index) and len(set(table)) == len(by_host)
+    assert [len(by_host[h]) for h in ("cpu", "dead", "broken")] == [1, 1, 1]
+    assert said(by_host["cpu"][0]).startswith("no nvidia-smi there")
+    assert said(by_host["dead"][0]).startswith("Cannot reach dead: nothing listens there.")
+    assert said(by_host["broken"][0]) == f"nvidia-smi failed: {DRIVER_ERROR}"
+    # The columns of every GPU row line up under the header.
+    starts = {line.index(A100) for line in gpu[:4]}
+    assert starts == {result.stdout.splitlines()[0].index("NAME")}
+    assert result.stdout.rstrip().splitlines()[-1] == "3 of 4 hosts answered; no answer from dead."
 
 
 def test_json_has_every_host_and_the_free_devices(fleet: dict[str, str], rdev: Callable) -> None:
     result = rdev("gpus", "--json")
     assert result.returncode == 0, result.stderr
-    hosts = {entry["host"]: entry for entry in json.loads(result.stdout)}
+    entries = json.loads(result.stdout)
+    assert [entry["host"] for entry in entries] == ["broken", "cpu", "dead", "gpu"]  # as asked, not as they came
+    hosts = {entry["host"]: entry for entry in entries}
     assert {name: entry["status"] for name, entry in hosts.items()} == {
         "broken": "error", "cpu": "no-nvidia-smi", "dead": "unreachable", "gpu": "ok"}
     gpu = hosts["gpu"]
@@ -164,18 +192,19 @@ def test_named_hosts_only(fleet: dict[str, str], rdev: Callable) -> None:
     result = rdev("gpus", "gpu")
     assert result.returncode == 0, result.stderr
     assert sorted(rows(result.stdout)) == ["gpu"]
-    assert result.stdout.rstrip().splitlines()[-1] == "gpu: CUDA_DEVICE_ORDER=PCI_BUS_ID CUDA_VISIBLE_DEVICES=1,2"
+    assert said(rows(result.stdout)["gpu"][-1]) == "CUDA_DEVICE_ORDER=PCI_BUS_ID CUDA_VISIBLE_DEVICES=1,2"
+    assert result.stdout.rstrip().splitlines()[-1] == "1 of 1 host answered."
     two = rdev("gpus", "dead", "cpu")
     assert two.returncode == 0, two.stderr
-    assert list(rows(two.stdout)) == ["dead", "cpu"]
+    assert sorted(rows(two.stdout)) == ["cpu", "dead"]
     assert "CUDA_VISIBLE_DEVICES" not in two.stdout
 
 
 def test_failing_nvidia_smi_shows_its_reason(fleet: dict[str, str], rdev: Callable) -> None:
     """nvidia-smi prints its errors on stdout; the row must still say what went wrong."""
     result = rdev("gpus", "broken")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.rstrip().splitlines()[-1] == f"broken: nvidia-smi failed: {DRIVER_ERROR}"
+    assert result.returncode == 0, result.stderr  # the host answered: its driver is what failed
+    assert said(rows(result.stdout)["broken"][0]) == f"nvidia-smi failed: {DRIVER_ERROR}"
 
 
 def test_unknown_name_is_one_line_exit_2(home: Path, rdev: Callable) -> None:
@@ -186,26 +215,72 @@ def test_unknown_name_is_one_line_exit_2(home: Path, rdev: Callable) -> None:
     assert result.stderr.startswith("rdev: There is no host named 'nope'") and result.stderr.count("\n") == 1
 
 
-def test_a_silent_host_is_named_and_does_not_hold_up_the_others(fleet: dict[str, str], mute: None,
-                                                               rdev: Callable) -> None:
-    """ssh would wait 10 s for mute's greeting; the report gives up at its own bound."""
+def test_answering_hosts_print_before_a_silent_host_times_out(fleet: dict[str, str], mute: None) -> None:
+    """Each host's lines appear as it answers: the four that answer at once are on screen while ssh still
+    waits for mute's greeting, which is given up after CONNECT_TIMEOUT, not the report's 8 s."""
+    status, lines, stderr = streamed("gpus")
+    assert status == 0, stderr
+    hosts = ["broken", "cpu", "dead", "gpu", "mute"]
+    by_host: dict[str, list[float]] = {}
+    for at, line in lines:
+        if line.split(" ", 1)[0] in hosts:
+            by_host.setdefault(line.split()[0], []).append(at)
+    assert sorted(by_host) == hosts, lines
+    mute_at = by_host.pop("mute")[0]
+    last_answer = max(at for times in by_host.values() for at in times)
+    assert last_answer < mute_at - 1.0, lines
+    assert lines[0][1].startswith("HOST") and lines[0][0] < 1.5, lines  # the header does not wait for anyone
+    assert gpus.CONNECT_TIMEOUT - 0.5 <= mute_at < gpus.CONNECT_TIMEOUT + 1.5, lines
+    assert lines[-1] == (lines[-1][0], "3 of 5 hosts answered; no answer from dead, mute.")
+    mute_line = next(line for _, line in lines if line.startswith("mute "))
+    assert said(mute_line) == f"no answer within {gpus.CONNECT_TIMEOUT} s: 'ssh -v mute' shows where it waits"
+
+
+def test_a_silent_host_alone_gets_the_connect_timeout_and_exit_1(home: Path, mute: None) -> None:
+    """Nothing answered: the host's line, then one sentence on stderr and exit status 1, after ~3 s."""
     start = time.monotonic()
-    result = rdev("gpus")
+    status, lines, stderr = streamed("gpus", "mute")
     took = time.monotonic() - start
-    assert result.returncode == 0, result.stderr
-    assert took < gpus.REPORT_TIMEOUT + 1.5, took
-    by_host = rows(result.stdout)
-    assert by_host["mute"] == [f"mute    -    {gpus.NO_ANSWER}"]
-    assert [line.split()[-1] for line in by_host["gpu"]] == ["no", "yes", "yes", "no"]
-    notes = dict(line.split(": ", 1) for line in result.stdout.split("\n\n", 1)[1].splitlines())
-    assert notes["mute"].startswith(f"no answer within {gpus.REPORT_TIMEOUT:g} s")
-    assert notes["gpu"] == "CUDA_DEVICE_ORDER=PCI_BUS_ID CUDA_VISIBLE_DEVICES=1,2"
+    assert gpus.CONNECT_TIMEOUT - 0.5 <= took < gpus.CONNECT_TIMEOUT + 1.5, took
+    assert status == 1
+    assert [line.split()[0] for _, line in lines] == ["HOST", "mute"]
+    assert stderr.startswith("rdev: No host answered (mute): check your network") and stderr.count("\n") == 1, stderr
+    assert "Traceback" not in stderr
+
+
+def test_exit_status_says_whether_any_host_answered(fleet: dict[str, str], mute: None, rdev: Callable) -> None:
+    """1 when none of the hosts asked answered (JSON still printed, for a script to read why), 0 when one did,
+    even one whose nvidia-smi failed."""
+    none = rdev("gpus", "dead", "mute")
+    assert none.returncode == 1, none.stdout
+    assert sorted(rows(none.stdout)) == ["dead", "mute"]
+    assert none.stderr == ("rdev: No host answered (dead, mute): check your network, VPN or tailnet and that the "
+                           "servers run; each host's line says more.\n")
+    as_json = rdev("gpus", "--json", "mute", "dead")
+    assert as_json.returncode == 1
+    assert [(e["host"], e["status"]) for e in json.loads(as_json.stdout)] == [("mute", gpus.NO_ANSWER),
+                                                                             ("dead", "unreachable")]
+    for answered in (("dead", "gpu"), ("broken", "mute")):
+        result = rdev("gpus", *answered)
+        assert result.returncode == 0, result.stderr
+        assert result.stderr == ""
+
+
+def test_a_slow_host_that_answered_is_not_cut_at_the_connect_timeout(
+        home: Path, serving: Callable[[str, dict | None], str], rdev: Callable) -> None:
+    """A host that connected but takes longer than CONNECT_TIMEOUT to run the query (as a slow .bashrc or a slow
+    driver makes it) is still reported: the short limit is ssh's ConnectTimeout, not a clock on the command."""
+    serving("slow", {**GPU_BOX, "delay": gpus.CONNECT_TIMEOUT / 2 + 0.5})  # nvidia-smi runs twice
+    result = rdev("gpus", "slow")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert said(rows(result.stdout)["slow"][-1]) == "CUDA_DEVICE_ORDER=PCI_BUS_ID CUDA_VISIBLE_DEVICES=1,2"
 
 
 def test_the_bound_holds_and_late_ssh_processes_are_ended(home: Path, fleet: dict[str, str], mute: None,
                                                           serving: Callable[[str, dict | None], str]) -> None:
-    """A silent host and a host whose nvidia-smi hangs: both are named "no-answer" at the bound, the
-    others are reported in full, and no ssh of the late two outlives the report."""
+    """A silent host and a host whose nvidia-smi hangs: both are named "no-answer" (the silent one at the
+    connect timeout, the hung one at the bound), the others are reported in full, and no ssh of the late two
+    outlives the report."""
     serving("hung", HUNG)
     bound = 4.0
     start = time.monotonic()
@@ -217,5 +292,23 @@ def test_the_bound_holds_and_late_ssh_processes_are_ended(home: Path, fleet: dic
         "mute": gpus.NO_ANSWER}
     assert found["gpu"]["cuda_visible_devices"] == "1,2"
     assert found["hung"]["message"] == "no answer within 4 s: 'ssh -v hung' shows where it waits"
+    assert found["mute"]["message"] == f"no answer within {gpus.CONNECT_TIMEOUT} s: 'ssh -v mute' shows where it waits"
     assert found["mute"]["gpus"] == [] and found["mute"]["cuda_visible_devices"] == ""
     assert ssh_processes(home, ("mute", "hung")) == []
+
+
+def test_leaving_early_ends_every_ssh(home: Path, fleet: dict[str, str],
+                                      serving: Callable[[str, dict | None], str]) -> None:
+    """A report left early (Ctrl-C, a closed pipe: here the first host's lines fail to go out) ends the ssh still
+    waiting at once, rather than leaving them to run to their deadline."""
+    serving("hung", HUNG)
+
+    def broken_pipe(text: str) -> None:
+        if not text.startswith("HOST"):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    start = time.monotonic()
+    with pytest.raises(BrokenPipeError):
+        gpus.report([], as_json=False, say=broken_pipe)
+    assert time.monotonic() - start < 3.0
+    assert ssh_processes(home, ("hung",)) == []
