@@ -78,11 +78,18 @@ def connect(
                                         "RDEV_COLAB, the one this host used before, PATH)"),
     wait: float | None = typer.Option(None, "--wait", metavar="SECONDS", help="for a Slurm cluster: how long to "
                                          "wait for rdev's job to leave the queue before cancelling it (default 600)"),
+    idle_stop: int | None = typer.Option(None, "--idle-stop", metavar="MINUTES", help="for a Slurm cluster: end "
+                                            "rdev's job after this many minutes without a session, run or GPU "
+                                            "process; 0: never (kept for the host; default 60)"),
 ) -> None:
     """Connect NAME: from a ticket, through Google's colab CLI (--colab-session), or (for a host added with 'rdev add')
     with its password once, then rdev's key. Writes the SSH config, pins the host key, checks ssh, opens the editor."""
     from client_side.commands import connect as connecting
 
+    if idle_stop is not None:
+        from client_side.kinds import slurm_host
+
+        slurm_host.keep_idle_stop(name, idle_stop)
     connecting.connect(name, ticket=ticket, ticket_file=ticket_file, open_editor=not no_open, path=path,
                        editor_name=editor, cloudflared=cloudflared, password_stdin=password_stdin,
                        accept_new_host_key=accept_new_host_key, colab_session=colab_session, gpu=gpu, colab=colab,
@@ -106,14 +113,20 @@ def add(
                                         "agent's, then ~/.ssh/id_*)"),
     python: str | None = typer.Option(None, "--python", metavar="PATH", help="the Python 3.8 or newer on the host that "
                                       "runs rdev's side there (default: its python3, else the newest python3.X on PATH)"),
+    idle_stop: int | None = typer.Option(None, "--idle-stop", metavar="MINUTES", help="with --slurm: end rdev's job "
+                                            "after this many minutes without a session, run or GPU process; 0: never "
+                                            "(default 60)"),
 ) -> None:
     """Register a password host (lab cluster, school server); 'rdev connect NAME' then logs in once."""
     if slurm is not None:
         from client_side.kinds import slurm_host
 
         _say(slurm_host.add(name=name, host=host, user=user, port=port, jump=jump, preset_name=preset, path=path,
-                            options=slurm, identity=identity, python=python))
+                            options=slurm, identity=identity, python=python, idle_stop=idle_stop))
         return
+    if idle_stop is not None:
+        raise BadInput("--idle-stop is for a Slurm cluster's job", "add the cluster with --slurm \"OPTIONS\", or leave "
+                       "--idle-stop out.")
     from client_side.kinds import password_host
 
     _say(password_host.add(name=name, host=host, user=user, port=port, jump=jump, preset_name=preset, path=path,
@@ -179,6 +192,66 @@ def jupyter(
         notebook_server.stop(name, python=python, say=_say)
     else:
         notebook_server.start(name, python=python, port=port, say=_say)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def run(
+    name: str = typer.Argument(..., metavar="NAME", autocompletion=_host_names),
+    command: list[str] | None = typer.Argument(None, metavar="-- CMD...", help="the command and its arguments, "
+                                                  "run as an argv, not through a shell (a pipeline: -- sh -c '...')"),
+    run_name: str | None = typer.Option(None, "--name", metavar="RUN", help="the run's name (default: the "
+                                           "command's first word and the time)"),
+) -> None:
+    """Start CMD on NAME, in its folder, detached: it outlives the connection, the editor and the laptop."""
+    from client_side.commands import runs as run_commands
+
+    run_commands.start(name, command or [], run=run_name, say=_say)
+
+
+@app.command()
+def runs(
+    name: str | None = typer.Argument(None, metavar="[NAME]", help="the host (default: all)",
+                                      autocompletion=_host_names),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """The runs on NAME: running, exited with its status, or killed; when, for how long, the log's last line."""
+    from client_side.commands import runs as run_commands
+
+    _say(run_commands.listing(name, as_json))
+
+
+@app.command()
+def logs(
+    name: str = typer.Argument(..., metavar="NAME", autocompletion=_host_names),
+    run: str = typer.Argument(..., metavar="RUN"),
+    follow: bool = typer.Option(False, "--follow", "-f", help="go on printing until the run ends (or Ctrl-C)"),
+) -> None:
+    """Print RUN's output on NAME (its log), or follow it."""
+    from client_side.commands import runs as run_commands
+
+    typer.echo(f"rdev: {run_commands.logs(name, run, follow=follow, out=_say)}", err=True)
+
+
+@app.command()
+def kill(
+    name: str = typer.Argument(..., metavar="NAME", autocompletion=_host_names),
+    run: str = typer.Argument(..., metavar="RUN"),
+) -> None:
+    """End RUN on NAME and everything it started (SIGTERM, then SIGKILL), and its tmux session."""
+    from client_side.commands import runs as run_commands
+
+    _say(run_commands.kill(name, run))
+
+
+@app.command()
+def attach(
+    name: str = typer.Argument(..., metavar="NAME", autocompletion=_host_names),
+    run: str = typer.Argument(..., metavar="RUN"),
+) -> None:
+    """RUN's live terminal on NAME (its tmux session); Ctrl-b d leaves it running."""
+    from client_side.commands import runs as run_commands
+
+    sys.exit(run_commands.attach(name, run))
 
 
 @app.command("list")

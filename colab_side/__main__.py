@@ -9,7 +9,7 @@ import signal
 import sys
 
 from bootstrap.validate import InvalidValue
-from colab_side import processes
+from colab_side import idle, processes
 from colab_side.errors import ServeError
 from colab_side.server import running, serve, stop
 from colab_side.tunnels import PROVIDERS
@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--in-job", action="store_true",
                      help="serve as a batch job does: in the foreground, and a signal (Slurm's scancel or time limit) "
                      "stops the server and its sessions instead of handing it to a background process")
+    run.add_argument("--idle-stop", metavar="MINUTES", help="stop serving (and so end a batch job) after this many "
+                     "minutes without an SSH session, a process started from one, or a GPU process; 0: never "
+                     "(default: never)")
     halt = commands.add_parser("stop", help="stop the server and every session under it")
     halt.add_argument("--state-dir", metavar="DIR")
     return parser
@@ -89,7 +92,8 @@ def _serve(args: argparse.Namespace) -> int:
                        port=args.port, workdir=args.workdir, ticket_file=args.ticket_file, state_dir=args.state_dir,
                        cloudflared=args.cloudflared, ngrok=args.ngrok, hostname=args.hostname,
                        token=os.environ.get("TUNNEL_TOKEN") if args.tunnel == "cloudflared" else None,
-                       keep_alive=False, editor_server=args.editor_server, out=_say)
+                       keep_alive=False, editor_server=args.editor_server, out=_say,
+                       idle_stop=None if args.idle_stop is None else idle.parsed(args.idle_stop))
         if args.keep_alive or args.in_job:
             server.wait()
     except KeyboardInterrupt:

@@ -19,7 +19,7 @@ from pathlib import Path
 from bootstrap import pubkeys, validate
 from bootstrap.files import atomic_write, ensure_private_dir
 from bootstrap.ticket import Ticket, utc_timestamp
-from colab_side import background, runtime, status
+from colab_side import background, idle, runtime, status
 from colab_side.environment import session_environment
 from colab_side.errors import ServeError
 from colab_side.sshd import Sshd, ensure_sshd, free_port, port_taken
@@ -60,6 +60,7 @@ class Server:
     supervisor: Supervisor | None = None
     published: datetime | None = None  # the last ticket's `started`
     ticket_file_stale: bool = False  # the ticket file does not hold the current ticket yet
+    idle_stop: float | None = None  # minutes without a session, run or GPU process before it stops itself (idle.py)
 
     def current(self) -> bool:
         """False once a later serve (in any process) took the state folder over."""
@@ -149,8 +150,10 @@ class Server:
                  Part("ticket file", lambda: not self.ticket_file_stale, self.copy_ticket,
                       restarted=f"The new ticket is in {self.ticket_file}.",
                       failed="{error} Next try in {delay:.0f} s.")]
+        watch = None if self.idle_stop is None else idle.Watch(self.state, self.idle_stop, user=self.sshd.user,
+                                                                runtime=self.runtime, stop=self.stop, say=self.out)
         return Supervisor(parts, stopped=self.state.stopped, replaced=lambda: not self.current(),
-                          finish=partial(end_processes, self.state), say=self.out)
+                          finish=partial(end_processes, self.state), say=self.out, tick=watch.tick if watch else None)
 
     def _restart_tunnel(self, halt: threading.Event) -> None:
         endpoint = self.tunnel.start(self.sshd.port, halt)
@@ -181,6 +184,7 @@ def serve(
     password: str | None = None,
     editor_server: str | None = None,
     out: Callable[[str], None] = print,
+    idle_stop: float | None = None,
 ) -> Server:
     """Start the private sshd behind `tunnel`, print the ticket, and (by default) keep the runtime busy.
 
@@ -189,6 +193,7 @@ def serve(
     `cloudflared` and `ngrok` are the binaries' paths. `token` is the tunnel's secret: a named cloudflared
     tunnel's (with its `hostname`), or ngrok's auth token (default: NGROK_AUTHTOKEN or Colab's secrets).
     The server is supervised by a thread of this process; serving the same state folder again replaces it.
+    With `idle_stop` (minutes, 0 never) it stops once idle that long (colab_side.idle; on Colab the runtime ends too).
     """
     timings: list[tuple[str, float]] = []
     keys = [_authorized_key(k) for k in authorized_keys if k.strip()]
@@ -196,7 +201,7 @@ def serve(
         raise ServeError("No key to let in: pass --authorized-key \"$(rdev key)\" (the output of 'rdev key' on your laptop).", 2)
     account = _account(user)
     listen = _address(validate.host(listen))
-    port = validate.port(port) if port else None
+    port, idle_stop = validate.port(port) if port else None, idle.minutes(idle_stop)
     if password is not None and (not password or any(ord(c) < 32 for c in password)):
         raise ServeError("The password must be non-empty and on one line.", 2)
     if password is None and os.geteuid() == 0 and _locked(account.pw_name):
@@ -235,7 +240,8 @@ def serve(
             _set_password(account.pw_name, password)
         sshd.prepare()
     server = Server(state=folder, sshd=sshd, tunnel=provider, workdir=workdir, runtime=kind,
-                    ticket_file=Path(ticket_file).absolute() if ticket_file else None, out=out, token=token)
+                    ticket_file=Path(ticket_file).absolute() if ticket_file else None, out=out, token=token,
+                    idle_stop=idle_stop)
     with _LIVE_LOCK:
         _LIVE[folder.root] = server
     try:

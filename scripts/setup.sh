@@ -17,6 +17,7 @@ command -v ip >/dev/null || missing+=(iproute2)
 for shell in tcsh zsh fish; do command -v "$shell" >/dev/null || missing+=("$shell"); done
 command -v nc >/dev/null || missing+=(netcat-openbsd)
 command -v pgrep >/dev/null || missing+=(procps)
+command -v tmux >/dev/null || missing+=(tmux)
 # The system's own python3 too: a password host's user meets it, and `rdev jupyter` makes a venv with it.
 [ ! -x /usr/bin/python3 ] || /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 

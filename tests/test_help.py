@@ -14,7 +14,8 @@ import pytest
 from client_side.cli import main
 
 GOLDEN = Path(__file__).parent / "golden" / "help"
-COMMANDS = [(), ("key",), ("connect",), ("add",), ("password",), ("ssh",), ("gpus",), ("jupyter",), ("list",), ("remove",), ("stop",),
+COMMANDS = [(), ("key",), ("connect",), ("add",), ("password",), ("ssh",), ("gpus",), ("jupyter",), ("run",), ("runs",), ("logs",),
+            ("kill",), ("attach",), ("list",), ("remove",), ("stop",),
             ("doctor",), ("colab",), ("colab", "cell"), ("demo",)]
 
 

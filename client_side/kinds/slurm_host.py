@@ -28,8 +28,10 @@ from client_side.local import presets, registry, store
 from client_side.local.locking import changing_files, setting_up
 from client_side.local.registry import HostEntry
 from client_side.ssh import keys, known_hosts, probe, shipped
+from colab_side.idle import MOST as MOST_IDLE  # what the job's side takes: a week; longer is 0, never
 
 WAIT = 600.0  # how long `rdev connect` waits for a queued job by default, in seconds
+IDLE_STOP = 60  # minutes without a session, run or GPU process after which rdev's job ends itself, by default
 _POLL = 2.0  # each look is a few squeue calls: slurmctld serves the whole cluster
 
 
@@ -38,10 +40,13 @@ def login_name(name: str) -> str:
 
 
 def add(*, name: str, host: str, user: str | None, port: int, jump: str | None, preset_name: str | None,
-        path: str | None, options: str, identity: str | None = None, python: str | None = None) -> str:
-    """Register the cluster: its login node as a password host, and NAME for the node of rdev's job."""
+        path: str | None, options: str, identity: str | None = None, python: str | None = None,
+        idle_stop: int | None = None) -> str:
+    """Register the cluster: its login node as a password host, and NAME for the node of rdev's job (which ends
+    itself after `idle_stop` minutes idle; None: IDLE_STOP)."""
     name = inputs.name(name)
     options = slurm_jobs.flags(options)
+    idle_stop = checked_idle_stop(idle_stop) if idle_stop is not None else None
     login = login_name(name)
     known = registry.load()
     ours = known.get(name) is not None and known[name].slurm is not None and known[name].jump == login
@@ -55,13 +60,14 @@ def add(*, name: str, host: str, user: str | None, port: int, jump: str | None, 
     front = registry.get(login)
     # Until a job runs, NAME leads to the login node's own address through it: no node is known yet.
     entry = HostEntry(name=name, host=front.host, port=front.port, user=front.user, tunnel="slurm", workdir=workdir,
-                      jump=login, slurm=options, python=inputs.python(python) if python else None)
+                      jump=login, slurm=options, python=inputs.python(python) if python else None,
+                      idle_stop=idle_stop)
     with setting_up(name), changing_files():
         if store.reaches_differently(entry, None):
             probe.close_master(name)
         store.put(entry, ())
     return (f"Added {name}: a Slurm cluster through its login node {login} ({front.user}@{front.host}:{front.port}), "
-            f"jobs with {options or 'the cluster defaults'}. Next: rdev connect {name}")
+            f"jobs with {options or 'the cluster defaults'}; a job {_idle_words(entry)}. Next: rdev connect {name}")
 
 
 def prepare(entry: HostEntry, *, password_stdin: bool, accept_new_host_key: bool, wait: float,
@@ -82,12 +88,14 @@ def prepare(entry: HostEntry, *, password_stdin: bool, accept_new_host_key: bool
             say(_not_ours(entry.name, others))
         if queued:
             job, undo = queued[0].id, None
+            # The minutes kept for this host may have changed since the job was submitted (connect --idle-stop).
+            slurm_jobs.set_idle_stop(login.name, entry.name, job, idle_minutes(entry))
         else:
             if entry.slurm_job:
                 say(f"{entry.name}: job {entry.slurm_job} has ended (time limit, preemption or scancel); submitting a "
                     "new one.")
             job = slurm_jobs.submit(login.name, entry.name, entry.slurm or "", runtime=runtime, key=key,
-                                    workdir=entry.workdir, python=python)
+                                    workdir=entry.workdir, idle_stop=idle_minutes(entry), python=python)
             undo = _Cancel(login.name, job)
             say(f"{entry.name}: submitted Slurm job {job}.")
     try:
@@ -107,7 +115,8 @@ def prepare(entry: HostEntry, *, password_stdin: bool, accept_new_host_key: bool
     node = replace(entry, host=ticket.host, port=ticket.port, user=ticket.user, slurm_job=job, slurm_node=state.node,
                    expires=ends)
     until = f" for {duration(left)} more (until {ends})" if left is not None else ""
-    say(f"{entry.name}: your job holds its GPU{until}; 'rdev stop {entry.name}' ends it early, so others can use it.")
+    say(f"{entry.name}: your job holds its GPU{until}; 'rdev stop {entry.name}' ends it early, so others can use it,"
+        f" and it {_idle_words(entry)}.")
     return pipeline.Prepared(entry=node, host_keys=ticket.host_keys, on_failure=undo, prefetch=True,
                              done=f"ssh works on node {state.node} (Slurm job {job})")
 
@@ -208,6 +217,37 @@ def _not_ours(name: str, others: list[slurm_jobs.Job]) -> str:
     return (f"{name}: Slurm job{'s' * many} {', '.join(ids)} {'are' if many else 'is'} named "
             f"{slurm_jobs.job_name(name)} too but not from rdev on this laptop (another computer's, or submitted by "
             f"hand): rdev leaves {them} alone; 'scancel {' '.join(ids)}' on the login node ends {them}.")
+
+
+def checked_idle_stop(minutes: int) -> int:
+    """--idle-stop as given: whole minutes from 0 (never) to a week."""
+    if isinstance(minutes, bool) or not isinstance(minutes, int) or not 0 <= minutes <= MOST_IDLE:
+        raise BadInput(f"The idle stop {minutes} is not a whole number of minutes from 0 to {MOST_IDLE}",
+                       "give one such as --idle-stop 60, or --idle-stop 0 to never end the job for being idle.")
+    return minutes
+
+
+def keep_idle_stop(name: str, minutes: int) -> None:
+    """`rdev connect NAME --idle-stop MINUTES`: keep the minutes for NAME's jobs, the next one's and (through the
+    connect that follows) the one that runs."""
+    name = inputs.name(name)
+    minutes = checked_idle_stop(minutes)
+    with setting_up(name), changing_files():
+        entry = registry.load().get(name)
+        if entry is None or entry.slurm is None:
+            raise BadInput(f"--idle-stop is for a Slurm cluster's job, which {name} is not",
+                           "leave it out; a notebook runtime takes it where it serves: serve(idle_stop=MINUTES).")
+        store.put(replace(entry, idle_stop=minutes))
+
+
+def idle_minutes(entry: HostEntry) -> int:
+    return IDLE_STOP if entry.idle_stop is None else entry.idle_stop
+
+
+def _idle_words(entry: HostEntry) -> str:
+    minutes = idle_minutes(entry)
+    return (f"ends itself after {minutes} min without a session, run or GPU process" if minutes
+            else "is never ended for being idle")
 
 
 def checked_wait(seconds: float) -> float:

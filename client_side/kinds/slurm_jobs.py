@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from client_side.errors import BadInput, RdevError, printable
 from client_side.ssh import probe, shipped
+from colab_side.idle import SETTING
 
 # squeue's fields, in the order asked for: id, state, reason, node list, time left, partition, and last, as it may
 # hold a "|" of its own, the comment (where rdev marks whose job it is).
@@ -151,15 +152,16 @@ def check_python(login: str, name: str, python: str | None) -> None:
         raise failure
 
 
-def submit(login: str, name: str, options: str, *, runtime: str, key: str, workdir: str,
+def submit(login: str, name: str, options: str, *, runtime: str, key: str, workdir: str, idle_stop: int,
            python: str | None = None) -> str:
-    """Submit rdev's job; its id."""
+    """Submit rdev's job; its id. The job ends itself after `idle_stop` minutes without a session, run or GPU
+    process (0: never), so that a GPU nobody uses goes back to the cluster (colab_side.idle)."""
     state = f'"$HOME/.rdev/slurm/{name}-$SLURM_JOB_ID"'
     ticket = f'"$HOME/.rdev/slurm/{name}-$SLURM_JOB_ID.ticket"'
     serve = (f'{shipped.choose_python(python)}\n'
              f'exec env PYTHONPATH="{runtime}" "$py" -m colab_side serve --in-job --tunnel direct '
              f'--listen "$(hostname)" --authorized-key {shlex.quote(key)} --workdir {shlex.quote(workdir)} '
-             f'--state-dir {state} --ticket-file {ticket}')
+             f'--state-dir {state} --ticket-file {ticket} --idle-stop {int(idle_stop)}')
     # A login shell: the cluster's module system and the user's profile set up the job's environment.
     # A requeued job keeps its id: the ticket of its earlier run must not be taken for this one's.
     script = (f"#!/bin/bash -l\n# rdev: VS Code on this node until the job ends ('rdev stop {name}' ends it).\n"
@@ -180,6 +182,14 @@ def submit(login: str, name: str, options: str, *, runtime: str, key: str, workd
         raise RdevError(f"sbatch answered {out.strip()[-80:]!r}, not a job id",
                         "check the Slurm options and the login node's profile, then run again.")
     return job
+
+
+def set_idle_stop(login: str, name: str, job: str, minutes: int) -> None:
+    """Give a job already queued or running the idle stop this connect asked for: its server reads the minutes from
+    this file in its state folder at every check (made here if the job has not started yet)."""
+    folder = f'"$HOME/.rdev/slurm/{name}-{_checked_id(job)}"'
+    _run(login, f'd={folder}; mkdir -p "$d" && chmod 700 "$d" && printf "%s\\n" {int(minutes)} > "$d/{SETTING}.$$" && '
+                f'mv -f "$d/{SETTING}.$$" "$d/{SETTING}"', what="Setting the job's idle stop")
 
 
 def _forget_submitted(login: str, name: str, key: str) -> None:

@@ -57,6 +57,8 @@ class HostEntry:
     slurm: str | None = None
     slurm_job: str | None = None
     slurm_node: str | None = None
+    # Minutes without a session, run or GPU process after which rdev's job ends itself (None: 60; 0: never).
+    idle_stop: int | None = None
 
 
 def from_ticket(name: str, ticket: Ticket, *, cloudflared: str | None, ticket_file: str | None,
@@ -97,6 +99,8 @@ def _entry(name: str, table: dict, path: Path) -> HostEntry:
                                                               entry.jump, entry.preset, entry.editor, entry.colab,
                                                               entry.gpu, entry.slurm, entry.slurm_job,
                                                               entry.slurm_node, entry.identity, entry.python)) or not isinstance(entry.login, bool) or not isinstance(entry.bridge, bool):
+            raise validate.InvalidValue("not as rdev writes it")
+        if entry.idle_stop is not None and (type(entry.idle_stop) is not int or entry.idle_stop < 0):
             raise validate.InvalidValue("not as rdev writes it")
         if entry.colab_session is not None:
             validate.colab_session(entry.colab_session)

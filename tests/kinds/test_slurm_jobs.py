@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import subprocess
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from client_side.errors import BadInput, RdevError
-from client_side.kinds import slurm_jobs
+from client_side.kinds import slurm_host, slurm_jobs
+from client_side.local import paths, registry, store
+from client_side.local.registry import HostEntry
+from colab_side import idle
 
 
 @pytest.mark.parametrize(("given", "kept"), [
@@ -127,3 +132,78 @@ def test_the_runtime_on_the_cluster_is_named_by_its_content() -> None:
 ])
 def test_time_left_as_squeue_prints_it(left: str, seconds: int | None) -> None:
     assert slurm_jobs.Job("1", "RUNNING", "None", "n1", left, "gpu").seconds_left() == seconds
+
+
+# -- the idle stop ------------------------------------------------------------------------------------------------
+
+
+def test_the_job_serves_with_its_idle_stop(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[bytes] = []
+
+    def run(login: str, command: str, stdin: bytes | None = None, what: str = "Slurm") -> str:
+        sent.append(stdin or b"")
+        return "rdev-job:17\n"
+
+    monkeypatch.setattr(slurm_jobs, "_run", run)
+    for minutes in (60, 0):
+        assert slurm_jobs.submit("login", "hpc", "", runtime="$HOME/r.zip", key=KEY, workdir="~", idle_stop=minutes) \
+            == "17"
+    assert sent[0].decode().splitlines()[-1].endswith(" --idle-stop 60")
+    assert sent[1].decode().splitlines()[-1].endswith(" --idle-stop 0")
+
+
+def test_a_running_job_gets_a_new_idle_stop_in_its_state_folder(monkeypatch: pytest.MonkeyPatch,
+                                                                tmp_path: Path) -> None:
+    """The command `set_idle_stop` sends, run by a real sh: the file the job's server reads at every check, in a
+    private folder made if the job has not started yet, replaced whole."""
+    commands: list[str] = []
+
+    def run(login: str, command: str, *args: object, **kwargs: object) -> str:
+        commands.append(command)
+        return ""
+
+    monkeypatch.setattr(slurm_jobs, "_run", run)
+    slurm_jobs.set_idle_stop("login", "hpc", "42", 5)
+    for minutes in (5, 120):
+        command = commands[-1].replace(" 5 >", f" {minutes} >")
+        subprocess.run(["sh", "-c", command], env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}, check=True)
+        folder = tmp_path / ".rdev" / "slurm" / "hpc-42"
+        assert (folder / idle.SETTING).read_text() == f"{minutes}\n"
+        assert folder.stat().st_mode & 0o777 == 0o700 and [p.name for p in folder.iterdir()] == [idle.SETTING]
+    with pytest.raises(ValueError):
+        slurm_jobs.set_idle_stop("login", "hpc", "42;id", 5)
+
+
+@pytest.mark.parametrize("minutes", [-1, idle.MOST + 1, True])
+def test_an_idle_stop_out_of_range_is_bad_input(minutes: int) -> None:
+    with pytest.raises(BadInput) as caught:
+        slurm_host.checked_idle_stop(minutes)
+    assert "whole number of minutes from 0 to 10080" in caught.value.problem and "--idle-stop 0" in caught.value.fix
+
+
+def test_the_idle_stop_is_kept_for_the_cluster_and_refused_for_other_hosts(home: Path) -> None:
+    cluster = HostEntry(name="hpc", host="127.0.0.1", port=22, user="me", tunnel="slurm", jump="hpc-login", slurm="")
+    store.put(cluster)
+    store.put(HostEntry(name="box", host="127.0.0.1", port=22, user="me", login=True))
+    assert slurm_host.idle_minutes(registry.get("hpc")) == slurm_host.IDLE_STOP == 60
+    slurm_host.keep_idle_stop("hpc", 0)
+    assert registry.get("hpc").idle_stop == 0 and slurm_host.idle_minutes(registry.get("hpc")) == 0
+    slurm_host.keep_idle_stop("hpc", 90)
+    assert registry.get("hpc") == replace(cluster, idle_stop=90)
+    for name in ("box", "nowhere"):
+        with pytest.raises(BadInput) as caught:
+            slurm_host.keep_idle_stop(name, 5)
+        assert "--idle-stop is for a Slurm cluster's job" in caught.value.problem
+    with pytest.raises(BadInput):
+        slurm_host.keep_idle_stop("hpc", -1)
+    assert registry.get("hpc").idle_stop == 90
+
+
+@pytest.mark.parametrize("value", ["-5", "\"60\"", "1.5", "true"])
+def test_an_idle_stop_edited_wrong_in_the_registry_is_refused(home: Path, value: str) -> None:
+    path = paths.registry()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'[hosts.hpc]\nhost = "127.0.0.1"\nport = 22\nuser = "me"\nslurm = ""\nidle_stop = {value}\n')
+    with pytest.raises(RdevError) as caught:
+        registry.load()
+    assert "damaged" in caught.value.problem

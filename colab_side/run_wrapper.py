@@ -1,0 +1,141 @@
+"""`python3 -m colab_side.run_wrapper RUN`: what a run's launcher execs on the host (colab_side.runs starts it).
+
+It runs the recorded command to its end, in the foreground of the tmux pane's terminal where the run has one (tmux
+copies the pane into the log), else in a session of its own on a terminal of its own copied into the log, so that
+output comes line by line as in a shell; then it records the exit status and end time. Standard library only,
+Python 3.8+.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import pty
+import select
+import shlex
+import signal
+import subprocess
+import sys
+import termios
+import time
+
+from colab_side.runs import CHUNK, END, finish, read_record, run_file, run_tmux, started, write_record
+
+
+def wrap(run: str) -> int:
+    """Run the recorded command to its end (the launcher execs this), then record its status, which is also this
+    process's."""
+    # The wrapper outlives every terminal, the tmux pane's too; a handler, unlike SIG_IGN, is not inherited by the
+    # command, which a hangup of its own terminal still ends.
+    signal.signal(signal.SIGHUP, lambda *_: None)
+    record = read_record(run) or {}
+    env = json.loads(run_file(run, ".env").read_text())
+    for transient in (".env", ".sh"):
+        run_file(run, transient).unlink(missing_ok=True)
+    path, pane = str(run_file(run, ".log")), os.environ.get("TMUX_PANE") if record.get("tmux") else None
+    if pane:  # tmux copies all the pane shows into the log, from before the command starts
+        run_tmux(record["tmux_binary"], "pipe-pane", "-t", pane, f"exec cat >> {shlex.quote(path)}")
+        env["TERM"] = os.environ.get("TERM", "screen")
+    log = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    record.update(wrapper=os.getpid(), wrapper_started=started(os.getpid()))
+    try:
+        child, terminal = _spawn(record, env, log, on_pane=bool(pane))
+    except OSError as err:
+        os.write(log, f"rdev: cannot run {record['argv'][0]}: {err.strerror}\n".encode())
+        return finish(record, 127 if isinstance(err, FileNotFoundError) else 126)
+    record.update(state="running", pid=child.pid, pid_started=started(child.pid))
+    write_record(record)
+    if terminal is not None:
+        _copy(terminal, log, child)
+    code = child.wait()
+    if pane:
+        _settled(path)
+    return finish(record, code)
+
+
+def _spawn(record: dict, env: dict[str, str], log: int, on_pane: bool) -> tuple[subprocess.Popen, int | None]:
+    """The command, started on the tmux pane's terminal, in its foreground; else in a session of its own on a new
+    terminal whose other end is returned (straight into the log where the host has no pseudo-terminals)."""
+    argv, folder = record["argv"], record["workdir"]
+    if on_pane:
+        return subprocess.Popen(argv, cwd=folder, env=env, preexec_fn=_to_foreground), None  # noqa: PLW1509 (no threads)
+    try:
+        terminal, side = pty.openpty()
+    except OSError:
+        return subprocess.Popen(argv, cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                start_new_session=True), None
+    try:
+        return subprocess.Popen(argv, cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=side, stderr=side,
+                                start_new_session=True, preexec_fn=_take_terminal), terminal  # noqa: PLW1509
+    except BaseException:
+        os.close(terminal)
+        raise
+    finally:
+        os.close(side)
+
+
+def _to_foreground() -> None:
+    """On the pane: a process group of the command's own, in the terminal's foreground, so that keys typed there
+    (Ctrl-C) reach it, and `kill` ends its group and not this wrapper."""
+    os.setpgid(0, 0)
+    signal.signal(signal.SIGTTOU, signal.SIG_IGN)  # asked from the background, where it now is
+    with contextlib.suppress(OSError):
+        os.tcsetpgrp(0, os.getpid())
+    signal.signal(signal.SIGTTOU, signal.SIG_DFL)
+
+
+def _take_terminal() -> None:
+    """In the command's new session: its terminal becomes the controlling one (a hangup reaches what it started)."""
+    with contextlib.suppress(OSError):  # without one, the command still runs
+        fcntl.ioctl(1, termios.TIOCSCTTY, 0)
+
+
+def _copy(terminal: int, log: int, child: subprocess.Popen) -> None:
+    """The command's terminal into the log until the command has ended and what it printed is in: a child it left
+    in the background does not hold the run open."""
+    ended = None
+    try:
+        while True:
+            ready = select.select([terminal], [], [], 0.2)[0]
+            if ready:
+                data = b""
+                with contextlib.suppress(OSError):  # EIO: nothing holds the terminal any more
+                    data = os.read(terminal, CHUNK)
+                if not data:
+                    return
+                data = data.replace(b"\r\n", b"\n")  # the terminal's line ends, as a file has them
+                while data:
+                    data = data[os.write(log, data):]
+            if child.poll() is not None:
+                ended = ended or time.monotonic()
+                if not ready or time.monotonic() - ended > 1:
+                    return
+    finally:
+        os.close(terminal)
+
+
+def _settled(path: str) -> None:
+    """Wait (10 s at most) until tmux has copied all the command printed into the log: the mark printed on the pane
+    after it is there too then, and is cut off again."""
+    signal.signal(signal.SIGTTOU, signal.SIG_IGN)  # printed from the background, where the command left this wrapper
+    try:
+        os.write(1, END)
+    except OSError:  # the pane is gone
+        return
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with open(path, "rb") as log:
+            start = max(0, os.fstat(log.fileno()).st_size - CHUNK)
+            log.seek(start)
+            tail = log.read()
+        if END in tail:
+            if tail.endswith(END):
+                os.truncate(path, start + len(tail) - len(END))
+            return
+        time.sleep(0.05)
+
+
+if __name__ == "__main__":
+    sys.exit(wrap(sys.argv[1]))

@@ -1,0 +1,388 @@
+"""`python3 -m colab_side.runs start|list|log|kill`: the host's side of `rdev run`, `runs`, `logs` and `kill`.
+
+A run is one command that outlives the SSH connection, the editor and the laptop; the laptop ships this module over
+SSH as it does colab_side.jupyter. `start` records the run and launches the wrapper (colab_side.run_wrapper): in a
+tmux session `rdev-RUN` where
+the host has tmux (the command runs in the foreground of the pane's terminal; tmux copies the pane into the log),
+else in a session of its own, stdin from /dev/null, on a terminal of its own copied into the log (so that output
+comes line by line, as in a shell). `wrap` records the exit status and end time. `kill` sends SIGTERM, then SIGKILL
+GRACE seconds later, to the command's process group, session and everything below it, and records "killed".
+
+The command is an argv, never a shell string (base64url JSON, which no login shell reads), run in the host's folder
+with the SSH session's environment plus `env` (room for a scheduler's GPUs). ~/.rdev/runs (0700, files 0600) holds
+RUN.json (the record), RUN.log, RUN.sh and RUN.env (launcher and environment, until `wrap` has read them), RUN.kill
+(while `kill` works). `wrap` imports all it uses before the run counts as started: the shipped zip is deleted then.
+Each action prints JSON lines, the laptop's only channel back: {"out": text} for the log's text, then its result,
+or {"error": ..., "fix": ...} with exit status 1. Standard library only, Python 3.8+.
+"""
+
+from __future__ import annotations
+
+import base64
+import codecs
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from bootstrap.files import atomic_write, ensure_private_dir
+from colab_side import processes
+from colab_side.jupyter_env import Failure
+
+RUN_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+START_TIMEOUT = 20.0
+GRACE = 5.0  # from SIGTERM to SIGKILL, and from SIGKILL to giving up
+HEARTBEAT = 2.0  # a follower writes at least this often, so that it notices a laptop that has gone
+LIVE, FINAL = ("starting", "running"), ("exited", "killed")
+CHUNK = 65536
+END = b"\x1b]rdev-end\x07"  # printed on the pane after the command's output: terminals show nothing of it
+# Where this module was loaded from: the shipped zip (or, run from a checkout, its folder).
+SHIPPED = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def runs_dir() -> Path:
+    return Path.home() / ".rdev" / "runs"
+
+
+def run_file(run: str, suffix: str) -> Path:
+    return runs_dir() / f"{run}{suffix}"
+
+
+def _emit(message: dict) -> None:
+    print(json.dumps(message), flush=True)
+
+
+def _stamp(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
+
+
+@contextlib.contextmanager
+def _locked() -> Iterator[None]:
+    """One `start` or `kill` at a time per user: two laptops must not start two runs of one name."""
+    ensure_private_dir(runs_dir().parent)
+    ensure_private_dir(runs_dir())
+    fd = os.open(str(runs_dir() / ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _stat(pid: int | str) -> list[str]:
+    """/proc/PID/stat's fields after the command name (which may hold spaces and parentheses); [] if it is gone.
+    [0] state, [1] parent, [2] process group, [3] session, [19] start time."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def started(pid: int) -> str | None:
+    """When `pid` started (None: it does not run): with the pid, it names one process for good."""
+    if os.path.exists("/proc/self/stat"):
+        fields = _stat(pid)
+        return fields[19] if len(fields) > 19 and fields[0] != "Z" else None
+    shown = subprocess.run(["ps", "-o", "lstart=", "-p", str(pid)], check=False, capture_output=True, text=True)
+    return shown.stdout.strip() or None
+
+
+def read_record(run: str, needed: bool = True) -> dict | None:
+    """Run `run`'s record; None if there is none and none is `needed`."""
+    if not RUN_NAME.fullmatch(run):
+        raise Failure(f"the run name {run!r} cannot be used", "use 1 to 64 letters, digits, '.', '_' or '-'.")
+    path = run_file(run, ".json")
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        if needed:
+            raise Failure(f"there is no run named {run} on {socket.gethostname()}", "'rdev runs' lists them.") from None
+        return None
+    except (OSError, ValueError):
+        record = None
+    if not isinstance(record, dict) or record.get("run") != run:
+        raise Failure(f"the record of run {run}, {path}, is not what rdev wrote", "delete it and run again.")
+    return record
+
+
+def write_record(record: dict) -> None:
+    atomic_write(run_file(record["run"], ".json"), json.dumps(record).encode(), 0o600, follow=False)
+
+
+def state(record: dict) -> str:
+    """starting, running, exited, killed, or lost: its wrapper is gone without a word (the host restarted, or it was
+    SIGKILLed). Homes may be shared by several hosts: only the host that started a run can judge it."""
+    if record.get("state") in FINAL or record.get("host") != socket.gethostname():
+        return str(record.get("state"))
+    wrapper = record.get("wrapper")
+    if isinstance(wrapper, int) and started(wrapper) == record.get("wrapper_started"):
+        return str(record["state"])
+    young = record.get("state") == "starting" and time.time() - record.get("started_at", 0) < START_TIMEOUT
+    return "starting" if young else "lost"
+
+
+def last_line(run: str) -> str:
+    """The log's last line with something on it, as a terminal shows it (after its last carriage return)."""
+    try:
+        with open(str(run_file(run, ".log")), "rb") as log:
+            log.seek(max(0, os.fstat(log.fileno()).st_size - 8192))
+            tail = log.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    for line in reversed(tail.split("\n")):
+        shown = [part for part in line.split("\r") if part.strip()]
+        if shown:
+            return shown[-1].strip()[:300]
+    return ""
+
+
+def summary(record: dict) -> dict:
+    """What the laptop shows of a run; its duration on the host's own clock."""
+    shown = state(record)
+    end = record.get("ended_at") or (time.time() if shown in LIVE else None)
+    keys = ("run", "argv", "workdir", "env", "host", "started", "ended", "status", "signal", "pid", "tmux")
+    return {**{key: record.get(key) for key in keys}, "state": shown, "log": str(run_file(record["run"], ".log")),
+            "duration": end - record["started_at"] if end else None, "last_line": last_line(record["run"])}
+
+
+def _environment(extra: dict[str, str]) -> dict[str, str]:
+    """This SSH session's environment as the command gets it: the shipped zip was put on PYTHONPATH for this call
+    only (and is deleted after it), and a tmux of the session's own would lie to the run."""
+    env = {name: value for name, value in os.environ.items() if name not in ("TMUX", "TMUX_PANE")}
+    kept = [entry for entry in env.pop("PYTHONPATH", "").split(os.pathsep) if entry and entry != SHIPPED]
+    if kept:
+        env["PYTHONPATH"] = os.pathsep.join(kept)
+    return {**env, **extra}
+
+
+def _folder(workdir: str) -> Path:
+    """The host's folder, where the command runs: `~` is the home folder."""
+    path = Path.home() / workdir[2:] if workdir.startswith("~/") else Path.home() if workdir == "~" else Path(workdir)
+    if not path.is_absolute() or not path.is_dir():
+        raise Failure(f"there is no folder {path} on {socket.gethostname()} for the run to start in",
+                      "create it there (runs start in the host's folder), then run again.")
+    return path
+
+
+def run_tmux(binary: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([binary, *args], check=False, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          env=env, cwd="/", timeout=30)
+
+
+def start(run: str, argv: list[str], workdir: str, extra: dict[str, str]) -> dict:
+    """Start `argv` as run `run`, detached; {"run": its summary} once it runs (or has already ended)."""
+    if not argv or not argv[0]:
+        raise Failure("the command to run is empty", "give it after '--', e.g. rdev run NAME -- python train.py.")
+    read_record(run, needed=False)  # a name that cannot be used is refused before anything else
+    folder = _folder(workdir)
+    with _locked():
+        old = read_record(run, needed=False)
+        if old is not None and state(old) in LIVE:
+            raise Failure(f"a run named {run} is still running on {old.get('host')} (pid {old.get('pid')})",
+                          "give the new one another --name, or end that one first with 'rdev kill'.")
+        tmux = shutil.which("tmux")
+        session = f"rdev-{run.replace('.', '_')}" if tmux else None  # tmux turns '.' in a session's name into '_'
+        if tmux and old is not None and old.get("tmux") == session:  # the ended run's, kept open by remain-on-exit
+            run_tmux(tmux, "kill-session", "-t", f"={session}")
+        now = time.time()
+        record = {"run": run, "argv": argv, "workdir": str(folder), "env": extra, "host": socket.gethostname(),
+                  "state": "starting", "started": _stamp(now), "started_at": now, "tmux": session, "tmux_binary": tmux}
+        run_file(run, ".kill").unlink(missing_ok=True)
+        log = os.open(str(run_file(run, ".log")), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        try:
+            os.fchmod(log, 0o600)
+            env = _environment(extra)
+            atomic_write(run_file(run, ".env"), json.dumps(env).encode(), 0o600, follow=False)
+            # `cd /` first: nothing in the current folder may shadow a module of the wrapper's.
+            launcher = (f"cd / || exit 1\nPYTHONPATH={shlex.quote(SHIPPED)}; export PYTHONPATH\n"
+                        f"exec {shlex.quote(sys.executable)} -m colab_side.run_wrapper {shlex.quote(run)}\n")
+            atomic_write(run_file(run, ".sh"), launcher.encode(), 0o600, follow=False)
+            write_record(record)
+            return {"run": summary(_launched(record, env, log))}
+        finally:
+            os.close(log)
+
+
+def _launched(record: dict, env: dict[str, str], log: int) -> dict:
+    """Launch the wrapper (in tmux, else in a session of its own); its record once it says the command runs."""
+    run, tmux, session = record["run"], record["tmux_binary"], record["tmux"]
+    launcher, process = str(run_file(run, ".sh")), None
+    if session:
+        # tmux hands the command to the user's shell (`$SHELL -c`): a quoted path reads the same in sh, csh and fish.
+        made = run_tmux(tmux, "new-session", "-d", "-s", session, f"/bin/sh {shlex.quote(launcher)}", env=env)
+        if made.returncode != 0:
+            os.write(log, f"rdev: tmux failed ({made.stderr.strip()}); the run has a session of its own\n".encode())
+            record["tmux"] = session = None
+            write_record(record)
+    if not session:
+        process = subprocess.Popen(["/bin/sh", launcher], stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd="/",
+                                   env=env, start_new_session=True)
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        gone = process.poll() is not None if process else run_tmux(tmux, "has-session", "-t", f"={session}").returncode
+        now = read_record(run)
+        if now is not None and now.get("state") != "starting":
+            return now
+        if gone or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    if process is None:
+        run_tmux(tmux, "kill-session", "-t", f"={session}")
+    elif process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+    for leftover in (".json", ".env", ".sh"):
+        run_file(run, leftover).unlink(missing_ok=True)
+    why = "its launcher exited" if gone else f"it did not start within {START_TIMEOUT:.0f} s"
+    raise Failure(f"run {run} did not start: {why} (its log ends: {last_line(run) or 'nothing'})",
+                  f"see {run_file(run, '.log')} on {socket.gethostname()}.")
+
+
+def finish(record: dict, code: int | None) -> int:
+    """Record how the command ended (None: unknown): "killed" when `kill` asked for it."""
+    now = time.time()
+    killed = run_file(record["run"], ".kill").exists()
+    record.update(state="killed" if killed else "exited", status=code if code is None or code >= 0 else None,
+                  signal=-code if code is not None and code < 0 else None, ended=_stamp(now), ended_at=now)
+    write_record(record)
+    return 1 if code is None else code if code >= 0 else 128 - code
+
+
+def _members(record: dict) -> set[int]:
+    """The run's processes: the command's process group and session (what it starts stays in them unless it makes
+    its own), started since the command (its pid may be another's by now), and everything below them."""
+    leader, since = record.get("pid"), str(record.get("pid_started"))
+    if not isinstance(leader, int) or not since.isdigit():
+        return set()
+    stats = ((int(entry.name), _stat(entry.name)) for entry in Path("/proc").iterdir() if entry.name.isdigit())
+    group = {pid for pid, fields in stats if len(fields) > 19 and str(leader) in fields[2:4]
+             and int(fields[19]) >= int(since)}
+    return {pid for top in group for pid in (top, *processes.descendants(top)) if processes.alive(pid)}
+
+
+def _end_processes(record: dict) -> int:
+    """SIGTERM to the run's processes, SIGKILL to those left GRACE seconds later, twice: the first may have started
+    more meanwhile. How many there were."""
+    if not os.path.isdir("/proc"):  # macOS, the BSDs: the command's process group
+        with contextlib.suppress(OSError, TypeError):
+            os.killpg(record["pid"], signal.SIGKILL)
+        return 0
+    first = _members(record)
+    processes.terminate(list(first), GRACE)
+    rest = _members(record)
+    processes.terminate(list(rest), GRACE)
+    return len({*first, *rest})
+
+
+def kill(run: str) -> dict:
+    """End the run, everything it started and its tmux session; "killed" in its record."""
+    with _locked():
+        record = read_record(run) or {}
+        was = state(record)
+        marker = run_file(run, ".kill")
+        marker.touch(0o600)
+        try:
+            ended = _end_processes(record)
+            deadline = time.monotonic() + GRACE
+            record = read_record(run) or record
+            while state(record) in LIVE and time.monotonic() < deadline:  # its wrapper records the end
+                time.sleep(0.1)
+                record = read_record(run) or record
+            if record.get("state") not in FINAL:  # no wrapper is left to say so
+                finish(record, None)
+        finally:
+            marker.unlink(missing_ok=True)
+        if record.get("tmux") and record.get("tmux_binary"):
+            run_tmux(record["tmux_binary"], "kill-session", "-t", f"={record['tmux']}")
+    return {"run": summary(record), "was": was, "ended": ended}
+
+
+def log(run: str, follow: bool) -> dict:
+    """Send the log as {"out": text} lines; with `follow`, until the run has ended and all it wrote is sent."""
+    record = read_record(run) or {}
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    position, said, ended = 0, time.monotonic(), not follow
+    while True:
+        chunk = b""
+        with contextlib.suppress(FileNotFoundError), open(str(run_file(run, ".log")), "rb") as handle:
+            handle.seek(position)
+            chunk = handle.read(CHUNK)
+        if chunk:
+            position += len(chunk)
+            _emit({"out": decoder.decode(chunk)})
+            said = time.monotonic()
+            continue
+        if ended:
+            break
+        record = read_record(run) or record
+        ended = state(record) not in LIVE  # its last output is in before its end is recorded: one more read
+        if time.monotonic() - said > HEARTBEAT:
+            _emit({})  # fails once the laptop has gone, which ends this follower
+            said = time.monotonic()
+        if not ended:
+            time.sleep(0.2)
+    rest = decoder.decode(b"", final=True)
+    if rest:
+        _emit({"out": rest})
+    return {"run": summary(record)}
+
+
+def listing(run: str | None) -> dict:
+    """The runs (or the one named), oldest first."""
+    if run is not None:
+        return {"runs": [summary(read_record(run) or {})]}
+    names = [path.name[:-5] for path in runs_dir().glob("*.json")] if runs_dir().is_dir() else []
+    records = [read_record(name) for name in names if RUN_NAME.fullmatch(name)]
+    return {"runs": [summary(r) for r in sorted(filter(None, records), key=lambda r: r.get("started_at", 0))]}
+
+
+def _spec(encoded: str) -> tuple[list[str], str, dict[str, str]]:
+    """`start`'s command, folder and environment, from the laptop's base64url JSON."""
+    try:
+        spec = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+        argv, workdir, extra = spec["argv"], spec.get("workdir", "~"), spec.get("env", {})
+        if not (isinstance(argv, list) and isinstance(workdir, str) and isinstance(extra, dict)):
+            raise TypeError
+        if not all(isinstance(word, str) for word in [*argv, *extra, *extra.values()]):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        raise Failure("the run's description from the laptop cannot be read", "run 'rdev run' again.") from None
+    return argv, workdir, extra
+
+
+def main(argv: list[str]) -> int:
+    action, words = (argv[0], argv[1:]) if argv else ("", [])
+    try:
+        if action == "start" and len(words) == 2:
+            result = start(words[0], *_spec(words[1]))
+        elif action == "list" and len(words) <= 1:
+            result = listing(words[0] if words else None)
+        elif action == "log" and len(words) in (1, 2):
+            result = log(words[0], follow=words[1:] == ["--follow"])
+        elif action == "kill" and len(words) == 1:
+            result = kill(words[0])
+        else:
+            _emit({"error": f"unknown action {' '.join(argv)!r}", "fix": "use start, list, log or kill."})
+            return 2
+    except Failure as failure:
+        _emit({"error": failure.problem, "fix": failure.fix})
+        return 1
+    except OSError as err:
+        _emit({"error": f"{err.strerror or err} ({err.filename or runs_dir()})", "fix": "fix that and run again."})
+        return 1
+    _emit(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
