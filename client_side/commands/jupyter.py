@@ -14,7 +14,6 @@ user of the laptop may bind a port number it sees first.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -22,8 +21,6 @@ import secrets
 import signal
 import socket
 import subprocess
-import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -34,7 +31,7 @@ from client_side import inputs
 from client_side.errors import BadInput, RdevError, printable
 from client_side.local import paths, registry
 from client_side.local.locking import setting_up
-from client_side.ssh import config as sshconfig, probe, shipped
+from client_side.ssh import config as sshconfig, helper_call, probe, shipped
 from colab_side.jupyter import answers
 
 # Starting may install Jupyter first (colab_side.jupyter_env gives that up well within this).
@@ -163,63 +160,16 @@ def _helper(name: str, action: str, python: str | None, token: str, say: Say, ti
     """Run `colab_side.jupyter ACTION` on NAME with `python` (default python3); the token travels as the
     first line of stdin, before the runtime side's zip. Its answer."""
     remote = shipped.command("jupyter", *action.split(), python=_python_word(python, name), secret_first=True)
-    argv = probe.ssh_argv(name, "-o", "BatchMode=yes", "-o", "ConnectTimeout=20") + [remote]
-    expired = threading.Event()
-    answer: dict | None = None
-    with tempfile.TemporaryFile() as errors:
-        process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors)
-        assert process.stdin is not None and process.stdout is not None  # both are pipes
 
-        def expire() -> None:
-            expired.set()
-            process.kill()
+    def heard(message: dict) -> bool:
+        if "say" not in message:
+            return False
+        say(f"{name}: {printable(str(message['say']))}")
+        return True
 
-        timer = threading.Timer(timeout, expire)
-        timer.start()
-        try:
-            with contextlib.suppress(BrokenPipeError):  # an ssh that failed to connect reads nothing
-                process.stdin.write(token.encode() + b"\n" + shipped.runtime_zip())
-            with contextlib.suppress(BrokenPipeError):
-                process.stdin.close()
-            for line in process.stdout:  # read as it comes: the helper says what it does (an install) first
-                message = _message(line)
-                if message is not None and "say" in message:
-                    say(f"{name}: {printable(str(message['say']))}")
-                elif message is not None:
-                    answer = message
-            code = process.wait()
-        finally:
-            timer.cancel()
-        errors.seek(0)
-        stderr = errors.read().decode(errors="replace")
-    if expired.is_set():
-        raise RdevError(f"rdev's Jupyter helper on {name} did not finish within {timeout:.0f} s",
-                        f"check the host with 'rdev ssh {name}' and run again.")
-    if code == 255:
-        raise probe.failure(name, stderr)
-    no_python = shipped.python_failure(name, code, stderr, python or registry.get(name).python)
-    if no_python is not None:
-        raise no_python
-    if answer is not None and "error" in answer:
-        raise RdevError(f"{name}: {printable(str(answer['error']))}", printable(str(answer.get("fix", ""))))
-    if code == 127:
-        raise RdevError(f"{name} has no {python or 'python3'}", "pass --python with the path of a Python 3.8 or newer "
-                        "there.")
-    if code != 0 or answer is None:
-        last = stderr.strip().splitlines()[-1:] or [f"exit status {code}"]
-        raise RdevError(f"rdev's Jupyter helper failed on {name} ({printable(last[0])})",
-                        "it needs Python 3.8 or newer there: pass one with --python.")
-    return answer
-
-
-def _message(line: bytes) -> dict | None:
-    """One JSON object the helper printed; None for anything else (a login script's chatter)."""
-    try:
-        message = json.loads(line)
-    except ValueError:
-        return None
-    return message if isinstance(message, dict) else None
-
+    return helper_call.call(name, remote, what="Jupyter helper", timeout=timeout, first_line=token, heard=heard,
+                            python=python or registry.get(name).python,
+                            fix="it needs Python 3.8 or newer there: pass one with --python.")
 
 
 def _record(name: str) -> Path:

@@ -10,14 +10,11 @@ without a shell there, in the host's folder, so nothing in them can break out of
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
 import re
 import shlex
 import subprocess
-import tempfile
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -25,7 +22,7 @@ from datetime import datetime
 from client_side import inputs
 from client_side.errors import BadInput, RdevError, printable
 from client_side.local import registry
-from client_side.ssh import probe, shipped
+from client_side.ssh import helper_call, probe, shipped
 
 RUN_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 CALL_TIMEOUT = 120.0  # a start waits for its wrapper, a kill for SIGTERM then SIGKILL: well within this
@@ -206,61 +203,13 @@ def _call(name: str, *args: str, timeout: float | None, out: Say | None = None) 
     """Run `colab_side.runs ARGS` on NAME; {"out": text} lines go to `out` as they arrive. Its answer."""
     python = registry.get(name).python
     remote = shipped.command("runs", *args, python=shipped.python_word(python))
-    argv = probe.ssh_argv(name, "-o", "BatchMode=yes", "-o", "ConnectTimeout=20") + [remote]
-    expired = threading.Event()
-    answer: dict | None = None
-    with tempfile.TemporaryFile() as errors:
-        process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors)
-        assert process.stdin is not None and process.stdout is not None  # both are pipes
 
-        def expire() -> None:
-            expired.set()
-            process.kill()
+    def heard(message: dict) -> bool:
+        if "out" in message:
+            if out is not None:
+                out(str(message["out"]))
+            return True
+        return not message  # an empty one is the follower's sign of life
 
-        timer = threading.Timer(timeout, expire) if timeout else None
-        try:
-            if timer:
-                timer.start()
-            with contextlib.suppress(BrokenPipeError):  # an ssh that failed to connect reads nothing
-                process.stdin.write(shipped.runtime_zip())
-                process.stdin.close()
-            for line in process.stdout:
-                message = _message(line)
-                if message and "out" in message:
-                    if out is not None:
-                        out(str(message["out"]))
-                elif message:  # an empty one is the follower's sign of life
-                    answer = message
-            code = process.wait()
-        finally:
-            if timer:
-                timer.cancel()
-            if process.poll() is None:  # Ctrl-C: the ssh goes, and the follower on the host after it
-                process.kill()
-                process.wait()
-        errors.seek(0)
-        stderr = errors.read().decode(errors="replace")
-    if expired.is_set():
-        raise RdevError(f"rdev's run helper on {name} did not finish within {timeout:.0f} s",
-                        f"check the host with 'rdev ssh {name}' and run again.")
-    if code == 255:
-        raise probe.failure(name, stderr)
-    no_python = shipped.python_failure(name, code, stderr, python)
-    if no_python is not None:
-        raise no_python
-    if answer is not None and "error" in answer:
-        raise RdevError(f"{name}: {printable(str(answer['error']))}", printable(str(answer.get("fix", ""))))
-    if code != 0 or answer is None:
-        last = stderr.strip().splitlines()[-1:] or [f"exit status {code}"]
-        raise RdevError(f"rdev's run helper failed on {name} ({printable(last[0])})", f"run 'rdev doctor' and "
-                        f"check the host with 'rdev ssh {name}'.")
-    return answer
-
-
-def _message(line: bytes) -> dict | None:
-    """One JSON object the helper printed; None for anything else (a login script's chatter)."""
-    try:
-        message = json.loads(line)
-    except ValueError:
-        return None
-    return message if isinstance(message, dict) else None
+    return helper_call.call(name, remote, what="run helper", timeout=timeout, python=python, heard=heard,
+                            fix=f"run 'rdev doctor' and check the host with 'rdev ssh {name}'.")
