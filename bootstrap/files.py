@@ -7,9 +7,11 @@ but is archived, so these few lines stand in for it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -19,6 +21,20 @@ def ensure_private_dir(path: Path) -> Path:
     if os.name == "posix":
         os.chmod(path, 0o700)
     return path
+
+
+@contextlib.contextmanager
+def held_lock(path: Path) -> Iterator[None]:
+    """`path` (made 0600 if missing) locked exclusively for the block: on a host, one rdev helper at a time per user
+    where two laptops may call at once. POSIX only, as the runtime side is."""
+    import fcntl  # not on Windows, where the laptop side also imports this module
+
+    fd = os.open(str(path), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o600, follow: bool = True) -> None:

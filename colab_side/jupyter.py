@@ -20,7 +20,6 @@ result, or {"error": ..., "fix": ...} with exit status 1. Standard library only,
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import http.client
 import json
 import os
@@ -34,7 +33,7 @@ import urllib.request
 from pathlib import Path
 from typing import Iterator
 
-from bootstrap.files import atomic_write, ensure_private_dir
+from bootstrap.files import atomic_write, ensure_private_dir, held_lock
 from colab_side.jupyter_env import Failure, python_for_jupyter
 
 COLAB = "https://colab.research.google.com"
@@ -62,12 +61,8 @@ def _locked() -> Iterator[None]:
     """One `start` or `stop` at a time per user: two laptops must not start two servers."""
     for folder in (state_dir().parent.parent, state_dir().parent, state_dir()):
         ensure_private_dir(folder)
-    fd = os.open(str(state_dir() / "lock"), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with held_lock(state_dir() / "lock"):
         yield
-    finally:
-        os.close(fd)
 
 
 def started(pid: int) -> str | None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import codecs
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -36,7 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from bootstrap.files import atomic_write, ensure_private_dir
+from bootstrap.files import atomic_write, ensure_private_dir, held_lock
 from colab_side import processes
 from colab_side.jupyter_env import Failure
 
@@ -72,12 +71,8 @@ def _locked() -> Iterator[None]:
     """One `start` or `kill` at a time per user: two laptops must not start two runs of one name."""
     ensure_private_dir(runs_dir().parent)
     ensure_private_dir(runs_dir())
-    fd = os.open(str(runs_dir() / ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with held_lock(runs_dir() / ".lock"):
         yield
-    finally:
-        os.close(fd)
 
 
 def _stat(pid: int | str) -> list[str]:
