@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from colab_side import processes, serve
-from tests.conftest import REPO, run_module
+from tests.conftest import REPO, read_or_empty, run_module
 from tests.e2e.test_runtime_lifecycle import keypair
 from tests.e2e.test_supervisor import wait_for
 
@@ -66,7 +66,8 @@ def test_a_tunnel_restart_under_way_gives_up_when_the_supervisor_stops(home: Pat
     try:
         server.tunnel.binary = str(silent)  # the next start never says it is up
         os.kill(processes.read_pid(state / "tunnel.pid"), signal.SIGKILL)
-        assert wait_for(lambda: b"sleep" in Path(f"/proc/{processes.read_pid(state / 'tunnel.pid')}/cmdline").read_bytes()
+        # The pid file names the killed tunnel until the restart writes the new one: a gone process reads as empty.
+        assert wait_for(lambda: b"sleep" in read_or_empty(Path(f"/proc/{processes.read_pid(state / 'tunnel.pid')}/cmdline"))
                         if processes.read_pid(state / "tunnel.pid") else False)
         hanging = processes.read_pid(state / "tunnel.pid")
         began = time.monotonic()
