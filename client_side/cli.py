@@ -254,6 +254,35 @@ def attach(
     sys.exit(run_commands.attach(name, run))
 
 
+@app.command()
+def pull(
+    name: str = typer.Argument(..., metavar="NAME", autocompletion=_host_names),
+    remote: str = typer.Argument(..., metavar="REMOTE", help="a file or folder on NAME (relative to your home there "
+                                 "unless it starts with /)"),
+    local: str | None = typer.Argument(None, metavar="[LOCAL]", help="the folder here it goes into (default: the "
+                                          "current folder), created if missing"),
+) -> None:
+    """Copy REMOTE from NAME into a folder here: rsync where both ends have it (only what changed, resuming a cut
+    copy), else sftp."""
+    from client_side.commands import transfer
+
+    transfer.pull(name, remote, local, say=_say)
+
+
+@app.command()
+def push(
+    name: str = typer.Argument(..., metavar="NAME", autocompletion=_host_names),
+    local: str = typer.Argument(..., metavar="LOCAL", help="a file or folder here"),
+    remote: str | None = typer.Argument(None, metavar="[REMOTE]", help="the folder on NAME it goes into (default: "
+                                           "the host's folder), created if missing"),
+) -> None:
+    """Copy LOCAL into a folder on NAME: rsync where both ends have it (only what changed, resuming a cut copy),
+    else sftp."""
+    from client_side.commands import transfer
+
+    transfer.push(name, local, remote, say=_say)
+
+
 @app.command("list")
 def list_hosts(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """List the hosts rdev knows."""
@@ -274,11 +303,15 @@ def remove(
 
 
 @app.command()
-def stop(name: str = typer.Argument(..., metavar="NAME", autocompletion=_host_names)) -> None:
+def stop(
+    name: str = typer.Argument(..., metavar="NAME", autocompletion=_host_names),
+    pull: str | None = typer.Option(None, "--pull", metavar="REMOTE", help="first copy REMOTE from NAME into the "
+                                       "current folder (as 'rdev pull'); nothing is stopped if that copy fails"),
+) -> None:
     """End NAME's Colab runtime (Google's colab CLI) or Slurm job (scancel): both cost while they run."""
     from client_side.commands import stop as stopping
 
-    stopping.stop(name, _say)
+    stopping.stop(name, _say, pull=pull)
 
 
 @app.command()

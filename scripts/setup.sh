@@ -18,6 +18,7 @@ for shell in tcsh zsh fish; do command -v "$shell" >/dev/null || missing+=("$she
 command -v nc >/dev/null || missing+=(netcat-openbsd)
 command -v pgrep >/dev/null || missing+=(procps)
 command -v tmux >/dev/null || missing+=(tmux)
+command -v rsync >/dev/null || missing+=(rsync)
 # The system's own python3 too: a password host's user meets it, and `rdev jupyter` makes a venv with it.
 [ ! -x /usr/bin/python3 ] || /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 

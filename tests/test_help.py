@@ -15,7 +15,7 @@ from client_side.cli import main
 
 GOLDEN = Path(__file__).parent / "golden" / "help"
 COMMANDS = [(), ("key",), ("connect",), ("add",), ("password",), ("ssh",), ("gpus",), ("jupyter",), ("run",), ("runs",), ("logs",),
-            ("kill",), ("attach",), ("list",), ("remove",), ("stop",),
+            ("kill",), ("attach",), ("pull",), ("push",), ("list",), ("remove",), ("stop",),
             ("doctor",), ("colab",), ("colab", "cell"), ("demo",)]
 
 

@@ -15,24 +15,28 @@ from client_side.local.locking import ending_colab_session
 from client_side.ssh import probe
 
 
-def stop(name: str, say: Callable[[str], None]) -> None:
+def stop(name: str, say: Callable[[str], None], pull: str | None = None) -> None:
+    """End NAME's runtime or job; with `pull`, copy that from NAME here first, and stop nothing if the copy fails."""
     entry = registry.get(inputs.name(name))
-    if entry.colab_session or entry.slurm is not None:
-        said = jupyter.end_with_host(entry.name)
-        if said:
-            say(said)
+    if not entry.colab_session and entry.slurm is None:
+        raise BadInput(f"{name} is neither a Colab runtime reached through Google's colab CLI nor a Slurm job, so rdev "
+                       "has nothing to stop", "'rdev stop' ends those (a tunnel cell's server stops in its notebook "
+                       "with 'python -m colab_side stop').")
+    if pull is not None:
+        from client_side.commands import transfer
+
+        transfer.pull_before_stop(entry.name, pull, say=say)
+    said = jupyter.end_with_host(entry.name)
+    if said:
+        say(said)
     if entry.colab_session:
         # Closing the master makes the editor reconnect: its ProxyCommand guards refuse from here on, and
         # the CLIs they let through before are ended, before the CLI's stop removes the session.
         session = entry.colab_session
         with ending_colab_session(session, lambda: _close_masters(session)):
             colab_host.stop(entry, say)
-    elif entry.slurm is not None:
-        slurm_host.stop(entry, say)
     else:
-        raise BadInput(f"{name} is neither a Colab runtime reached through Google's colab CLI nor a Slurm job, so rdev "
-                       "has nothing to stop", "'rdev stop' ends those (a tunnel cell's server stops in its notebook "
-                       "with 'python -m colab_side stop').")
+        slurm_host.stop(entry, say)
 
 
 def _close_masters(session: str) -> None:
