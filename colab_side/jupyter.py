@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Iterator
 
 from bootstrap.files import atomic_write, ensure_private_dir, held_lock
-from colab_side.jupyter_env import Failure, python_for_jupyter
+from colab_side.errors import Failure, answer, emit
+from colab_side.jupyter_env import python_for_jupyter
 
 COLAB = "https://colab.research.google.com"
 START_TIMEOUT = 60.0
@@ -50,10 +51,6 @@ def state_dir() -> Path:
     """This host's folder: homes shared by several servers or cluster nodes (NFS) keep one per host name."""
     host = re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname()).lstrip(".") or "host"
     return Path.home() / ".rdev" / "jupyter" / host
-
-
-def _emit(message: dict) -> None:
-    print(json.dumps(message), flush=True)
 
 
 @contextlib.contextmanager
@@ -253,7 +250,7 @@ def start(token: str, install: bool) -> dict:
             return {**server, "token": saved, "reused": True, "asked": sys.executable}
         end(server)  # ours, but its token is lost or it does not answer: a new one replaces it
     path = socket_path()
-    python = python_for_jupyter(state_dir().parent, install, say=lambda words: _emit({"say": words}))
+    python = python_for_jupyter(state_dir().parent, install, say=lambda words: emit({"say": words}))
     _check_socket_support(python)
     atomic_write(state_dir() / "token", token.encode() + b"\n", 0o600, follow=False)
     try:
@@ -303,25 +300,19 @@ def stop() -> dict:
 def main(argv: list[str]) -> int:
     action = argv[0] if argv else ""
     if action not in ("start", "stop"):
-        _emit({"error": f"unknown action {action!r}", "fix": "use start or stop."})
+        emit({"error": f"unknown action {action!r}", "fix": "use start or stop."})
         return 2
     token = sys.stdin.readline().strip()
-    try:
+
+    def act() -> dict:
         with _locked():
             if action == "stop":
-                _emit(stop())
-                return 0
+                return stop()
             if not _TOKEN.fullmatch(token):
                 raise Failure("the token on stdin is missing or malformed", "run 'rdev jupyter' from the laptop.")
-            _emit(start(token, install="--install" in argv[1:]))
-    except Failure as failure:
-        _emit({"error": failure.problem, "fix": failure.fix})
-        return 1
-    except OSError as err:
-        _emit({"error": f"{err.strerror or err} ({err.filename or state_dir()})", "fix": "fix that and run again."})
-        return 1
-    return 0
+            return start(token, install="--install" in argv[1:])
 
+    return answer(act, state_dir())
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from bootstrap.files import atomic_write
+from colab_side.errors import Failure
 
 # The server, and the Python kernel that Colab and VS Code start in it.
 NEEDED = ("jupyter_server", "ipykernel")
@@ -47,15 +48,6 @@ BUILD_WAIT = 660.0  # for another host of this home building the environment (it
 # Written into a build once Jupyter is installed in it: a build without it is a half-made one of a run that was
 # killed, which no pointer ever named and nothing runs from.
 COMPLETE = "rdev-complete"
-
-
-class Failure(Exception):
-    """What went wrong on the host and what the user can do, sent to the laptop as one sentence."""
-
-    def __init__(self, problem: str, fix: str) -> None:
-        super().__init__(problem)
-        self.problem = problem
-        self.fix = fix
 
 
 def python_for_jupyter(root: Path, install: bool, say: Callable[[str], None]) -> str:

@@ -33,11 +33,11 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from bootstrap.files import atomic_write, ensure_private_dir, held_lock
 from colab_side import processes
-from colab_side.jupyter_env import Failure
+from colab_side.errors import Failure, answer, emit
 
 RUN_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 START_TIMEOUT = 20.0
@@ -56,10 +56,6 @@ def runs_dir() -> Path:
 
 def run_file(run: str, suffix: str) -> Path:
     return runs_dir() / f"{run}{suffix}"
-
-
-def _emit(message: dict) -> None:
-    print(json.dumps(message), flush=True)
 
 
 def _stamp(seconds: float) -> str:
@@ -314,7 +310,7 @@ def log(run: str, follow: bool) -> dict:
             chunk = handle.read(CHUNK)
         if chunk:
             position += len(chunk)
-            _emit({"out": decoder.decode(chunk)})
+            emit({"out": decoder.decode(chunk)})
             said = time.monotonic()
             continue
         if ended:
@@ -322,13 +318,13 @@ def log(run: str, follow: bool) -> dict:
         record = read_record(run) or record
         ended = state(record) not in LIVE  # its last output is in before its end is recorded: one more read
         if time.monotonic() - said > HEARTBEAT:
-            _emit({})  # fails once the laptop has gone, which ends this follower
+            emit({})  # fails once the laptop has gone, which ends this follower
             said = time.monotonic()
         if not ended:
             time.sleep(0.2)
     rest = decoder.decode(b"", final=True)
     if rest:
-        _emit({"out": rest})
+        emit({"out": rest})
     return {"run": summary(record)}
 
 
@@ -357,27 +353,19 @@ def _spec(encoded: str) -> tuple[list[str], str, dict[str, str]]:
 
 def main(argv: list[str]) -> int:
     action, words = (argv[0], argv[1:]) if argv else ("", [])
-    try:
-        if action == "start" and len(words) == 2:
-            result = start(words[0], *_spec(words[1]))
-        elif action == "list" and len(words) <= 1:
-            result = listing(words[0] if words else None)
-        elif action == "log" and len(words) in (1, 2):
-            result = log(words[0], follow=words[1:] == ["--follow"])
-        elif action == "kill" and len(words) == 1:
-            result = kill(words[0])
-        else:
-            _emit({"error": f"unknown action {' '.join(argv)!r}", "fix": "use start, list, log or kill."})
-            return 2
-    except Failure as failure:
-        _emit({"error": failure.problem, "fix": failure.fix})
-        return 1
-    except OSError as err:
-        _emit({"error": f"{err.strerror or err} ({err.filename or runs_dir()})", "fix": "fix that and run again."})
-        return 1
-    _emit(result)
-    return 0
-
+    actions: dict[tuple[str, int], Callable[[], dict]] = {
+        ("start", 2): lambda: start(words[0], *_spec(words[1])),
+        ("list", 0): lambda: listing(None),
+        ("list", 1): lambda: listing(words[0]),
+        ("log", 1): lambda: log(words[0], follow=False),
+        ("log", 2): lambda: log(words[0], follow=words[1] == "--follow"),
+        ("kill", 1): lambda: kill(words[0]),
+    }
+    act = actions.get((action, len(words)))
+    if act is None:
+        emit({"error": f"unknown action {' '.join(argv)!r}", "fix": "use start, list, log or kill."})
+        return 2
+    return answer(act, runs_dir())
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -31,7 +31,7 @@ from client_side import inputs
 from client_side.errors import BadInput, RdevError, printable
 from client_side.local import paths, registry
 from client_side.local.locking import setting_up
-from client_side.ssh import config as sshconfig, helper_call, probe, shipped
+from client_side.ssh import helper_call, probe, shipped
 from colab_side.jupyter import answers
 
 # Starting may install Jupyter first (colab_side.jupyter_env gives that up well within this).
@@ -187,7 +187,7 @@ def _load(name: str) -> Forward | None:
 
 def _forward(name: str, remote: str, port: int | None, kept: Forward | None, token: str, python: str | None) -> Forward:
     """Forward a local port (`port`, else the one used before if still free, else a free one) to the host's socket."""
-    master = _master(name) if sshconfig.control_socket(name) is not None else None
+    master = _master(name) if paths.control_socket(name) is not None else None
     same = (kept is not None and kept.remote == remote and port in (None, kept.local)
             and (kept.ssh_pid is None) == (master is not None))
     if kept is not None and not same:

@@ -6,6 +6,7 @@ Paths are computed on each call from the current HOME (and XDG folders), so test
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 from pathlib import Path
@@ -13,6 +14,13 @@ from pathlib import Path
 import platformdirs
 
 from client_side.errors import BadInput
+
+# Read at call time, so that tests can render what a Windows laptop gets.
+WINDOWS = os.name == "nt"
+# While binding, ssh adds "." and 16 random characters, and the path needs its NUL byte within
+# sun_path (104 bytes on macOS and the BSDs, 108 on Linux).
+_SOCKET_PATH_MAX = 104 - 18
+_HASHED_SOCKET_LEN = 16
 
 
 def home() -> Path:
@@ -62,6 +70,18 @@ def public_key() -> Path:
 def control_dir() -> Path:
     # Kept short: a ControlPath socket must fit in about 100 bytes.
     return rdev_ssh_dir() / "cm"
+
+
+def control_socket(name: str) -> Path | None:
+    """`name`'s own master socket (one per rdev host, so that two names on one endpoint never share
+    one), or None where there is no multiplexing: on Windows, or where no socket path fits."""
+    if WINDOWS:
+        return None
+    for leaf in (name, hashlib.sha256(name.encode()).hexdigest()[:_HASHED_SOCKET_LEN]):
+        socket = control_dir() / leaf
+        if len(str(socket).encode()) <= _SOCKET_PATH_MAX:
+            return socket
+    return None
 
 
 def lock_file() -> Path:

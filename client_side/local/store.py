@@ -27,7 +27,7 @@ def put(entry: HostEntry, host_keys: tuple[str, ...] | None = None) -> None:
         }
         if host_keys is not None:
             changes[paths.known_hosts()] = known_hosts.with_keys(entry.name, host_keys)
-        socket = sshconfig.control_socket(entry.name)
+        socket = paths.control_socket(entry.name)
         if socket is not None:
             ensure_private_dir(socket.parent)
         _write(changes)

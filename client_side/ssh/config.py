@@ -14,7 +14,6 @@ double-quoted path with spaces, and has no ControlMaster. This module only rende
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shlex
@@ -33,18 +32,12 @@ from client_side.ssh.known_hosts import alias
 
 HEADER = "# Managed by rdev: this file is rewritten by 'rdev connect' and 'rdev remove'; edits here are lost."
 INCLUDE_COMMENT = "# Added by rdev: its hosts live in the file below. Keep this line first."
-# Read at call time, so that tests can render what a Windows laptop gets.
-WINDOWS = os.name == "nt"
-# While binding, ssh adds "." and 16 random characters, and the path needs its NUL byte within
-# sun_path (104 bytes on macOS and the BSDs, 108 on Linux).
-_SOCKET_PATH_MAX = 104 - 18
-_HASHED_SOCKET_LEN = 16
 
 
 def config_path(path: PurePath, expands: bool = True) -> str:
     """A path as a config value: forward slashes on Windows, `%` escaped where the option `expands`
     tokens, double-quoted when it holds white space."""
-    text = path.as_posix() if WINDOWS else str(path)
+    text = path.as_posix() if paths.WINDOWS else str(path)
     text = text.replace("%", "%%") if expands else text
     # Quotes and backslashes are read by OpenSSH's own tokenizer, and Include takes glob patterns.
     if any(c in text for c in '"\'\\') or any(ord(c) < 32 for c in text) or (not expands and any(c in text for c in "*?[")):
@@ -56,18 +49,6 @@ def config_path(path: PurePath, expands: bool = True) -> str:
 def include_line() -> str:
     # OpenSSH expands no `%` tokens in Include, so a `%` in the home path stays as it is.
     return f"Include {config_path(paths.rdev_ssh_config(), expands=False)}"
-
-
-def control_socket(name: str) -> Path | None:
-    """`name`'s own master socket (one per rdev host, so that two names on one endpoint never share
-    one), or None where there is no multiplexing: on Windows, or where no socket path fits."""
-    if WINDOWS:
-        return None
-    for leaf in (name, hashlib.sha256(name.encode()).hexdigest()[:_HASHED_SOCKET_LEN]):
-        socket = paths.control_dir() / leaf
-        if len(str(socket).encode()) <= _SOCKET_PATH_MAX:
-            return socket
-    return None
 
 
 def host_options(entry: HostEntry) -> dict[str, str]:
@@ -104,7 +85,7 @@ def host_options(entry: HostEntry) -> dict[str, str]:
         options["ProxyCommand"] = proxy_command(entry.cloudflared)
     else:
         options["ProxyCommand"] = "none"
-    socket = control_socket(entry.name)
+    socket = paths.control_socket(entry.name)
     if socket is None:
         options.update(ControlMaster="no", ControlPath="none")
     else:
@@ -126,7 +107,7 @@ def bridge_command(entry: HostEntry) -> str:
     remote = bridge.remote_command("%h", "%p")
     return " ".join([command_word(probe.ssh_binary(), "ssh"), "-F", config_path(paths.user_ssh_config()),
                      *bridge.OPTIONS, bridge.hop(entry.jump),
-                     subprocess.list2cmdline([remote]) if WINDOWS else shlex.quote(remote)])
+                     subprocess.list2cmdline([remote]) if paths.WINDOWS else shlex.quote(remote)])
 
 
 def colab_proxy_command(entry: HostEntry) -> str:
@@ -145,12 +126,12 @@ def command_word(binary: str, what: str) -> str:
     hands the line to the shell, so only plain path characters are let through; Windows' ssh
     starts it without a shell, so it must be an absolute path, written with forward slashes
     (which CreateProcess takes, and OpenSSH's tokenizer leaves alone)."""
-    plain = r"[A-Za-z]:[A-Za-z0-9_./\\ ()+%-]+" if WINDOWS else r"/[A-Za-z0-9_./ +%-]+"
+    plain = r"[A-Za-z]:[A-Za-z0-9_./\\ ()+%-]+" if paths.WINDOWS else r"/[A-Za-z0-9_./ +%-]+"
     if not re.fullmatch(plain, binary):
         raise BadInput(f"The {what} path {binary!r} is not an absolute path of plain characters, which a "
                        f"ProxyCommand needs", f"move {what} to a plain folder (letters, digits, '_', '.', '-', "
                        "'+', space) and run again.")
-    text = (binary.replace("\\", "/") if WINDOWS else binary).replace("%", "%%")
+    text = (binary.replace("\\", "/") if paths.WINDOWS else binary).replace("%", "%%")
     return f'"{text}"' if " " in text else text
 
 

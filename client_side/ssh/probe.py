@@ -104,23 +104,21 @@ def home_in(stdout: str) -> str:
 def close_master(name: str) -> None:
     """End `name`'s shared connection (and its ProxyCommand), so the next ssh uses the config and keys
     as they are now."""
-    try:
-        subprocess.run(ssh_argv(name, "-O", "exit"), check=False, stdin=subprocess.DEVNULL, capture_output=True,
-                       timeout=MASTER_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        _kill_master(name)
+    _ask_master(name, "exit")
 
 
 def end_stuck_master(name: str) -> None:
     """End `name`'s master connection if it does not answer `ssh -O check` within MASTER_TIMEOUT: the next login
     then connects anew instead of waiting on it."""
-    from client_side.ssh.config import control_socket  # config builds on this module
+    socket = paths.control_socket(name)
+    if socket is not None and socket.exists():  # else no master: nothing to wait on, and no ssh to start for it
+        _ask_master(name, "check")
 
-    socket = control_socket(name)
-    if socket is None or not socket.exists():
-        return  # no master: nothing to wait on, and no ssh to start for it
+
+def _ask_master(name: str, command: str) -> None:
+    """`ssh -O COMMAND name`; a master that does not answer within MASTER_TIMEOUT is killed."""
     try:
-        subprocess.run(ssh_argv(name, "-O", "check"), check=False, stdin=subprocess.DEVNULL, capture_output=True,
+        subprocess.run(ssh_argv(name, "-O", command), check=False, stdin=subprocess.DEVNULL, capture_output=True,
                        timeout=MASTER_TIMEOUT)
     except subprocess.TimeoutExpired:
         _kill_master(name)
@@ -129,9 +127,7 @@ def end_stuck_master(name: str) -> None:
 def _kill_master(name: str) -> None:
     """SIGKILL (a stopped process takes no other signal) the master that ssh retitled `ssh: SOCKET [mux]`, and
     remove its socket, so that the next ssh to `name` becomes the master."""
-    from client_side.ssh.config import control_socket  # config builds on this module
-
-    socket = control_socket(name)
+    socket = paths.control_socket(name)
     if socket is None:
         return
     listed = subprocess.run(["ps", "-A", "-o", "pid=,args="], check=False, capture_output=True, text=True).stdout

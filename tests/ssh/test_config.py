@@ -470,7 +470,7 @@ def test_fixture_home_is_short_enough_for_controlmaster(home: Path) -> None:
     (r"C:\50%\cloudflared.exe", True, "C:/50%%/cloudflared.exe access ssh --hostname %h"),
 ])
 def test_proxy_command_rendering(binary: str, windows: bool, expected: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sshconfig, "WINDOWS", windows)
+    monkeypatch.setattr(paths, "WINDOWS", windows)
     assert sshconfig.proxy_command(binary) == expected
 
 
@@ -480,7 +480,7 @@ def test_proxy_command_rendering(binary: str, windows: bool, expected: str, monk
     ("cloudflared", False), ("bin/cloudflared", False), ("cloudflared.exe", True), (r"bin\cloudflared.exe", True),
 ])
 def test_proxy_command_refuses_shell_specials(binary: str, windows: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sshconfig, "WINDOWS", windows)
+    monkeypatch.setattr(paths, "WINDOWS", windows)
     with pytest.raises(RdevError):
         sshconfig.proxy_command(binary)
 
@@ -571,7 +571,7 @@ WINDOWS_HOME = PureWindowsPath(r"C:\Users\Jane Doe")
 @pytest.fixture
 def windows(home: Path, monkeypatch: pytest.MonkeyPatch) -> PureWindowsPath:
     """Render as rdev does on Windows, for a home with a space in it."""
-    monkeypatch.setattr(sshconfig, "WINDOWS", True)
+    monkeypatch.setattr(paths, "WINDOWS", True)
     monkeypatch.setattr(paths, "home", lambda: WINDOWS_HOME)
     return WINDOWS_HOME
 
