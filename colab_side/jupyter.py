@@ -41,6 +41,7 @@ COLAB = "https://colab.research.google.com"
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{32,128}")
+SOCKET = "jupyter.sock"  # in the state folder
 # A Unix socket's path must fit sun_path (104 bytes on macOS and the BSDs, 108 on Linux, with its NUL).
 _SOCKET_PATH_MAX = 103
 # The first jupyter_server that listens on a Unix socket (ServerApp.sock); an older one ignores the option.
@@ -158,7 +159,7 @@ def answers_on(path: str, token: str, timeout: float = 3) -> bool:
 
 def socket_path() -> Path:
     """Where Jupyter listens: in this host's 0700 folder, so that no other user can connect, or bind it first."""
-    path = state_dir() / "jupyter.sock"
+    path = state_dir() / SOCKET
     if len(os.fsencode(str(path))) > _SOCKET_PATH_MAX:
         raise Failure(f"the path of rdev's Jupyter socket, {path}, is too long for a Unix socket",
                       "use a host whose home folder has a shorter path.")
@@ -284,7 +285,7 @@ def _check_socket_support(python: str) -> None:
 
 
 def _forget() -> None:
-    for leftover in ("server.json", "token"):
+    for leftover in ("server.json", "token", SOCKET):
         (state_dir() / leftover).unlink(missing_ok=True)
 
 

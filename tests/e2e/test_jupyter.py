@@ -198,6 +198,7 @@ def test_colab_runs_code_on_the_host_through_the_forward_and_stop_leaves_nothing
     assert not alive(served.pid) and not any(alive(pid) for pid in kernels)
     assert refused(served.local) and refused(served.remote)
     assert not (home / ".ssh" / "rdev" / "jupyter" / f"{box}.json").exists()
+    assert not any(host_state.glob("jupyter.sock")), "the stopped server's socket is left behind"
     again = rdev("jupyter", box, "--stop")
     assert again.returncode == 0 and "No Jupyter server of rdev's ran on box" in again.stdout
 
