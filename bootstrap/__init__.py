@@ -2,3 +2,7 @@
 
 Standard library only: the runtime side imports it before anything else is installed.
 """
+
+# The one source of rdev's version: the package's metadata (pyproject.toml reads it from here), `rdev --version`,
+# and what a runtime reports in its ticket, where no package metadata travels with the shipped zip.
+__version__ = "0.2.0"
