@@ -11,18 +11,28 @@ import sys
 
 import typer
 
-# typer below 0.28 (pinned for its start time) vendors click; these are the errors of a bad command line.
-from typer._click.exceptions import NoArgsIsHelpError, UsageError
-
 from client_side.errors import USAGE, BadInput, RdevError
 
 app = typer.Typer(
-    help="Open VS Code on a remote GPU machine (Colab, Kaggle, lab clusters, school servers) over SSH.",
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+
+def _show_version(asked: bool) -> None:
+    if asked:
+        from bootstrap import __version__
+
+        typer.echo(f"rdev {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                          help="print rdev's version and exit")) -> None:
+    """Open VS Code on a remote GPU machine (Colab, Kaggle, lab clusters, school servers) over SSH."""
 
 
 def _say(line: str) -> None:
@@ -201,11 +211,19 @@ def run(
                                                   "run as an argv, not through a shell (a pipeline: -- sh -c '...')"),
     run_name: str | None = typer.Option(None, "--name", metavar="RUN", help="the run's name (default: the "
                                            "command's first word and the time)"),
+    gpus: int | None = typer.Option(None, "--gpus", metavar="N", help="run on N GPUs that look free (as 'rdev gpus' "
+                                    "reads them) through CUDA_VISIBLE_DEVICES; on Slurm, ask the job for N GPUs"),
+    slurm: str | None = typer.Option(None, "--slurm", metavar="OPTIONS", help="more sbatch options for the run's "
+                                     "job on a Slurm cluster, after the cluster's own (e.g. \"--time=08:00:00\")"),
+    pull: str | None = typer.Option(None, "--pull", metavar="PATH", help="copy PATH (in the host's folder unless "
+                                    "absolute) back into the current folder when the run ends (or at the next "
+                                    "'rdev runs')"),
 ) -> None:
-    """Start CMD on NAME, in its folder, detached: it outlives the connection, the editor and the laptop."""
+    """Start CMD on NAME, in its folder, detached: it outlives the connection, the editor and the laptop (on a Slurm
+    cluster, as a batch job of its own, which outlives the interactive job)."""
     from client_side.commands import runs as run_commands
 
-    run_commands.start(name, command or [], run=run_name, say=_say)
+    run_commands.start(name, command or [], run=run_name, say=_say, gpus=gpus, slurm=slurm, pull=pull)
 
 
 @app.command()
@@ -214,10 +232,19 @@ def runs(
                                       autocompletion=_host_names),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
-    """The runs on NAME: running, exited with its status, or killed; when, for how long, the log's last line."""
+    """The runs on NAME: running, exited with its status, or killed; when, for how long, the log's last line. Brings
+    back what ended runs were started with --pull for."""
     from client_side.commands import runs as run_commands
 
-    _say(run_commands.listing(name, as_json))
+    _say(run_commands.listing(name, as_json, say=lambda line: typer.echo(line, err=True)))
+
+
+@app.command("pull-after", hidden=True)
+def pull_after(name: str, run: str) -> None:
+    """What `rdev run --pull` leaves behind: copies the run's path back once it ends."""
+    from client_side.commands import runs as run_commands
+
+    sys.exit(run_commands.pull_after(name, run))
 
 
 @app.command()
@@ -360,6 +387,19 @@ def demo() -> None:
     demonstration.run(_say)
 
 
+def _command_line_error(err: typer.TyperException) -> int:
+    """Say what click found wrong with the command line in one line, not click's usage block (or, for a group given
+    no command, its help); the exit status. typer vendors click privately: TyperException is the errors' public base."""
+    context = getattr(err, "ctx", None)
+    problem = err.format_message().strip()
+    if context is not None and problem == context.get_help().strip():
+        typer.echo(problem, err=True)
+        return USAGE
+    where = context.command_path if context is not None else "rdev"
+    typer.echo(f"rdev: {problem}{'' if problem.endswith(('.', '?')) else '.'} See '{where} --help'.", err=True)
+    return err.exit_code
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -376,15 +416,8 @@ def main(argv: list[str] | None = None) -> None:
         if err.code == 130:  # typer's own answer to Ctrl-C inside a command: exit 130 without a word
             typer.echo("rdev: interrupted.", err=True)
         raise
-    except NoArgsIsHelpError as err:
-        err.show()
-        sys.exit(USAGE)
-    except UsageError as err:
-        # One line, not click's usage block: what was wrong, and where the right form is.
-        where = err.ctx.command_path if err.ctx else "rdev"
-        problem = err.format_message().strip()
-        typer.echo(f"rdev: {problem}{'' if problem.endswith(('.', '?')) else '.'} See '{where} --help'.", err=True)
-        sys.exit(USAGE)
+    except typer.TyperException as err:
+        sys.exit(_command_line_error(err))
     except typer.Abort:
         typer.echo("rdev: interrupted.", err=True)
         sys.exit(130)

@@ -10,7 +10,8 @@ A check finds the server in use while any of these holds, and idle otherwise:
   `rdev run` leaves its tmux session open, and a forgotten tmux prompt must not hold a GPU for days);
 - nvidia-smi (where there is one) lists a GPU process of the served user's, or one whose pid is not visible here:
   a container sees the host's pids, so whose it is cannot be told.
-The server stops once every check for the given minutes found it idle. What cannot be read counts as in use: a
+The server stops once every check for the given minutes found it idle; 5 minutes before (colab_side.notices' last
+lead time), a line says so to the user's terminals and runs. What cannot be read counts as in use: a
 stop too early costs the user's work, one too late only GPU time.
 
 A check comes every CHECK_SECONDS; RDEV_IDLE_CHECK_SECONDS shortens that, for tests only. A later `rdev connect`
@@ -29,7 +30,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from colab_side import processes
+from colab_side import notices, processes
 from colab_side.errors import ServeError
 from colab_side.state import SSHD_COMMANDS, StateFolder, served_address, sshd_running, tunnel_running
 
@@ -159,15 +160,23 @@ def in_use(state: StateFolder, job: str | None, uid: int) -> str | None:
     return f"GPU process {gpu[0]}" if gpu else None
 
 
-def notice(limit: float, job: str | None, runtime: str) -> str:
-    """The one line said before an idle server stops (in a job, it lands in the job's log)."""
+def _action(job: str | None, runtime: str) -> str:
     if job:
-        action = "ending the job to give the GPU back"
-    elif runtime == "colab":
-        action = "stopping the server and ending the Colab runtime to give the GPU back"
-    else:
-        action = "stopping the server"
-    return f"rdev: no session, run or GPU process for {limit:g} min: {action}"
+        return "ending the job to give the GPU back"
+    if runtime == "colab":
+        return "stopping the server and ending the Colab runtime to give the GPU back"
+    return "stopping the server"
+
+
+def notice(limit: float, job: str | None, runtime: str) -> str:
+    """The one line said as an idle server stops (in a job, it lands in the job's log)."""
+    return f"rdev: no session, run or GPU process for {limit:g} min: {_action(job, runtime)}"
+
+
+def warning(left: float, job: str | None, runtime: str) -> str:
+    """The one line that goes to the user's terminals and runs' logs `left` seconds before an idle stop."""
+    return (f"rdev: no session, run or GPU process here: in {notices.span(left)} rdev is {_action(job, runtime)}; "
+            "connect or start a run to keep it.")
 
 
 def end_runtime(runtime: str, say: Callable[[str], None]) -> None:
@@ -202,6 +211,7 @@ class Watch:
         self.clock = clock
         self.next_check = clock()
         self.idle_since: float | None = None
+        self.warned = False  # the warning before the stop went out for this stretch of idleness
         self.stopped = False
 
     def current_limit(self) -> float:
@@ -224,11 +234,18 @@ class Watch:
         except (OSError, ValueError) as err:
             busy = f"unreadable ({err})"
         if busy:
-            self.idle_since = None
+            self.idle_since, self.warned = None, False
             return False
         if self.idle_since is None:
             self.idle_since = now
-        if now - self.idle_since < limit * 60:
+        idle_for = now - self.idle_since
+        if idle_for < limit * 60:
+            # As the end of a runtime is announced: whoever still has a terminal here (a tmux window) hears of it.
+            if not self.warned and limit * 60 - idle_for <= min(notices.leads()):
+                self.warned = True
+                text = warning(limit * 60 - idle_for, self.job, self.runtime)
+                self.say(text)
+                notices.deliver(text, self.uid, self.state.marker)
             return False
         self.stopped = True
         self.say(notice(limit, self.job, self.runtime))

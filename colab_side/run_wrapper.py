@@ -1,9 +1,10 @@
-"""`python3 -m colab_side.run_wrapper RUN`: what a run's launcher execs on the host (colab_side.runs starts it).
+"""`python3 -m colab_side.run_wrapper RUN [--batch]`: what a run's launcher execs on the host (colab_side.runs starts
+it), or a run's Slurm batch job on its compute node (colab_side.slurm_runs queues it).
 
 It runs the recorded command to its end, in the foreground of the tmux pane's terminal where the run has one (tmux
 copies the pane into the log), else in a session of its own on a terminal of its own copied into the log, so that
-output comes line by line as in a shell; then it records the exit status and end time. Standard library only,
-Python 3.8+.
+output comes line by line as in a shell; then it records the exit status and end time. In a batch job it takes the
+job's environment (Slurm's GPUs among it) and records the node it runs on. Standard library only, Python 3.8+.
 """
 
 from __future__ import annotations
@@ -16,24 +17,52 @@ import pty
 import select
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import termios
 import time
 
-from colab_side.runs import CHUNK, END, finish, read_record, run_file, run_tmux, started, write_record
+from colab_side.runs import (
+    CHUNK,
+    END,
+    START_TIMEOUT,
+    end_processes,
+    environment,
+    finish,
+    read_record,
+    run_file,
+    run_tmux,
+    stamp,
+    started,
+    write_record,
+)
 
 
-def wrap(run: str) -> int:
-    """Run the recorded command to its end (the launcher execs this), then record its status, which is also this
-    process's."""
+def wrap(run: str, batch: bool = False) -> int:
+    """Run the recorded command to its end (the launcher, or the run's batch job, execs this), then record its status,
+    which is also this process's."""
     # The wrapper outlives every terminal, the tmux pane's too; a handler, unlike SIG_IGN, is not inherited by the
     # command, which a hangup of its own terminal still ends.
     signal.signal(signal.SIGHUP, lambda *_: None)
-    record = read_record(run) or {}
-    env = json.loads(run_file(run, ".env").read_text())
-    for transient in (".env", ".sh"):
-        run_file(run, transient).unlink(missing_ok=True)
+    record: dict = {}
+    asked: list[int] = []
+    if batch:
+        # `rdev kill`, scancel and the time limit send SIGTERM: the wrapper ends the run's processes, as `kill` does on
+        # a host of its own, and records how the command ended.
+        signal.signal(signal.SIGTERM, lambda *_: _end(asked, record))
+        joined = _joined(run)
+        if joined is None:
+            return 1
+        now = time.time()
+        env = environment(joined.get("env") or {})
+        record.update(joined, host=socket.gethostname(), gpus=env.get("CUDA_VISIBLE_DEVICES"), started=stamp(now),
+                      started_at=now)
+    else:
+        record.update(read_record(run) or {})
+        env = json.loads(run_file(run, ".env").read_text())
+        for transient in (".env", ".sh"):
+            run_file(run, transient).unlink(missing_ok=True)
     path, pane = str(run_file(run, ".log")), os.environ.get("TMUX_PANE") if record.get("tmux") else None
     if pane:  # tmux copies all the pane shows into the log, from before the command starts
         run_tmux(record["tmux_binary"], "pipe-pane", "-t", pane, f"exec cat >> {shlex.quote(path)}")
@@ -47,12 +76,36 @@ def wrap(run: str) -> int:
         return finish(record, 127 if isinstance(err, FileNotFoundError) else 126)
     record.update(state="running", pid=child.pid, pid_started=started(child.pid))
     write_record(record)
+    if asked:  # asked to end before the command started
+        end_processes(record)
     if terminal is not None:
         _copy(terminal, log, child)
     code = child.wait()
     if pane:
         _settled(path)
     return finish(record, code)
+
+
+def _end(asked: list[int], record: dict) -> None:
+    """SIGTERM in a batch job: end the command and all it started (once; before it starts, once it has)."""
+    if not asked:
+        asked.append(1)
+        end_processes(record)
+
+
+def _joined(run: str) -> dict | None:
+    """The record once it names this job (its submitter writes it alone until then: the job may start before sbatch
+    has answered); None when it names another job, which this one is not part of."""
+    job, deadline = os.environ.get("SLURM_JOB_ID", ""), time.monotonic() + 3 * START_TIMEOUT
+    while True:
+        record = read_record(run) or {}
+        if record.get("job") == job:
+            return record
+        if record.get("job"):
+            return None
+        if time.monotonic() > deadline:  # its submitter was cut short after sbatch: the job is the run's all the same
+            return {**record, "job": job}
+        time.sleep(0.2)
 
 
 def _spawn(record: dict, env: dict[str, str], log: int, on_pane: bool) -> tuple[subprocess.Popen, int | None]:
@@ -138,4 +191,4 @@ def _settled(path: str) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(wrap(sys.argv[1]))
+    sys.exit(wrap(sys.argv[1], batch=sys.argv[2:] == ["--batch"]))

@@ -2,14 +2,15 @@
 
 A run is one command that outlives the SSH connection, the editor and the laptop; the laptop ships this module over
 SSH as it does colab_side.jupyter. `start` records the run and launches the wrapper (colab_side.run_wrapper): in a
-tmux session `rdev-RUN` where
-the host has tmux (the command runs in the foreground of the pane's terminal; tmux copies the pane into the log),
-else in a session of its own, stdin from /dev/null, on a terminal of its own copied into the log (so that output
-comes line by line, as in a shell). `wrap` records the exit status and end time. `kill` sends SIGTERM, then SIGKILL
+tmux session `rdev-RUN` where the host has tmux (the command runs in the foreground of the pane's terminal; tmux
+copies the pane into the log), else in a session of its own, stdin from /dev/null, on a terminal of its own copied
+into the log (so that output comes line by line, as in a shell). `wrap` records the exit status and end time. `kill` sends SIGTERM, then SIGKILL
 GRACE seconds later, to the command's process group, session and everything below it, and records "killed".
 
 The command is an argv, never a shell string (base64url JSON, which no login shell reads), run in the host's folder
-with the SSH session's environment plus `env` (room for a scheduler's GPUs). ~/.rdev/runs (0700, files 0600) holds
+with the SSH session's environment plus `env`; GPUs the laptop found free are handed out here, under the lock. With
+`slurm` in its description, `start` on a cluster's login node queues the run as a batch job of its own instead
+(colab_side.slurm_runs). ~/.rdev/runs (0700, files 0600) holds
 RUN.json (the record), RUN.log, RUN.sh and RUN.env (launcher and environment, until `wrap` has read them), RUN.kill
 (while `kill` works). `wrap` imports all it uses before the run counts as started: the shipped zip is deleted then.
 Each action prints JSON lines, the laptop's only channel back: {"out": text} for the log's text, then its result,
@@ -36,14 +37,14 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from bootstrap.files import atomic_write, ensure_private_dir, held_lock
-from colab_side import processes
+from colab_side import processes, slurm_runs
 from colab_side.errors import Failure, answer, emit
 
 RUN_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 START_TIMEOUT = 20.0
 GRACE = 5.0  # from SIGTERM to SIGKILL, and from SIGKILL to giving up
 HEARTBEAT = 2.0  # a follower writes at least this often, so that it notices a laptop that has gone
-LIVE, FINAL = ("starting", "running"), ("exited", "killed")
+LIVE, FINAL = ("pending", "starting", "running"), ("exited", "killed")
 CHUNK = 65536
 END = b"\x1b]rdev-end\x07"  # printed on the pane after the command's output: terminals show nothing of it
 # Where this module was loaded from: the shipped zip (or, run from a checkout, its folder).
@@ -58,7 +59,7 @@ def run_file(run: str, suffix: str) -> Path:
     return runs_dir() / f"{run}{suffix}"
 
 
-def _stamp(seconds: float) -> str:
+def stamp(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
 
 
@@ -112,8 +113,11 @@ def write_record(record: dict) -> None:
 
 
 def state(record: dict) -> str:
-    """starting, running, exited, killed, or lost: its wrapper is gone without a word (the host restarted, or it was
-    SIGKILLed). Homes may be shared by several hosts: only the host that started a run can judge it."""
+    """pending (a batch job queued), starting, running, exited, killed, or lost: its wrapper is gone without a word
+    (the host restarted, it was SIGKILLed, its job left the queue). Homes may be shared by several hosts: only the host
+    that started a run can judge it, or for a batch job, Slurm."""
+    if record.get("state") not in FINAL and record.get("job"):
+        return slurm_runs.state(record, lambda: read_record(record["run"], needed=False) or record)
     if record.get("state") in FINAL or record.get("host") != socket.gethostname():
         return str(record.get("state"))
     wrapper = record.get("wrapper")
@@ -142,12 +146,12 @@ def summary(record: dict) -> dict:
     """What the laptop shows of a run; its duration on the host's own clock."""
     shown = state(record)
     end = record.get("ended_at") or (time.time() if shown in LIVE else None)
-    keys = ("run", "argv", "workdir", "env", "host", "started", "ended", "status", "signal", "pid", "tmux")
+    keys = ("run", "argv", "workdir", "env", "host", "started", "ended", "status", "signal", "pid", "tmux", "gpus", "job")
     return {**{key: record.get(key) for key in keys}, "state": shown, "log": str(run_file(record["run"], ".log")),
             "duration": end - record["started_at"] if end else None, "last_line": last_line(record["run"])}
 
 
-def _environment(extra: dict[str, str]) -> dict[str, str]:
+def environment(extra: dict[str, str]) -> dict[str, str]:
     """This SSH session's environment as the command gets it: the shipped zip was put on PYTHONPATH for this call
     only (and is deleted after it), and a tmux of the session's own would lie to the run."""
     env = {name: value for name, value in os.environ.items() if name not in ("TMUX", "TMUX_PANE")}
@@ -171,8 +175,10 @@ def run_tmux(binary: str, *args: str, env: dict[str, str] | None = None) -> subp
                           env=env, cwd="/", timeout=30)
 
 
-def start(run: str, argv: list[str], workdir: str, extra: dict[str, str]) -> dict:
-    """Start `argv` as run `run`, detached; {"run": its summary} once it runs (or has already ended)."""
+def start(run: str, argv: list[str], workdir: str, extra: dict[str, str], gpus: dict | None = None,
+          slurm: dict | None = None) -> dict:
+    """Start `argv` as run `run`, detached (with `gpus`, {"count", "free"}, on GPUs handed out here; with `slurm`, as
+    a batch job); {"run": its summary} once it runs, is queued, or has already ended."""
     if not argv or not argv[0]:
         raise Failure("the command to run is empty", "give it after '--', e.g. rdev run NAME -- python train.py.")
     read_record(run, needed=False)  # a name that cannot be used is refused before anything else
@@ -180,20 +186,21 @@ def start(run: str, argv: list[str], workdir: str, extra: dict[str, str]) -> dic
     with _locked():
         old = read_record(run, needed=False)
         if old is not None and state(old) in LIVE:
-            raise Failure(f"a run named {run} is still running on {old.get('host')} (pid {old.get('pid')})",
+            where = f"as Slurm job {old['job']}" if old.get("job") else f"on {old.get('host')} (pid {old.get('pid')})"
+            raise Failure(f"a run named {run} is still {state(old)} {where}",
                           "give the new one another --name, or end that one first with 'rdev kill'.")
+        if slurm is not None:
+            return _queued(run, argv, str(folder), extra, slurm)
+        extra = {**extra, **(_handed_out(gpus) if gpus else {})}
         tmux = shutil.which("tmux")
         session = f"rdev-{run.replace('.', '_')}" if tmux else None  # tmux turns '.' in a session's name into '_'
         if tmux and old is not None and old.get("tmux") == session:  # the ended run's, kept open by remain-on-exit
             run_tmux(tmux, "kill-session", "-t", f"={session}")
-        now = time.time()
-        record = {"run": run, "argv": argv, "workdir": str(folder), "env": extra, "host": socket.gethostname(),
-                  "state": "starting", "started": _stamp(now), "started_at": now, "tmux": session, "tmux_binary": tmux}
-        run_file(run, ".kill").unlink(missing_ok=True)
-        log = os.open(str(run_file(run, ".log")), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        env = environment(extra)
+        record = _new(run, argv, str(folder), extra, host=socket.gethostname(), state="starting", tmux=session,
+                      tmux_binary=tmux, gpus=env.get("CUDA_VISIBLE_DEVICES"))
+        log = _new_log(run)
         try:
-            os.fchmod(log, 0o600)
-            env = _environment(extra)
             atomic_write(run_file(run, ".env"), json.dumps(env).encode(), 0o600, follow=False)
             # `cd /` first: nothing in the current folder may shadow a module of the wrapper's.
             launcher = (f"cd / || exit 1\nPYTHONPATH={shlex.quote(SHIPPED)}; export PYTHONPATH\n"
@@ -203,6 +210,54 @@ def start(run: str, argv: list[str], workdir: str, extra: dict[str, str]) -> dic
             return {"run": summary(_launched(record, env, log))}
         finally:
             os.close(log)
+
+
+def _new(run: str, argv: list[str], folder: str, extra: dict[str, str], **more: object) -> dict:
+    """A new run's record (its `.kill` of an earlier run of the name gone)."""
+    run_file(run, ".kill").unlink(missing_ok=True)
+    now = time.time()
+    return {"run": run, "argv": argv, "workdir": folder, "env": extra, "started": stamp(now), "started_at": now,
+            **more}
+
+
+def _new_log(run: str) -> int:
+    log = os.open(str(run_file(run, ".log")), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    os.fchmod(log, 0o600)
+    return log
+
+
+def _handed_out(gpus: dict) -> dict[str, str]:
+    """CUDA_VISIBLE_DEVICES for `count` of the GPUs the laptop found `free`, less those a live run here was given (it
+    may not use them yet, so they still look free). Under the lock."""
+    count, free = gpus.get("count"), gpus.get("free")
+    if not (isinstance(count, int) and count > 0 and isinstance(free, list) and all(isinstance(i, int) for i in free)):
+        raise Failure("the run's GPUs from the laptop cannot be read", "run 'rdev run' again.")
+    given = {gpu for r in _records() if r.get("host") == socket.gethostname() and r.get("gpus") and state(r) in LIVE
+             for gpu in str(r["gpus"]).split(",")}
+    left = [str(i) for i in free if str(i) not in given]
+    if len(left) < count:
+        raise Failure(f"{count} GPU{'s' * (count != 1)} asked for, but of the GPUs that look free only "
+                      f"{len(left)} ({', '.join(left) or 'none'}) {'is' if len(left) == 1 else 'are'} not given to "
+                      "a run of rdev's already", "'rdev runs' lists the runs; ask for fewer with --gpus, or wait.")
+    # nvidia-smi counts GPUs in PCI bus order, CUDA fastest first unless told otherwise.
+    return {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": ",".join(left[:count])}
+
+
+def _queued(run: str, argv: list[str], folder: str, extra: dict[str, str], slurm: dict) -> dict:
+    """Queue the run as a Slurm batch job of its own (colab_side.slurm_runs). Its wrapper starts on the compute node
+    once the record names its job; until then only this writes the record. Under the lock."""
+    options, runtime = slurm_runs.checked(slurm)
+    record = _new(run, argv, folder, extra, host=None, state="pending", tmux=None, tmux_binary=None, job=None)
+    os.close(_new_log(run))
+    write_record(record)
+    try:
+        record["job"] = slurm_runs.submit(run, options, runtime=runtime, python=sys.executable,
+                                          log=run_file(run, ".log"), env=environment({}))
+    except BaseException:
+        run_file(run, ".json").unlink(missing_ok=True)
+        raise
+    write_record(record)
+    return {"run": summary(record)}
 
 
 def _launched(record: dict, env: dict[str, str], log: int) -> dict:
@@ -244,7 +299,7 @@ def finish(record: dict, code: int | None) -> int:
     now = time.time()
     killed = run_file(record["run"], ".kill").exists()
     record.update(state="killed" if killed else "exited", status=code if code is None or code >= 0 else None,
-                  signal=-code if code is not None and code < 0 else None, ended=_stamp(now), ended_at=now)
+                  signal=-code if code is not None and code < 0 else None, ended=stamp(now), ended_at=now)
     write_record(record)
     return 1 if code is None else code if code >= 0 else 128 - code
 
@@ -261,7 +316,7 @@ def _members(record: dict) -> set[int]:
     return {pid for top in group for pid in (top, *processes.descendants(top)) if processes.alive(pid)}
 
 
-def _end_processes(record: dict) -> int:
+def end_processes(record: dict) -> int:
     """SIGTERM to the run's processes, SIGKILL to those left GRACE seconds later, twice: the first may have started
     more meanwhile. How many there were."""
     if not os.path.isdir("/proc"):  # macOS, the BSDs: the command's process group
@@ -276,19 +331,26 @@ def _end_processes(record: dict) -> int:
 
 
 def kill(run: str) -> dict:
-    """End the run, everything it started and its tmux session; "killed" in its record."""
+    """End the run, everything it started and its tmux session; "killed" in its record. A batch run's processes are
+    on a compute node: its wrapper there ends them as this would (SIGTERM to the wrapper alone), then its job ends."""
     with _locked():
         record = read_record(run) or {}
-        was = state(record)
+        was, job = state(record), str(record.get("job") or "")
         marker = run_file(run, ".kill")
         marker.touch(0o600)
         try:
-            ended = _end_processes(record)
-            deadline = time.monotonic() + GRACE
-            record = read_record(run) or record
-            while state(record) in LIVE and time.monotonic() < deadline:  # its wrapper records the end
-                time.sleep(0.1)
+            ended = 0 if job else end_processes(record)
+            if job and was in LIVE:
+                slurm_runs.cancel(job, wrapper_only=was == "running")
+            deadline = time.monotonic() + (slurm_runs.KILL_WAIT if job else GRACE)
+            while time.monotonic() < deadline:  # its wrapper records the end
                 record = read_record(run) or record
+                if state(record) not in LIVE or (job and slurm_runs.queued(job, fresh=True) is None):
+                    break
+                time.sleep(0.5 if job else 0.1)
+            record = read_record(run) or record
+            if job and record.get("state") not in FINAL and slurm_runs.queued(job, fresh=True) is not None:
+                slurm_runs.cancel(job, fail=True)  # no wrapper answered: Slurm ends all of the job
             if record.get("state") not in FINAL:  # no wrapper is left to say so
                 finish(record, None)
         finally:
@@ -332,23 +394,29 @@ def listing(run: str | None) -> dict:
     """The runs (or the one named), oldest first."""
     if run is not None:
         return {"runs": [summary(read_record(run) or {})]}
+    return {"runs": [summary(r) for r in sorted(_records(), key=lambda r: r.get("started_at", 0))]}
+
+
+def _records() -> list[dict]:
     names = [path.name[:-5] for path in runs_dir().glob("*.json")] if runs_dir().is_dir() else []
-    records = [read_record(name) for name in names if RUN_NAME.fullmatch(name)]
-    return {"runs": [summary(r) for r in sorted(filter(None, records), key=lambda r: r.get("started_at", 0))]}
+    return [r for r in (read_record(name, needed=False) for name in names if RUN_NAME.fullmatch(name)) if r]
 
 
-def _spec(encoded: str) -> tuple[list[str], str, dict[str, str]]:
-    """`start`'s command, folder and environment, from the laptop's base64url JSON."""
+def _spec(encoded: str) -> tuple[list[str], str, dict[str, str], dict | None, dict | None]:
+    """`start`'s command, folder, environment, GPUs and Slurm options, from the laptop's base64url JSON."""
     try:
         spec = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
         argv, workdir, extra = spec["argv"], spec.get("workdir", "~"), spec.get("env", {})
+        gpus, slurm = spec.get("gpus"), spec.get("slurm")
         if not (isinstance(argv, list) and isinstance(workdir, str) and isinstance(extra, dict)):
             raise TypeError
         if not all(isinstance(word, str) for word in [*argv, *extra, *extra.values()]):
             raise TypeError
+        if not all(isinstance(given, (dict, type(None))) for given in (gpus, slurm)):
+            raise TypeError
     except (ValueError, KeyError, TypeError):
         raise Failure("the run's description from the laptop cannot be read", "run 'rdev run' again.") from None
-    return argv, workdir, extra
+    return argv, workdir, extra, gpus, slurm
 
 
 def main(argv: list[str]) -> int:

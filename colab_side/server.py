@@ -19,7 +19,7 @@ from pathlib import Path
 from bootstrap import pubkeys, validate
 from bootstrap.files import atomic_write, ensure_private_dir
 from bootstrap.ticket import Ticket, utc_timestamp
-from colab_side import background, idle, runtime, status
+from colab_side import background, idle, notices, runtime, status
 from colab_side.environment import session_environment
 from colab_side.errors import ServeError
 from colab_side.sshd import Sshd, ensure_sshd, free_port, port_taken
@@ -61,6 +61,7 @@ class Server:
     published: datetime | None = None  # the last ticket's `started`
     ticket_file_stale: bool = False  # the ticket file does not hold the current ticket yet
     idle_stop: float | None = None  # minutes without a session, run or GPU process before it stops itself (idle.py)
+    end: notices.End | None = None  # when the runtime ends, where that is known (the ticket's `expires`, the notices)
 
     def current(self) -> bool:
         """False once a later serve (in any process) took the state folder over."""
@@ -73,7 +74,7 @@ class Server:
         one; `expires` still counts from the server's start, as the runtime's lifetime does. With
         `retry` (a restart), a ticket file that cannot be written is left to the supervisor to retry.
         """
-        ends = runtime.expires(self.runtime, self.started)
+        ends = self.end.at if self.end else None
         # Tickets name whole seconds, and the laptop takes only a strictly later one as newer.
         now = datetime.now(timezone.utc).replace(microsecond=0)
         self.published = max(now, self.published + timedelta(seconds=1)) if self.published else now
@@ -152,8 +153,10 @@ class Server:
                       failed="{error} Next try in {delay:.0f} s.")]
         watch = None if self.idle_stop is None else idle.Watch(self.state, self.idle_stop, user=self.sshd.user,
                                                                 runtime=self.runtime, stop=self.stop, say=self.out)
+        ending = notices.for_sessions(self.end, self.sshd.user, self.state.marker, self.out) if self.end else None
         return Supervisor(parts, stopped=self.state.stopped, replaced=lambda: not self.current(),
-                          finish=partial(end_processes, self.state), say=self.out, tick=watch.tick if watch else None)
+                          finish=partial(end_processes, self.state), say=self.out,
+                          ticks=tuple(part.tick for part in (watch, ending) if part))
 
     def _restart_tunnel(self, halt: threading.Event) -> None:
         endpoint = self.tunnel.start(self.sshd.port, halt)
@@ -164,7 +167,7 @@ class Server:
     def _view(self) -> status.View:
         where = f"{self.endpoint.host}:{self.endpoint.port}" if self.endpoint else "-"
         return status.View(tunnel=self.tunnel.name, where=where, sessions=self.sshd.sessions(), started=self.started,
-                           expires=runtime.expires(self.runtime, self.started))
+                           expires=self.end.at if self.end else None)
 
 
 def serve(
@@ -242,6 +245,7 @@ def serve(
     server = Server(state=folder, sshd=sshd, tunnel=provider, workdir=workdir, runtime=kind,
                     ticket_file=Path(ticket_file).absolute() if ticket_file else None, out=out, token=token,
                     idle_stop=idle_stop)
+    server.end = notices.runtime_end(kind, server.started)
     with _LIVE_LOCK:
         _LIVE[folder.root] = server
     try:

@@ -56,13 +56,13 @@ class Supervisor:
 
     def __init__(self, parts: list[Part], *, stopped: Callable[[], bool], replaced: Callable[[], bool],
                  finish: Callable[[], object], say: Callable[[str], None],
-                 tick: Callable[[], object] | None = None) -> None:
+                 ticks: tuple[Callable[[], object], ...] = ()) -> None:
         self.parts = parts
         self.stopped = stopped
         self.replaced = replaced
         self.finish = finish
         self.say = say
-        self.tick = tick  # the rest of each round's work (the idle stop's check), after the parts
+        self.ticks = ticks  # the rest of each round's work (the idle stop's check, the notices before the end)
         self._halt = threading.Event()
         self._thread = threading.Thread(target=self.run, name="rdev-supervisor", daemon=True)
         self._backoff = {part.name: Backoff() for part in parts}
@@ -87,10 +87,10 @@ class Supervisor:
                     return
                 if not part.alive():
                     self._restart(part)
-            if self.tick is not None:
+            for tick in self.ticks:
                 if self._ended():
                     return
-                self.tick()
+                tick()
 
     def _ended(self) -> bool:
         if self._halt.is_set():

@@ -30,7 +30,6 @@ NOTES = {"google-colab-cli.md", "editor-servers.md"}
 PAGES = [p for p in sorted(DOCS.glob("*.md")) if p.name not in NOTES] + [REPO / "README.md"]
 # Options the docs describe from an open issue while their command is being built (issue 20). Each must not exist
 # yet: once it does, this test says to take it out of here (and any "being finished" note out of the page).
-PENDING = {("run", "--pull")}
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _INLINE = re.compile(r"`(rdev [^`]+)`")
 
@@ -94,8 +93,7 @@ def problems(call: list[str]) -> list[str]:
                 flag = option.split("=", 1)[0]
                 declared = next((p for p in command.params if flag in (*p.opts, *p.secondary_opts)), None)
                 if declared is None:
-                    if (path[-1] if path else "", flag) not in PENDING:
-                        found.append(f"rdev {' '.join(path)} has no option {flag}")
+                    found.append(f"rdev {' '.join(path)} has no option {flag}")
                 elif not getattr(declared, "is_flag", False) and "=" not in option and words and not word.endswith("]"):
                     words.pop(0)  # the option's value
             continue
@@ -129,15 +127,6 @@ def test_every_rdev_line_in_the_docs_is_a_real_command(page: Path) -> None:
              for number, line in _commands_in(page.read_text())
              for call in _rdev_calls(line) for problem in problems(call)]
     assert not wrong, "\n".join(wrong)
-
-
-def test_pending_options_do_not_exist_yet() -> None:
-    subcommands = _subcommands(typer.main.get_command(app)) or {}
-    for name, flag in PENDING:
-        command = subcommands[name]
-        made = [p for p in command.params if flag in p.opts]
-        assert not made, (f"rdev {name} {flag} exists now: take it out of PENDING in tests/test_docs.py, and the "
-                          "docs' note that it is being finished")
 
 
 def _troubleshooting() -> ModuleType:

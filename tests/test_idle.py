@@ -16,11 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from colab_side import idle, processes
+from colab_side import idle, notices, processes
 from colab_side.errors import ServeError
 from colab_side.state import StateFolder
 from colab_side.supervisor import Supervisor
 from tests.stand_ins import nvidia_smi
+
+WARNING = "rdev: no session, run or GPU process here: in {left} rdev is {action}; connect or start a run to keep it."
 
 
 @pytest.fixture
@@ -228,8 +230,22 @@ def test_the_server_stops_once_idle_for_its_minutes_and_says_so(state: StateFold
     found, clock, said, stops = watch(state, 1, [None], monkeypatch, job="4242")
     assert not run_for(found, clock, 59)
     assert run_for(found, clock, 31) and stops == [1]
-    assert said == ["rdev: no session, run or GPU process for 1 min: ending the job to give the GPU back"]
+    # A limit shorter than the warning's 5 minutes is warned of at once.
+    assert said == [WARNING.format(left="1 min", action="ending the job to give the GPU back"),
+                    "rdev: no session, run or GPU process for 1 min: ending the job to give the GPU back"]
     assert run_for(found, clock, 120) and stops == [1]  # once
+
+
+def test_the_warning_goes_out_5_minutes_before_the_stop_to_terminals_and_runs(
+        state: StateFolder, monkeypatch: pytest.MonkeyPatch) -> None:
+    delivered: list[tuple[str, int, str | None]] = []
+    monkeypatch.setattr(notices, "deliver", lambda text, uid, marker=None: delivered.append((text, uid, marker)))
+    found, clock, said, stops = watch(state, 10, [None], monkeypatch)
+    assert not run_for(found, clock, 299) and said == []
+    assert not run_for(found, clock, 31)  # the check at 300 s: 5 minutes left
+    text = WARNING.format(left="5 min", action="stopping the server")
+    assert said == [text] and delivered == [(text, os.getuid(), state.marker)]
+    assert run_for(found, clock, 300) and stops == [1] and len(delivered) == 1
 
 
 def test_anything_in_use_starts_the_wait_again(state: StateFolder, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -237,7 +253,8 @@ def test_anything_in_use_starts_the_wait_again(state: StateFolder, monkeypatch: 
     found, clock, said, stops = watch(state, 1, [None, None, "an SSH connection", None], monkeypatch)
     assert not run_for(found, clock, 149) and stops == []
     assert run_for(found, clock, 31) and stops == [1]
-    assert said == ["rdev: no session, run or GPU process for 1 min: stopping the server"]
+    warned = WARNING.format(left="1 min", action="stopping the server")  # again once idle anew
+    assert said == [warned, warned, "rdev: no session, run or GPU process for 1 min: stopping the server"]
 
 
 def test_zero_minutes_is_never_and_a_later_connect_changes_the_minutes(state: StateFolder,
@@ -271,12 +288,12 @@ def test_on_colab_the_runtime_is_given_back_with_googles_call(state: StateFolder
         monkeypatch.setitem(sys.modules, name, module)
     found, clock, said, stops = watch(state, 1, [None], monkeypatch, runtime="colab")
     assert run_for(found, clock, 90) and stops == [1] and calls == ["unassign"]
-    assert said == [idle.notice(1, "", "colab")]
-    assert said[0].endswith("for 1 min: stopping the server and ending the Colab runtime to give the GPU back")
+    assert said[1:] == [idle.notice(1, "", "colab")]
+    assert said[1].endswith("for 1 min: stopping the server and ending the Colab runtime to give the GPU back")
 
     idle.end_runtime("kaggle", said.append)  # Kaggle offers a notebook no such call
     idle.end_runtime("generic", said.append)
-    assert calls == ["unassign"] and len(said) == 1
+    assert calls == ["unassign"] and len(said) == 2
 
     def refused() -> None:
         raise RuntimeError("Unable to request VM unassignment.")
@@ -295,7 +312,7 @@ def test_the_supervisor_ticks_each_round_until_the_server_is_stopped() -> None:
         stopped[0] = len(ticks) >= 2
 
     supervisor = Supervisor([], stopped=lambda: stopped[0], replaced=lambda: False, finish=lambda: None,
-                            say=lambda _: None, tick=tick)
+                            say=lambda _: None, ticks=(tick,))
     supervisor.start()
     supervisor._thread.join(10)
     assert not supervisor._thread.is_alive()

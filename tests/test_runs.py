@@ -36,9 +36,10 @@ def no_tmux(tmp_path_factory: pytest.TempPathFactory) -> str:
     return path_without_tmux(tmp_path_factory.mktemp("no-tmux"))
 
 
-def spec(argv: list[str], workdir: str = "~", env: dict[str, str] | None = None) -> str:
+def spec(argv: list[str], workdir: str = "~", env: dict[str, str] | None = None, gpus: dict | None = None) -> str:
     """start's description of a run, as the laptop sends it."""
-    return base64.urlsafe_b64encode(json.dumps({"argv": argv, "workdir": workdir, "env": env or {}}).encode()).decode()
+    described = {"argv": argv, "workdir": workdir, "env": env or {}, **({"gpus": gpus} if gpus else {})}
+    return base64.urlsafe_b64encode(json.dumps(described).encode()).decode()
 
 
 Host = Callable[..., tuple[int, list[dict]]]
@@ -214,3 +215,23 @@ def test_the_python_3_8_of_old_hosts_runs_a_whole_run(home: Path, no_tmux: str) 
     assert result.returncode == 0, result.stdout + result.stderr
     until(lambda: record(home, "old")["state"] == "exited")
     assert record(home, "old")["status"] == 5
+
+
+def test_gpus_found_free_are_handed_out_once_to_live_runs(host: Host, home: Path) -> None:
+    """Two runs started at once each see GPU 0 and 1 free (neither uses its GPU yet): they get one each, a third none,
+    and a GPU is handed out again once its run has ended."""
+    free = {"count": 1, "free": [0, 1]}
+    show = 'echo "$CUDA_DEVICE_ORDER $CUDA_VISIBLE_DEVICES"; exec sleep 60'
+    for run in ("a", "b"):
+        code, said = host("start", run, spec(["sh", "-c", show], gpus=free))
+        assert code == 0, said
+    assert [record(home, run)["gpus"] for run in ("a", "b")] == ["0", "1"]
+    until(lambda: (home / ".rdev" / "runs" / "b.log").read_text() != "")
+    assert (home / ".rdev" / "runs" / "b.log").read_text() == "PCI_BUS_ID 1\n"
+    code, said = host("start", "c", spec(["true"], gpus=free))
+    assert code == 1 and said[-1]["error"] == ("1 GPU asked for, but of the GPUs that look free only 0 (none) are not "
+                                               "given to a run of rdev's already")
+    assert not (home / ".rdev" / "runs" / "c.json").exists()
+    host("kill", "a")
+    code, said = host("start", "c", spec(["true"], gpus=free))
+    assert code == 0 and said[-1]["run"]["gpus"] == "0"

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from datetime import datetime, timezone
 
-from bootstrap import ticket as tickets
-from client_side.kinds.slurm_host import duration
+from client_side.kinds import time_left
 from client_side.local import registry
 from client_side.local.registry import HostEntry
 
@@ -33,9 +31,6 @@ def _route(entry: HostEntry) -> str:
 
 
 def _ends(entry: HostEntry) -> str:
-    """When the host's runtime ends; for a Slurm job, also how long it has left (its GPU is held till then)."""
-    ends = tickets.moment(entry.expires)
-    if not entry.slurm_job or ends is None:
-        return entry.expires or "-"
-    left = int((ends - datetime.now(timezone.utc)).total_seconds())
-    return f"{entry.expires} ({duration(left)} left)" if left > 0 else f"{entry.expires} (ended)"
+    """When the host's runtime ends and how long it has left, where that is known."""
+    shown = time_left.left(entry)
+    return f"{entry.expires} ({shown})" if shown else "-"

@@ -7,21 +7,25 @@ is pinned on first contact (read by paramiko, directly or through the jump host)
 
 from __future__ import annotations
 
+import base64
 import getpass
+import json
 import re
+import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bootstrap import validate
 from client_side import inputs
-from client_side.errors import BadInput, RdevError
+from client_side.errors import BadInput, RdevError, printable
 from client_side.inputs import checked
+from client_side.kinds import time_left
 from client_side.kinds.pipeline import Prepared
 from client_side.local import passwords, presets, registry, store
 from client_side.local.locking import changing_files, setting_up
 from client_side.local.registry import HostEntry
-from client_side.ssh import bridge, keys, known_hosts, own_keys, password_login, probe
+from client_side.ssh import bridge, keys, known_hosts, own_keys, password_login, probe, shipped
 
 
 def add(*, name: str, host: str, user: str | None, port: int, jump: str | None, preset_name: str | None,
@@ -134,6 +138,7 @@ class _Login:
         offered = password_login.host_key(self.entry, self.hint)
         if not _check_new_key(self.entry, offered, [self.pinned], self.accept_new_host_key, self.say):
             self.unconfirmed, self.replaced = offered.fingerprint, tuple(known_hosts.pinned(self.entry.name))
+        self.entry = _new_reservation(self.entry)
         store.put(self.entry, (offered.line,))
         self.pinned = offered.line
 
@@ -154,12 +159,48 @@ def prepare(entry: HostEntry, *, password_stdin: bool, accept_new_host_key: bool
         # A host met before: ssh checks the pinned key itself, in the one connection that the key check, the probe
         # and the editor then share. The key is read apart only when it no longer matches (admit's _repin).
         login = _Login(entry, password_stdin, pinned[0], hint, say)
-        return Prepared(entry=entry, host_keys=None, admit=login.admit, prefetch=True)
+        return Prepared(entry=entry, host_keys=None, admit=login.admit, prefetch=True, after=_Notifier(say))
     entry, offered = bridge.through(entry, lambda reached: password_login.host_key(reached, hint), say)
     confirmed = _check_new_key(entry, offered, pinned, accept_new_host_key, say)
+    if offered.line not in pinned:  # first contact, or a new key: a new reservation
+        entry = _new_reservation(entry)
     login = _Login(entry, password_stdin, offered.line, hint, say, accept_new_host_key,
                    unconfirmed=None if confirmed else offered.fingerprint, replaced=tuple(pinned))
-    return Prepared(entry=entry, host_keys=(offered.line,), admit=login.admit, prefetch=True)
+    return Prepared(entry=entry, host_keys=(offered.line,), admit=login.admit, prefetch=True, after=_Notifier(say))
+
+
+def _new_reservation(entry: HostEntry) -> HostEntry:
+    """The host with its lifetime counted from now, where its preset gives one: the laptop cannot see a
+    reservation, so its first connect (or a new host key, when the preset's keys change with each) stands for it."""
+    preset = _preset(entry)
+    if preset is None or preset.lifetime_hours is None:
+        return entry
+    started, expires = time_left.reservation(preset.lifetime_hours)
+    return replace(entry, started=started, expires=expires)
+
+
+@dataclass(frozen=True)
+class _Notifier:
+    """Starts the notices before a lab container's end on it (colab_side.notices' `watch`): nothing else of rdev's
+    runs there to send them. What fails is a note: the connection works all the same."""
+
+    say: Callable[[str], None]
+
+    def __call__(self, entry: HostEntry) -> None:
+        preset = _preset(entry)
+        if preset is None or preset.lifetime_hours is None or entry.expires is None:
+            return
+        spec = {"ends": entry.expires, "what": "this container", "advice": preset.before_end,
+                "why": f"{preset.name}'s {preset.lifetime_hours:g}-hour lifetime, counted from this reservation's "
+                       "first connect"}
+        encoded = base64.urlsafe_b64encode(json.dumps(spec).encode()).decode().rstrip("=")
+        try:
+            result = shipped.run(entry.name, "notices", "watch", encoded, python=shipped.python_word(entry.python))
+            why = result.stderr.decode(errors="replace").strip()[-200:] if result.returncode else ""
+        except (RdevError, subprocess.TimeoutExpired) as err:
+            why = str(err) or "it did not answer"
+        if why:
+            self.say(f"{entry.name}: the warnings before its end could not be started there ({printable(why)}).")
 
 
 def _check_new_key(entry: HostEntry, offered: password_login.HostKey, pinned: list[str], accept_new_host_key: bool,

@@ -15,7 +15,8 @@ from dataclasses import dataclass, replace
 
 from client_side import inputs
 from client_side.editors import editor, settings as editor_settings
-from client_side.local import store
+from client_side.kinds import time_left
+from client_side.local import registry, store
 from client_side.local.locking import changing_files, setting_up
 from client_side.local.registry import HostEntry
 from client_side.ssh import bridge, keys, probe
@@ -36,6 +37,8 @@ class Prepared:
     on_failure: Callable[[], None] | None = None
     # The host fetches the editor's server before the editor opens (a ticket's runtime did it already).
     prefetch: bool = False
+    # Runs once ssh works, with the host as written (a lab container's notices before its end are started there).
+    after: Callable[[HostEntry], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,12 @@ def _establish(prepared: Prepared, how: Opening, say: Callable[[str], None]) -> 
         else:
             home = admitted
     say(f"{entry.name}: {prepared.done} ({entry.user}@{entry.host}:{entry.port}). Try: ssh {entry.name}")
+    written = registry.load().get(entry.name) or entry  # as admit left it: a new reservation starts a new lifetime
+    ending = time_left.sentence(written)
+    if ending:
+        say(ending)
+    if prepared.after:
+        prepared.after(written)
     if how.open and prepared.prefetch:
         from client_side.editors import server as editor_server  # only a connect that opens the editor fetches
         from client_side.ssh import shipped

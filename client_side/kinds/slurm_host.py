@@ -110,13 +110,12 @@ def prepare(entry: HostEntry, *, password_stdin: bool, accept_new_host_key: bool
         say(f"{entry.name}: job {job} runs a new sshd; rdev pins its host key "
             f"{known_hosts.fingerprint(ticket.host_keys[0])}.")
     left = state.seconds_left()
-    # The end as a moment, not the cluster's local clock time, which names no time zone.
+    # The end as a moment, not the cluster's local clock time, which names no time zone; connect says how long is left.
     ends = tickets.utc_timestamp(datetime.now(timezone.utc) + timedelta(seconds=left)) if left is not None else None
     node = replace(entry, host=ticket.host, port=ticket.port, user=ticket.user, slurm_job=job, slurm_node=state.node,
                    expires=ends)
-    until = f" for {duration(left)} more (until {ends})" if left is not None else ""
-    say(f"{entry.name}: your job holds its GPU{until}; 'rdev stop {entry.name}' ends it early, so others can use it,"
-        f" and it {_idle_words(entry)}.")
+    say(f"{entry.name}: your job holds its GPU until it ends; 'rdev stop {entry.name}' ends it early, so others can "
+        f"use it, and it {_idle_words(entry)}.")
     return pipeline.Prepared(entry=node, host_keys=ticket.host_keys, on_failure=undo, prefetch=True,
                              done=f"ssh works on node {state.node} (Slurm job {job})")
 
@@ -256,9 +255,3 @@ def checked_wait(seconds: float) -> float:
         raise BadInput(f"The wait {seconds} is not a number of seconds above 0 and up to 86400",
                        "give one such as --wait 600.")
     return seconds
-
-
-def duration(seconds: int) -> str:
-    """A time left as `rdev connect` and `rdev list` say it: "3 h 5 min", "12 min"."""
-    hours, minutes = divmod(seconds // 60, 60)
-    return f"{hours} h {minutes} min" if hours else f"{minutes} min"

@@ -70,6 +70,26 @@ def _held(path: Path, timeout: float, who: str) -> Iterator[None]:
         lock.release()
 
 
+@contextmanager
+def pulling(name: str, run: str) -> Iterator[bool]:
+    """True for the block if this rdev now holds `run`'s pending pull on `name`, False if another one is copying
+    it: that one finishes it, so nobody waits."""
+    from filelock import FileLock, Timeout
+
+    path = paths.pending_pull_lock(name, run)
+    ensure_private_dir(path.parent)
+    lock = FileLock(str(path), mode=0o600)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
+
+
 def enter_colab_session(session: str) -> bool:
     """For a ProxyCommand guard, before it checks `session`: False while `rdev stop` is ending it. Else
     both locks are held shared until this process ends, "in use" on past its exec into the CLI."""

@@ -104,6 +104,17 @@ def editor_server_cache() -> Path:
     return platformdirs.user_cache_path("rdev", appauthor=False) / "editor-servers"
 
 
+def pending_pull(name: str, run: str) -> Path:
+    """A run's `--pull` that waits for the run to end (see commands.run_pulls)."""
+    home()
+    return platformdirs.user_state_path("rdev", appauthor=False) / "pulls" / name / f"{run}.json"
+
+
+def pending_pull_lock(name: str, run: str) -> Path:
+    """Held while one rdev copies a pending pull back."""
+    return pending_pull(name, run).with_suffix(".lock")
+
+
 def registry() -> Path:
     return config_dir() / "hosts.toml"
 

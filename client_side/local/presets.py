@@ -27,6 +27,8 @@ class Preset:
     workdir: str = "~"
     unreachable: str = "Check your network and VPN."
     reminders: tuple[str, ...] = ()
+    lifetime_hours: float | None = None  # how long a reservation lives, from its start (None: no known end)
+    before_end: str = "copy what you keep to your laptop with 'rdev pull NAME PATH'"  # said before the end
 
 
 def _parse(text: str, where: str) -> dict[str, Preset]:
@@ -41,8 +43,11 @@ def _parse(text: str, where: str) -> dict[str, Preset]:
             if not isinstance(table.get("reminders", []), list):
                 raise TypeError(f"reminders in [{name}] is not a list")
             preset = Preset(**{**table, "name": name, "reminders": tuple(table.get("reminders", ()))})
+            hours = preset.lifetime_hours
             if not isinstance(preset.ephemeral_host_keys, bool) or not all(
-                    isinstance(v, str) for v in (preset.workdir, preset.unreachable, *preset.reminders)):
+                    isinstance(v, str) for v in (preset.workdir, preset.unreachable, preset.before_end,
+                                                 *preset.reminders)) or not (
+                    hours is None or (type(hours) in (int, float) and 0 < hours <= 8760)):
                 raise TypeError(f"a value of the wrong type in [{name}]")
             found[name] = preset
         return found

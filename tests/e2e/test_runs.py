@@ -1,7 +1,8 @@
 """`rdev run`, `runs`, `logs`, `kill`, `attach` end to end: a real sshd on this machine, reached through rdev's config,
 whose sessions get a home of the test's own (the Colab stand-in's Runtime sets HOME with SetEnv), with tmux on their
 PATH or without it, and a tmux socket folder of the test's own (TMUX_TMPDIR), so that no tmux of this machine's is
-touched. Each test runs once with tmux on the host and once without, unless it says otherwise."""
+touched. Each test runs once with tmux on the host and once without, unless it says otherwise. The host's nvidia-smi
+is the stand-in (tests/stand_ins/nvidia_smi.py): GPU 0 busy with a process, GPU 1 free."""
 
 from __future__ import annotations
 
@@ -28,10 +29,17 @@ from bootstrap.ticket import Ticket, utc_timestamp
 from colab_side import processes
 from tests.commands.test_runs import RDEV, rdev_runs
 from tests.conftest import REPO, read_or_empty, ssh_through
+from tests.stand_ins import nvidia_smi
 from tests.stand_ins.colab_runtime import Runtime
 from tests.test_runs import path_without_tmux
 
 HOST_PATH = "/usr/local/bin:/usr/bin:/bin"
+UUIDS = ["GPU-00000000-0000-4000-8000-000000000000", "GPU-00000000-0000-4000-8000-000000000001"]
+ONE_BUSY_ONE_FREE = {
+    "gpus": [{"index": i, "uuid": UUIDS[i], "name": "NVIDIA A100-SXM4-80GB", "memory.used": used,
+              "memory.total": 81920, "utilization.gpu": load} for i, used, load in ((0, 40536, 97), (1, 4, 0))],
+    "processes": [{"gpu_uuid": UUIDS[0], "pid": 4242, "used_memory": 40500, "process_name": "python3"}],
+}
 Rdev = Callable[..., subprocess.CompletedProcess]
 
 
@@ -72,6 +80,7 @@ def box(request: pytest.FixtureRequest, home: Path, rdev: Rdev) -> Iterator[Box]
     tmux_dir = home.parent / "tmux"
     tmux_dir.mkdir(mode=0o700)
     path = HOST_PATH if with_tmux else path_without_tmux(home.parent / "no-tmux")
+    path = f"{nvidia_smi.install(home.parent / 'gpu-bin', ONE_BUSY_ONE_FREE).parent}:{path}"
     vm._sshd.environment.update({"PATH": path, "TMUX_TMPDIR": str(tmux_dir)})
     work = vm.home / "work"
     work.mkdir()
@@ -183,7 +192,8 @@ def test_kill_ends_the_run_and_every_process_it_started(box: Box) -> None:
 @pytest.mark.parametrize("box", ["tmux"], indirect=True)
 def test_bad_input_exits_2_and_starts_nothing_and_a_running_name_is_one_sentence(box: Box) -> None:
     for args in (["--name", "a b", "--", "touch", "made"], ["--name", "x" * 65, "--", "touch", "made"], ["--"],
-                 ["--", ""]):
+                 ["--", ""], ["--gpus", "0", "--", "touch", "made"], ["--gpus", "-1", "--", "touch", "made"],
+                 ["--gpus", "65", "--", "touch", "made"], ["--slurm", "--time=1:00", "--", "touch", "made"]):
         result = rdev_runs("run", "box", *args)
         assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not box.runs.exists() and not (box.work / "made").exists()
@@ -241,3 +251,23 @@ def test_attach_gives_the_runs_live_terminal_or_says_to_follow_the_log(box: Box)
     assert box.record("talk")["status"] == 7 and "got hello" in box.log("talk")
     result = rdev_runs("attach", "box", "talk")
     assert result.returncode == 1 and "talk on box has ended (exited 7)" in result.stderr
+
+
+@pytest.mark.parametrize("box", ["no-tmux"], indirect=True)
+def test_gpus_n_runs_on_gpus_that_look_free_and_more_than_are_free_is_refused(box: Box) -> None:
+    said = ok(rdev_runs("run", "box", "--gpus", "1", "--name", "g", "--", "sh", "-c",
+                        'echo "gpus=$CUDA_VISIBLE_DEVICES order=$CUDA_DEVICE_ORDER"; sleep 300'))
+    assert said.startswith("Started g on box on GPU 1 (pid ")
+    until(lambda: "gpus=" in box.log("g"), 20, "the run prints its GPUs")
+    assert box.log("g").splitlines()[0] == "gpus=1 order=PCI_BUS_ID"
+    assert row(ok(rdev_runs("runs", "box")), "g").split()[2:7:4] == ["running", "1"]  # STATE, GPUS
+
+    # GPU 1 still looks free (g does not use it yet), but it is g's: a second run does not get it too.
+    result = rdev_runs("run", "box", "--gpus", "1", "--name", "g2", "--", "touch", "made")
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "of the GPUs that look free only 0 (none) are not given to a run of rdev's already" in result.stderr
+    result = rdev_runs("run", "box", "--gpus", "2", "--name", "g3", "--", "touch", "made")
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("rdev: 2 GPUs asked for, but only 1 of box's 2 looks free (1), so nothing was "
+                                    "started: 'rdev gpus box' shows what runs on them")
+    assert not (box.work / "made").exists() and sorted(p.name for p in box.runs.glob("*.json")) == ["g.json"]
