@@ -20,6 +20,7 @@ PREFIX = "rdev1."
 PUBLIC_TUNNELS = ("cloudflared", "ngrok")  # the ones that reach a notebook runtime from outside
 TUNNELS = (*PUBLIC_TUNNELS, "direct")
 RUNTIMES = ("colab", "kaggle", "generic")
+_VERSION = re.compile(r"[0-9][0-9A-Za-z.+-]{0,39}")  # PEP 440 as rdev writes it: shown to the user, so kept plain
 # A ticket with three large host keys (RSA 4096 among them) is under 3000 characters; a longer
 # text is not a ticket, and refusing it early keeps the decoder's work small.
 MAX_TICKET_CHARS = 8192
@@ -45,6 +46,7 @@ class Ticket:
     started: str
     expires: str | None
     v: int = 1
+    rdev: str | None = None  # the runtime's rdev version (bootstrap.__version__); tickets before 0.2.0 have none
 
     def encode(self) -> str:
         fields = asdict(self)
@@ -81,7 +83,7 @@ def parse(text: str) -> Ticket:
             "run the same rdev version on both sides."
         )
     expected = {f for f in Ticket.__dataclass_fields__}
-    missing = sorted(expected - fields.keys())
+    missing = sorted(expected - fields.keys() - {"rdev"})
     if missing:
         raise TicketError(f"The ticket has no '{missing[0]}' field: copy the whole ticket line again.")
     unknown = sorted(fields.keys() - expected)
@@ -98,7 +100,14 @@ def parse(text: str) -> Ticket:
         runtime=_choice(fields, "runtime", RUNTIMES),
         started=_time(fields, "started"),
         expires=None if fields["expires"] is None else _time(fields, "expires"),
+        rdev=_version(fields.get("rdev")),
     )
+
+
+def _version(value: object) -> str | None:
+    if value is None or (isinstance(value, str) and _VERSION.fullmatch(value)):
+        return value
+    raise TicketError("The ticket's 'rdev' (version) field is not a version: copy the whole ticket line again.")
 
 
 def newest(text: str) -> Ticket:

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
 
-from bootstrap import pubkeys, validate
+from bootstrap import __version__, pubkeys, validate
 from bootstrap.files import atomic_write, ensure_private_dir
 from bootstrap.ticket import Ticket, utc_timestamp
 from colab_side import background, idle, notices, runtime, status
@@ -82,7 +82,7 @@ class Server:
         self.ticket = Ticket(tunnel=endpoint.tunnel, host=endpoint.host, port=endpoint.port, user=self.sshd.user,
                              host_keys=tuple(self.sshd.public_host_keys()), workdir=self.workdir, runtime=self.runtime,
                              started=utc_timestamp(self.published),
-                             expires=utc_timestamp(ends) if ends else None).encode()
+                             expires=utc_timestamp(ends) if ends else None, rdev=__version__).encode()
         _write_ticket(self.state.ticket, self.ticket)
         # Before it is printed, so that whoever reads the printed ticket finds it in the file too.
         self.ticket_file_stale = self.ticket_file is not None
@@ -214,6 +214,7 @@ def serve(
     if ticket_file and not Path(ticket_file).absolute().parent.is_dir():
         raise ServeError(f"The folder of the ticket file {ticket_file} does not exist: create it or pick another path.", 2)
     kind = runtime.detect()
+    out(f"rdev {__version__}, runtime side: serving {account.pw_name}.")
     _note_policy(kind, out)
     workdir = validate.remote_path(workdir or runtime.default_workdir(kind, Path(account.pw_dir)))
     provider = make_tunnel(tunnel, listen=listen, state=folder, binary=cloudflared if tunnel == "cloudflared" else ngrok,

@@ -20,7 +20,7 @@ import pytest
 
 from bootstrap.ticket import MAX_TICKET_CHARS, PREFIX, Ticket, TicketError, newest, parse, utc_timestamp
 
-FIELDS = ("v", "tunnel", "host", "port", "user", "host_keys", "workdir", "runtime", "started", "expires")
+FIELDS = ("v", "tunnel", "host", "port", "user", "host_keys", "workdir", "runtime", "started", "expires", "rdev")
 
 
 
@@ -178,6 +178,17 @@ def test_expires_time(good: str, when: str) -> None:
     assert parse(tampered(good, setting("expires", when))).expires == when
 
 
+def test_the_runtimes_version_is_carried_and_may_be_absent(good: str) -> None:
+    assert parse(tampered(good, setting("rdev", "0.2.0"))).rdev == "0.2.0"
+    assert parse(tampered(good, lambda fields: fields.pop("rdev"))).rdev is None  # from a runtime before 0.2.0
+
+
+@pytest.mark.parametrize("version", ["", "x1", "0.2.0; rm -rf", "1" * 41, 2, ["0.2.0"]])
+def test_a_version_that_is_not_one_is_refused(good: str, version: object) -> None:
+    with pytest.raises(TicketError, match="'rdev' \\(version\\) field is not a version"):
+        parse(tampered(good, setting("rdev", version)))
+
+
 def test_utc_timestamp_form() -> None:
     """The form tickets carry: UTC, whole seconds, ending in Z."""
     moment = datetime(2024, 5, 1, 12, 30, 15, 987654, tzinfo=timezone(timedelta(hours=2)))
@@ -264,7 +275,7 @@ REJECTIONS: list[tuple[str, TextCase, str | None, bool]] = [
     ("expires-not-time", _with("expires", "soon"), "'expires'", False),
     ("expires-no-timezone", _with("expires", "2024-05-01T22:00:00"), "'expires'", False),
     ("unknown-field", _with("comment", "hi"), "'comment'", False),
-    *[(f"missing-{f}", _without(f), "version" if f == "v" else f"'{f}'", False) for f in FIELDS],
+    *[(f"missing-{f}", _without(f), "version" if f == "v" else f"'{f}'", False) for f in FIELDS if f != "rdev"],
     ("v-2", _with("v", 2), "version", False),
     ("v-string", _with("v", "1"), "version", False),
     ("host-keys-empty", _with("host_keys", []), "'host_keys'", False),

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
-from bootstrap import binaries, ticket as tickets
+from bootstrap import __version__, binaries, ticket as tickets
 from client_side.errors import BadInput, RdevError, split
 from client_side.kinds.pipeline import Prepared
 from client_side.local import registry
@@ -32,6 +32,7 @@ def prepare(name: str, *, ticket_text: str | None, ticket_file: str | None, reme
         assert remembered is not None  # read_ticket asks for a ticket when there is no host to keep
         binary = _cloudflared(cloudflared, remembered) if remembered.tunnel == "cloudflared" else None
         return Prepared(entry=replace(remembered, cloudflared=binary), host_keys=None)
+    _compare_versions(ticket, say)
     if ticket_file and ticket_text is None:  # remembered only when it was the one read
         kept_file: str | None = str(Path(ticket_file).expanduser().absolute())
     else:
@@ -40,6 +41,14 @@ def prepare(name: str, *, ticket_text: str | None, ticket_file: str | None, reme
     entry = registry.from_ticket(name, ticket, cloudflared=binary, ticket_file=kept_file,
                                  editor=remembered.editor if remembered else None)
     return Prepared(entry=entry, host_keys=ticket.host_keys, done="ssh works, host key pinned")
+
+
+def _compare_versions(ticket: tickets.Ticket, say: Callable[[str], None]) -> None:
+    """Say when the runtime's rdev is not this laptop's: the two sides are only tested together."""
+    if ticket.rdev != __version__:
+        theirs = f"rdev {ticket.rdev}" if ticket.rdev else "an rdev older than 0.2.0"
+        say(f"The runtime runs {theirs}, this laptop rdev {__version__}: if something fails, start it again with a "
+            "new cell from 'rdev colab cell', which carries this laptop's version.")
 
 
 def read_ticket(value: str | None, ticket_file: str | None = None, remembered: HostEntry | None = None,

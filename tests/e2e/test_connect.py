@@ -34,6 +34,23 @@ def test_connect_runs_commands_through_written_config(home: Path, rdev, server) 
     assert [(h["name"], h["workdir"]) for h in listed] == [("box", "/tmp")]
 
 
+def test_connect_says_when_the_runtimes_rdev_is_another_version(home: Path, rdev, server) -> None:
+    from dataclasses import replace
+
+    from bootstrap import __version__
+
+    ticket = server()
+    assert tickets.parse(ticket).rdev == __version__
+    same = rdev("connect", "box", "--ticket", ticket, "--no-open")
+    assert same.returncode == 0 and "The runtime runs" not in same.stdout + same.stderr
+    other = replace(tickets.parse(ticket), rdev="0.1.9", started="2099-01-01T00:00:00Z").encode()
+    said = rdev("connect", "box", "--ticket", other, "--no-open")
+    assert said.returncode == 0, said.stderr
+    assert f"The runtime runs rdev 0.1.9, this laptop rdev {__version__}" in said.stdout, said.stdout
+    older = replace(tickets.parse(ticket), rdev=None, started="2099-01-01T00:00:01Z").encode()
+    assert "The runtime runs an rdev older than 0.2.0" in rdev("connect", "box", "--ticket", older, "--no-open").stdout
+
+
 def test_connect_opens_editor_with_remote_folder(home: Path, rdev, server, monkeypatch: pytest.MonkeyPatch) -> None:
     editor, record = editor_standin(home, monkeypatch)
     ticket = server("--workdir", "/srv/my project")
