@@ -36,6 +36,7 @@ from typing import Iterator
 from bootstrap.files import atomic_write, ensure_private_dir, held_lock
 from colab_side.errors import Failure, answer, emit
 from colab_side.jupyter_env import python_for_jupyter
+from colab_side.processes import started
 
 COLAB = "https://colab.research.google.com"
 START_TIMEOUT = 60.0
@@ -61,19 +62,6 @@ def _locked() -> Iterator[None]:
         ensure_private_dir(folder)
     with held_lock(state_dir() / "lock"):
         yield
-
-
-def started(pid: int) -> str | None:
-    """When `pid` started (None: it does not run): with the pid, it names one process for good."""
-    if Path("/proc/self/stat").exists():
-        try:
-            # Fields after the command name, which may hold spaces and parentheses; field 22 is starttime.
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            return None
-        return fields[19] if fields[0] != "Z" else None
-    result = subprocess.run(["ps", "-o", "lstart=", "-p", str(pid)], check=False, capture_output=True, text=True)
-    return result.stdout.strip() or None
 
 
 def _parents() -> dict[int, int]:

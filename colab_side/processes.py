@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -29,31 +30,46 @@ def is_ours(pid: int, marker: str) -> bool:
 
 
 def _stat(pid: int | str) -> list[str]:
-    """The fields of /proc/PID/stat after the command name (field 2), which may hold spaces and
-    parentheses: so they are split after its last ')'. Field N of proc(5) is item N - 3 here."""
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-
-def start_time(pid: int) -> str | None:
-    """When `pid` started (field 22 of /proc/PID/stat): with the pid, it names one process for good."""
+    """The fields of /proc/PID/stat after the command name (field 2), which may hold spaces and parentheses: so
+    they are split after its last ')'. Field N of proc(5) is item N - 3 here: [0] state, [1] parent, [2] process
+    group, [3] session, [19] start time. [] if it is gone."""
     try:
-        return _stat(pid)[19]
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return None
+        return []
+
+
+def started(pid: int) -> str | None:
+    """When `pid` started (None: it does not run, or is a zombie): with the pid, it names one process for good.
+    From /proc, else from `ps` (macOS, the BSDs)."""
+    if os.path.exists("/proc/self/stat"):
+        fields = _stat(pid)
+        return fields[19] if len(fields) > 19 and fields[0] != "Z" else None
+    shown = subprocess.run(["ps", "-o", "lstart=", "-p", str(pid)], check=False, capture_output=True, text=True)
+    return shown.stdout.strip() or None
+
+
+def group_members(leader: int, since: str) -> set[int]:
+    """The processes of `leader`'s process group and session started since `since` (its start time: a pid may be
+    another's by now), and everything below them: what a command started, unless it made a session of its own."""
+    stats = ((int(entry.name), _stat(entry.name)) for entry in Path("/proc").iterdir() if entry.name.isdigit())
+    group = {pid for pid, fields in stats if len(fields) > 19 and str(leader) in fields[2:4]
+             and int(fields[19]) >= int(since)}
+    return {pid for top in group for pid in (top, *descendants(top)) if alive(pid)}
 
 
 def record(pid_file: Path, pid: int) -> None:
     """Write `pid` with its start time, for a process whose command line need not name anything of ours."""
-    pid_file.write_text(f"{pid} {start_time(pid)}\n")
+    pid_file.write_text(f"{pid} {started(pid)}\n")
 
 
 def read_recorded(pid_file: Path) -> int | None:
     """The pid `record` wrote, if that very process still runs (not a later one given the same pid)."""
     try:
-        pid, started = pid_file.read_text().split()
+        pid, since = pid_file.read_text().split()
     except (OSError, ValueError):
         return None
-    return int(pid) if pid.isdigit() and start_time(int(pid)) == started and alive(int(pid)) else None
+    return int(pid) if pid.isdigit() and started(int(pid)) == since and alive(int(pid)) else None
 
 
 def under(pid: int, commands: tuple[str, ...]) -> bool:
@@ -139,7 +155,7 @@ def _children_map() -> dict[int, list[int]]:
             continue
         try:
             parent = int(_stat(entry.name)[1])
-        except OSError:
+        except IndexError:  # gone meanwhile
             continue
         children.setdefault(parent, []).append(int(entry.name))
     return children
@@ -172,7 +188,7 @@ def alive(pid: int) -> bool:
     # A zombie has exited; only its parent has yet to reap it.
     try:
         return _stat(pid)[0] != "Z"
-    except OSError:
+    except IndexError:
         return False
 
 
@@ -182,7 +198,7 @@ def ancestors(pid: int) -> list[int]:
     while pid > 1:
         try:
             pid = int(_stat(pid)[1])
-        except OSError:
+        except IndexError:
             break
         found.append(pid)
     return found

@@ -23,6 +23,7 @@ import sys
 import termios
 import time
 
+from colab_side.processes import started
 from colab_side.runs import (
     CHUNK,
     END,
@@ -34,7 +35,6 @@ from colab_side.runs import (
     run_file,
     run_tmux,
     stamp,
-    started,
     write_record,
 )
 

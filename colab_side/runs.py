@@ -72,24 +72,6 @@ def _locked() -> Iterator[None]:
         yield
 
 
-def _stat(pid: int | str) -> list[str]:
-    """/proc/PID/stat's fields after the command name (which may hold spaces and parentheses); [] if it is gone.
-    [0] state, [1] parent, [2] process group, [3] session, [19] start time."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return []
-
-
-def started(pid: int) -> str | None:
-    """When `pid` started (None: it does not run): with the pid, it names one process for good."""
-    if os.path.exists("/proc/self/stat"):
-        fields = _stat(pid)
-        return fields[19] if len(fields) > 19 and fields[0] != "Z" else None
-    shown = subprocess.run(["ps", "-o", "lstart=", "-p", str(pid)], check=False, capture_output=True, text=True)
-    return shown.stdout.strip() or None
-
-
 def read_record(run: str, needed: bool = True) -> dict | None:
     """Run `run`'s record; None if there is none and none is `needed`."""
     if not RUN_NAME.fullmatch(run):
@@ -121,7 +103,7 @@ def state(record: dict) -> str:
     if record.get("state") in FINAL or record.get("host") != socket.gethostname():
         return str(record.get("state"))
     wrapper = record.get("wrapper")
-    if isinstance(wrapper, int) and started(wrapper) == record.get("wrapper_started"):
+    if isinstance(wrapper, int) and processes.started(wrapper) == record.get("wrapper_started"):
         return str(record["state"])
     young = record.get("state") == "starting" and time.time() - record.get("started_at", 0) < START_TIMEOUT
     return "starting" if young else "lost"
@@ -305,15 +287,9 @@ def finish(record: dict, code: int | None) -> int:
 
 
 def _members(record: dict) -> set[int]:
-    """The run's processes: the command's process group and session (what it starts stays in them unless it makes
-    its own), started since the command (its pid may be another's by now), and everything below them."""
+    """The run's processes: what runs in the command's process group and session, and below (processes.py)."""
     leader, since = record.get("pid"), str(record.get("pid_started"))
-    if not isinstance(leader, int) or not since.isdigit():
-        return set()
-    stats = ((int(entry.name), _stat(entry.name)) for entry in Path("/proc").iterdir() if entry.name.isdigit())
-    group = {pid for pid, fields in stats if len(fields) > 19 and str(leader) in fields[2:4]
-             and int(fields[19]) >= int(since)}
-    return {pid for top in group for pid in (top, *processes.descendants(top)) if processes.alive(pid)}
+    return processes.group_members(leader, since) if isinstance(leader, int) and since.isdigit() else set()
 
 
 def end_processes(record: dict) -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from colab_side import notices, runs
+from colab_side import notices, processes, runs
 
 T = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)
 COLAB = notices.End(T, "this Colab runtime", "Colab's limit", "save it to Drive")
@@ -148,7 +148,7 @@ def test_the_notice_is_appended_to_a_live_runs_log(home: Path) -> None:
     runs.runs_dir().mkdir(parents=True, mode=0o700)
     me = os.getpid()
     record = {"run": "train", "host": socket.gethostname(), "state": "running", "started_at": time.time(),
-              "wrapper": me, "wrapper_started": runs.started(me), "pid": me}
+              "wrapper": me, "wrapper_started": processes.started(me), "pid": me}
     runs.write_record(record)
     runs.write_record({**record, "run": "done", "state": "exited"})
     runs.write_record({**record, "run": "elsewhere", "host": "another-host"})  # a home shared with another host
