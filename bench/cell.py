@@ -19,9 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._setup import REPO, arguments, ratio, verdict
 from bootstrap import cell
 from client_side.colab import cell as colab_cell
 
@@ -45,10 +45,9 @@ def timed_in_fresh_venv(root: Path, run: list[str]) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
+    parser = argparse.ArgumentParser()
     parser.add_argument("--tunnel", default="cloudflared", choices=sorted(cell.TUNNEL_PACKAGES))
-    args = parser.parse_args()
+    args = arguments(__doc__, 3, parser)
     work = Path(tempfile.mkdtemp(prefix="rdev-bench-cell-"))
     step = work / "step.py"
     step.write_text(install_step(args.tunnel))
@@ -64,11 +63,9 @@ def main() -> int:
             before.append(timed_in_fresh_venv(work / "venv", full_run))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    ratio = statistics.median(ours) / statistics.median(before)
     print(f"cell's install step ({args.tunnel}): {statistics.median(ours):.2f} s")
     print(f"pip install rdev with its dependencies: {statistics.median(before):.2f} s")
-    print(f"ratio {ratio:.2f} (target <= {TARGET})")
-    return 0 if ratio <= TARGET else 1
+    return verdict(ratio(ours, before), TARGET)
 
 
 if __name__ == "__main__":

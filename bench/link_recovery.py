@@ -17,14 +17,13 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._setup import REPO, arguments, needs_root, sandbox, verdict
 from tests.stand_ins.login_host import PASSWORD, login_host
 from tests.stand_ins.zoo import Namespace, zoo
 
@@ -62,18 +61,13 @@ class Laptop:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser()
     parser.add_argument("--cuts", default="5,60,600")
     parser.add_argument("--stop", type=float, default=60)
-    args = parser.parse_args()
-    if os.geteuid() != 0:
-        print("bench: needs root (namespaces, a test user).")
+    args = arguments(__doc__, None, parser)
+    if not needs_root("namespaces, a test user"):
         return 1
-    root = Path(tempfile.mkdtemp(prefix="rl", dir="/tmp"))
-    home = root / "h"
-    home.mkdir(mode=0o700)
-    env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(root / "cfg"), "XDG_STATE_HOME": str(root / "st"),
-           "XDG_CACHE_HOME": str(root / "cache"), "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"}
+    _, home, env = sandbox("rl")
     worst = 0.0
     with zoo() as hosts:
         laptop_ns, far = hosts.namespace("laptop"), hosts.namespace("far")
@@ -103,8 +97,7 @@ def main() -> int:
                 worst = max(worst, ratio)
                 print(f"{label:24} rdev's config {ours:6.2f} s  fresh ssh {fresh:6.2f} s  ratio {ratio:.2f}x", flush=True)
             laptop.ssh("-O", "exit", "lab")
-    print(f"worst ratio {worst:.2f}x (target <= {TARGET}x)")
-    return 0 if worst <= TARGET else 1
+    return verdict(worst, TARGET, "worst ratio")
 
 
 if __name__ == "__main__":

@@ -16,23 +16,31 @@ compared. Needs root (test users). Target: <= 1.1x, one handshake each; the push
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import os
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._setup import (
+    REPO,
+    arguments,
+    close_masters,
+    compiled,
+    needs_root,
+    rdev,
+    sandbox,
+    serve,
+    timed as run,
+    unserve,
+)
 from bootstrap import ticket as tickets
 from tests.stand_ins.login_host import PASSWORD, PasswordHost, login_host
 
@@ -98,35 +106,6 @@ class Relay:
         await delivering
 
 
-def run(argv: list[str], env: dict[str, str], stdin: str | None = None) -> float:
-    start = time.perf_counter()
-    result = subprocess.run(argv, env=env, cwd=REPO, capture_output=True, text=True, input=stdin, check=False)
-    took = time.perf_counter() - start
-    if result.returncode != 0:
-        raise SystemExit(f"bench: {' '.join(argv[:6])} failed: {result.stderr.strip()[-500:]}")
-    return took
-
-
-def rdev(env: dict[str, str], *args: str, stdin: str | None = None) -> float:
-    return run([sys.executable, "-m", "client_side", *args], env, stdin)
-
-
-def close_masters(env: dict[str, str], *names: str) -> None:
-    for name in names:
-        subprocess.run(["ssh", "-F", f"{env['HOME']}/.ssh/config", "-O", "exit", name], env=env, capture_output=True,
-                       check=False)
-
-
-def serve(env: dict[str, str], state: Path) -> tickets.Ticket:
-    """A ticket host here (tunnel direct) for rdev's key; its ticket."""
-    key = subprocess.run([sys.executable, "-m", "client_side", "key"], env=env, cwd=REPO, capture_output=True,
-                         text=True, check=True).stdout.strip()
-    served = subprocess.run([sys.executable, "-m", "colab_side", "serve", "--authorized-key", key, "--state-dir",
-                             str(state), "--no-keep-alive"], env=env, cwd=REPO, capture_output=True, text=True,
-                            check=True)
-    return tickets.newest(served.stdout)
-
-
 def measure(name: str, relay: Relay, runs: int, connect: list[str], bare: list[str], env: dict[str, str],
             names: tuple[str, ...]) -> float:
     ours, baseline, handshakes = [], [], []
@@ -144,21 +123,11 @@ def measure(name: str, relay: Relay, runs: int, connect: list[str], bare: list[s
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
-    runs = parser.parse_args().runs
-    if os.geteuid() != 0:
-        print("bench: needs root (a test user).")
+    runs = arguments(__doc__, 5).runs
+    if not needs_root("a test user"):
         return 1
-    root = Path(tempfile.mkdtemp(prefix="rb", dir="/tmp"))
-    home = root / "h"
-    home.mkdir(mode=0o700)
-    env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(root / "cfg"), "XDG_STATE_HOME": str(root / "st"),
-           "XDG_CACHE_HOME": str(root / "cache"), "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"}
-    env.pop("SSH_AUTH_SOCK", None)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed rdev has its modules compiled; so has this one
-    subprocess.run([sys.executable, "-m", "compileall", "-q", "client_side", "bootstrap", "colab_side"], env=env,
-                   cwd=REPO, check=True, capture_output=True)
+    root, home, env = sandbox()
+    compiled(env)
     own = home / ".ssh" / "own"
     own.parent.mkdir(mode=0o700)
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(own)], check=True)
@@ -181,8 +150,7 @@ def main() -> int:
                                    bare(root, home / ".ssh" / "rdev" / "id_ed25519", relay.port, ticket.user), env,
                                    ("box",)))
     finally:
-        subprocess.run([sys.executable, "-m", "colab_side", "stop", "--state-dir", str(root / "server")], env=env,
-                       cwd=REPO, capture_output=True, check=False)
+        unserve(env, root / "server")
         shutil.rmtree(root, ignore_errors=True)
     print(f"worst ratio {worst:.2f}x (target <= {TARGET}x); push {worst_push:.2f}x (target <= {PUSH_TARGET}x)")
     return 0 if worst <= TARGET and worst_push <= PUSH_TARGET else 1

@@ -11,20 +11,16 @@ Target: <= 1.5x.
 
 from __future__ import annotations
 
-import argparse
-import os
 import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._setup import arguments, needs_root, ratio, rdev as timed_rdev, sandbox, verdict
 from tests.slurm_cluster import SlurmCluster
 from tests.stand_ins.login_host import PASSWORD, login_host
 
@@ -32,28 +28,15 @@ TARGET = 1.5
 
 
 def rdev(env: dict[str, str], *args: str, password: bool = False) -> float:
-    start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "client_side", *args], check=False, env=env, cwd=REPO, capture_output=True,
-                            text=True, input=PASSWORD + "\n" if password else None)
-    took = time.perf_counter() - start
-    if result.returncode != 0:
-        raise SystemExit(f"bench: rdev {' '.join(args)} failed: {result.stderr.strip()}")
-    return took
+    return timed_rdev(env, *args, stdin=PASSWORD + "\n" if password else None)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=7)
-    runs = parser.parse_args().runs
-    if os.geteuid() != 0:
-        print("bench: needs root (a private Slurm and a test user).")
+    runs = arguments(__doc__, 7).runs
+    if not needs_root("a private Slurm and a test user"):
         return 1
-    root = Path(tempfile.mkdtemp(prefix="rb", dir="/tmp"))
+    root, home, env = sandbox()
     root.chmod(0o755)  # munge's user and the job's user pass through it to the cluster's folder
-    home = root / "h"
-    home.mkdir(mode=0o700)
-    env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(root / "cfg"), "XDG_STATE_HOME": str(root / "st"),
-           "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"}
     cluster = SlurmCluster()
     cluster.start(root / "slurm")
     try:
@@ -76,14 +59,11 @@ def main() -> int:
     finally:
         cluster.stop()
         shutil.rmtree(root, ignore_errors=True)
-    ratio = statistics.median(ours) / statistics.median(plain)
     print(f"first connect (login node, runtime install, submit, queue, the job's sshd, ssh): {ready - submitted:5.2f} s; "
           f"Slurm started the job {max(0.0, started - submitted):5.2f} s into it (its StartTime, whole seconds)")
     print(f"plain connect (password host) {statistics.median(plain) * 1000:6.0f} ms")
     print(f"connect hpc (running job)     {statistics.median(ours) * 1000:6.0f} ms")
-    print(f"ratio {ratio:.2f} (target <= {TARGET})")
-    return 0 if ratio <= TARGET else 1
-
+    return verdict(ratio(ours, plain), TARGET)
 
 if __name__ == "__main__":
     sys.exit(main())

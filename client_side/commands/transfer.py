@@ -5,8 +5,9 @@ connection all apply.
 rsync copies where both ends have it: it skips what is already there (same size and time), resumes a file a cut
 link left half sent (`--partial-dir`: the piece waits out of sight and is the basis of the next run), and keeps
 the tree, its modes and times. Its arguments travel inside rsync's own protocol (`-s`), never through the host's
-login shell, whatever that shell is. rsync goes first; only when it never started on the host is `command -v
-rsync` asked there, to tell a host without rsync from one out of reach. Elsewhere sftp copies (the real binary, run with the same config, so it
+login shell, whatever that shell is. rsync goes first, unasked, on both ends: only when the laptop's refused its
+options is its version asked, and only when it never started on the host is `command -v rsync` asked there, to
+tell a host without rsync from one out of reach. Elsewhere sftp copies (the real binary, run with the same config, so it
 shares the master: paramiko could follow none of ProxyCommand, ProxyJump or the bridge, would make a handshake
 of its own, and would copy at Python's pace); it sends every file again each time.
 
@@ -43,6 +44,7 @@ PARTIAL_DIR = ".rdev-partial"
 RSYNC_MIN = (3, 1, 0)
 # rsync's exit statuses for a link that went away mid-copy: socket I/O, protocol stream, time-outs, ssh's own.
 CUT = frozenset({10, 12, 30, 35, 255})
+REFUSED = 1  # rsync's "syntax or usage error": an rsync older than RSYNC_MIN given options it does not know
 SSH_FAILED = 255
 NOT_FOUND = 127  # rsync's status when the remote shell found no rsync (sh, bash, zsh, fish; tcsh says 1)
 # rsync's words when the far end never answered: no rsync there, or no way in.
@@ -169,16 +171,22 @@ def copy(transfer: Transfer, say: Say) -> Copied:
 
     rsync is tried first: on a host that has it (nearly all), asking beforehand would cost a session of its own,
     a round trip and the login shell's start, on every copy. Only when rsync never got going there is `command -v
-    rsync` asked, to tell a host without rsync (sftp then) from one that cannot be reached (ssh's sentence)."""
+    rsync` asked, to tell a host without rsync (sftp then) from one that cannot be reached (ssh's sentence). The
+    laptop's rsync likewise: its version is asked only when it refused rdev's options, not before every copy."""
+    import shutil
+
     name = transfer.name
     probe.end_stuck_master(name)
-    rsync = local_rsync()
+    rsync = shutil.which("rsync")
+    here = f"{'.'.join(map(str, RSYNC_MIN))} or newer on this laptop"
     if rsync is None:
-        return _sftp(transfer, say, f"{'.'.join(map(str, RSYNC_MIN))} or newer on this laptop")
+        return _sftp(transfer, say, here)
     progress = sys.stderr.isatty()
     code, out, err = _run(rsync_argv(transfer, rsync, progress), progress=progress)
     if code == 0:
         return stats(out)
+    if code == REFUSED and local_rsync() is None:
+        return _sftp(transfer, say, here)
     if (code == NOT_FOUND or _NEVER_STARTED.search(err)) and not _has_rsync(name):
         return _sftp(transfer, say, f"on {name}")
     line = tool_error(err)

@@ -150,13 +150,29 @@ def test_only_an_rsync_that_can_do_it_all_is_used_here(said: str, usable: bool, 
     assert transfer.local_rsync() is None
 
 
-def test_without_rsync_here_sftp_copies_and_says_why(box: HostEntry, tmp_path: Path,
+@pytest.mark.parametrize("rsync_here", [None, "rsync  version 2.6.9  protocol version 29"])
+def test_without_rsync_here_sftp_copies_and_says_why(rsync_here: str | None, box: HostEntry, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(transfer, "local_rsync", lambda: None)
+    """No rsync on this laptop, or one too old for rdev's options (which refuses them: its version is asked only
+    then)."""
+    tools = tmp_path / "bin"
+    if rsync_here is not None:
+        fake_rsync(tools, rsync_here)
+    tools.mkdir(exist_ok=True)
+    for tool in ("ssh", "sftp"):  # never run: _run stands in for them
+        (tools / tool).write_text("#!/bin/sh\n")
+        (tools / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", str(tools))
     monkeypatch.setattr(transfer.probe, "end_stuck_master", lambda name: None)
     batches: list[str] = []
-    monkeypatch.setattr(transfer, "_run", lambda argv, batch=None, progress=False: (batches.append(batch or ""),
-                                                                                      (0, "", ""))[1])
+
+    def run(argv: list[str], batch: str | None = None, progress: bool = False) -> tuple[int, str, str]:
+        if batch is None:  # rsync, which refuses: "rsync: -s: unknown option"
+            return transfer.REFUSED, "", "rsync: -s: unknown option\n"
+        batches.append(batch)
+        return 0, "", ""
+
+    monkeypatch.setattr(transfer, "_run", run)
     said: list[str] = []
     copied = transfer.pull("box", "out", str(tmp_path), say=said.append)
     assert copied == transfer.Copied("sftp") and batches == [f'get -R -p "./out" "{tmp_path}/"\n']
@@ -218,7 +234,7 @@ CUT_OFF = ("rsync: connection unexpectedly closed (10351938 bytes received so fa
 def test_rsync_goes_first_and_only_a_far_end_that_never_ran_it_is_asked(
         code: int, stderr: str, host_has_rsync: bool | None, outcome: str, box: HostEntry, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(transfer, "local_rsync", lambda: "rsync")
+    monkeypatch.setattr(transfer, "local_rsync", lambda: pytest.fail("the laptop's rsync was asked its version"))
     monkeypatch.setattr(transfer.probe, "end_stuck_master", lambda name: None)
     asked: list[str] = []
 

@@ -28,6 +28,7 @@ from tests.stand_ins.colab_runtime import Runtime
 RUNNER = "import sys\nfrom client_side import cli\ncli.main(sys.argv[1:])"
 BIG = 50_000_000
 SPACED = "a file with spaces.txt"
+PARTIAL = ".rdev-partial"  # transfer.PARTIAL_DIR, as a user would find it
 ODD = "q'\"$HOME x*y [1].txt"  # quotes, a variable, wildcards: all literal
 Rdev = Callable[..., subprocess.CompletedProcess]
 
@@ -106,12 +107,16 @@ def box(vm: Runtime, rdev: Rdev, far: Path) -> str:
     return connect(vm, "box", far / "work", rdev)
 
 
-@pytest.fixture
-def here(home: Path) -> Path:
+def laptop_folder(home: Path) -> Path:
     """The current folder of the laptop's rdev runs."""
     folder = home.parent / "here"
     folder.mkdir()
     return folder
+
+
+@pytest.fixture
+def here(home: Path) -> Path:
+    return laptop_folder(home)
 
 
 @pytest.fixture
@@ -148,27 +153,35 @@ def test_pull_and_push_a_tree_with_a_big_file_and_odd_names(box: str, far: Path,
     assert (far / "new folder" / SPACED).read_text() == "spaces\n"
 
 
+def pull_and_push_twice(name: str, remote: str, source: Path, here: Path, mine: Path, landing: str,
+                        landed: Path) -> None:
+    """Pull `remote` (`source` on the host) here, and push `mine` into `landing` (`landed` on the host), each twice:
+    the first copies the whole tree with its times, the second writes no file and says so."""
+    for argv, copied, original in ((("pull", name, remote), here / source.name, source),
+                                   (("push", name, str(mine), landing), landed / mine.name, mine)):
+        first = run_rdev(*argv, cwd=here)
+        assert first.returncode == 0, first.stderr
+        assert "4 of 4 files copied (50.0 MB)" in first.stdout, first.stdout
+        assert tree(copied) == tree(original)
+        before = inodes(copied)
+        again = run_rdev(*argv, cwd=here)
+        assert again.returncode == 0, again.stderr
+        assert "nothing new, all 4 files were already there" in again.stdout, again.stdout
+        # rsync writes a copied file beside its place and renames it in: the same inode and time mean no file was
+        # written.
+        assert inodes(copied) == before
+
+
 def test_a_second_pull_or_push_sends_nothing(box: str, far: Path, here: Path, home: Path) -> None:
     source = make_tree(far / "results")
-    assert run_rdev("pull", box, str(source), cwd=here).returncode == 0
+    pull_and_push_twice(box, str(source), source, here, make_tree(home.parent / "mine"), str(far / "work"),
+                        far / "work")
     before = inodes(here / "results")
-    again = run_rdev("pull", box, str(source), cwd=here)
-    assert again.returncode == 0, again.stderr
-    assert "nothing new, all 4 files were already there" in again.stdout
-    # rsync writes a copied file beside its place and renames it in: the same inode and time mean no file was written.
-    assert inodes(here / "results") == before
-
     (source / SPACED).write_text("changed, and longer\n")
     changed = run_rdev("pull", box, str(source), cwd=here)
     assert "1 of 4 files copied (20 bytes), 3 already there" in changed.stdout, changed.stdout
     assert {k: v for k, v in inodes(here / "results").items() if k != SPACED} == \
         {k: v for k, v in before.items() if k != SPACED}
-
-    mine = make_tree(home.parent / "mine")
-    assert run_rdev("push", box, str(mine), cwd=here).returncode == 0
-    on_host = inodes(far / "work" / "mine")
-    pushed = run_rdev("push", box, str(mine), cwd=here)
-    assert "nothing new" in pushed.stdout and inodes(far / "work" / "mine") == on_host
 
 
 def master_pid(home: Path, name: str) -> int:
@@ -178,42 +191,54 @@ def master_pid(home: Path, name: str) -> int:
     return int(found[1])
 
 
-def test_a_cut_link_resumes_from_the_part_already_here(box: str, far: Path, here: Path, home: Path) -> None:
-    source = make_tree(far / "results")
-    log = home.parent / "rsync.log"
-    slow = home.parent / "slow-bin"
-    slow.mkdir()
-    # Test-only: the laptop's rsync at 5 MB/s (the sending rsync on the host is told the limit too), so that the
-    # link can be cut mid-file; and a log of the bytes each run received.
-    (slow / "rsync").write_text(f'#!/bin/sh\nexec {shutil.which("rsync")} --bwlimit=5000 --log-file="{log}" "$@"\n')
-    (slow / "rsync").chmod(0o755)
-    env = {**os.environ, "PATH": f"{slow}:{os.environ['PATH']}", "PYTHONPATH": str(REPO)}
-    copying = subprocess.Popen([sys.executable, "-c", RUNNER, "pull", box, str(source)], cwd=here, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+def counting_rsync(home: Path) -> tuple[dict[str, str], Path]:
+    """An environment for rdev whose rsync (test-only) logs the bytes each run received and, while TEST_BWLIMIT is
+    set, copies at that many kB/s (the sending rsync on the host is told the limit too), so that a link can be cut
+    mid-file."""
+    log, wrappers = home.parent / "rsync.log", home.parent / "counting-bin"
+    wrappers.mkdir()
+    limit = "${TEST_BWLIMIT:+--bwlimit=$TEST_BWLIMIT}"
+    (wrappers / "rsync").write_text(f'#!/bin/sh\nexec {shutil.which("rsync")} {limit} --log-file="{log}" "$@"\n')
+    (wrappers / "rsync").chmod(0o755)
+    return {**os.environ, "PATH": f"{wrappers}:{os.environ['PATH']}", "PYTHONPATH": str(REPO)}, log
+
+
+def cut_and_resume(name: str, remote: str, source: Path, here: Path, home: Path, cut: Callable[[], None]) -> None:
+    """Pull `remote` (`source` on the host) at 5 MB/s and `cut` the link once 15 MB of its big file are here: one
+    sentence says so and the part is kept; the next pull completes and receives less than what was already here."""
+    env, log = counting_rsync(home)
+    copying = subprocess.Popen([sys.executable, "-c", RUNNER, "pull", name, remote], cwd=here,
+                               env={**env, "TEST_BWLIMIT": "5000"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, stdin=subprocess.DEVNULL)
+    pulled = here / source.name
     deadline, written = time.monotonic() + 60, 0
     while written < 15_000_000:  # rsync writes into a temporary file beside big.bin
         assert time.monotonic() < deadline and copying.poll() is None, copying.communicate()
-        written = max((p.stat().st_size for p in (here / "results").glob(".big.bin.*")), default=0) \
-            if (here / "results").is_dir() else 0
+        written = max((p.stat().st_size for p in pulled.glob(".big.bin.*")), default=0) if pulled.is_dir() else 0
         time.sleep(0.05)
-    os.kill(master_pid(home, box), 9)  # the link goes: the master connection every session rides on ends
+    cut()
     _, stderr = copying.communicate(timeout=60)
     assert copying.returncode == 1, stderr
-    cut = one_line(subprocess.CompletedProcess([], 1, "", stderr))
-    assert "was cut off" in cut and "run the same command again" in cut, cut
-    assert not (here / "results" / "big.bin").exists()
-    kept = (here / "results" / ".rdev-partial" / "big.bin").stat().st_size
+    said = one_line(subprocess.CompletedProcess([], 1, "", stderr))
+    assert "was cut off" in said and "run the same command again" in said, said
+    assert not (pulled / "big.bin").exists()
+    kept = (pulled / PARTIAL / "big.bin").stat().st_size
     assert kept >= written
 
     log.write_text("")
-    resumed = subprocess.run([sys.executable, "-c", RUNNER, "pull", box, str(source)], cwd=here, env=env,
-                             capture_output=True, text=True, timeout=120, check=False)
+    resumed = run_rdev("pull", name, remote, cwd=here, env=env)
     assert resumed.returncode == 0, resumed.stderr
-    assert tree(here / "results") == tree(source)
-    assert not (here / "results" / ".rdev-partial").exists()
+    assert tree(pulled) == tree(source)
+    assert not (pulled / PARTIAL).exists()
     totals = re.findall(r"sent [\d,.]+ bytes +received ([\d,.]+) bytes", log.read_text())  # the last: the copy's
     received = int(re.sub(r"[,.]", "", totals[-1]))
     assert received < BIG - kept + 1_000_000, (received, kept)  # the part already here was not sent again
+
+
+def test_a_cut_link_resumes_from_the_part_already_here(box: str, far: Path, here: Path, home: Path) -> None:
+    source = make_tree(far / "results")
+    # The link goes: the master connection every session rides on ends.
+    cut_and_resume(box, str(source), source, here, home, lambda: os.kill(master_pid(home, box), 9))
 
 
 def test_sftp_copies_where_the_host_has_no_rsync(home: Path, rdev: Rdev, far: Path, here: Path,
