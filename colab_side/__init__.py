@@ -2,7 +2,7 @@
 
 Standard library only, so the notebook cell can import it right after `pip install`. The server is
 loaded on first use (PEP 562), so that running one small module of the package, such as
-`colab_side.kernel_env` over SSH, does not pay for all of it.
+`colab_side.notebook.kernel_env` over SSH, does not pay for all of it.
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@ import signal
 import sys
 
 from bootstrap.validate import InvalidValue
-from colab_side import idle, processes
+from colab_side import processes
 from colab_side.errors import ServeError
+from colab_side.long_runs import idle
 from colab_side.server import running, serve, stop
 from colab_side.tunnels import PROVIDERS
 

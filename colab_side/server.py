@@ -19,9 +19,10 @@ from pathlib import Path
 from bootstrap import __version__, pubkeys, validate
 from bootstrap.files import atomic_write, ensure_private_dir
 from bootstrap.ticket import Ticket, utc_timestamp
-from colab_side import background, idle, notices, runtime, status
+from colab_side import background, runtime, status
 from colab_side.environment import session_environment
 from colab_side.errors import ServeError
+from colab_side.long_runs import idle, notices
 from colab_side.sshd import Sshd, ensure_sshd, free_port, port_taken
 from colab_side.state import StateFolder, end_processes, state_folder, stop as stop_folder
 from colab_side.supervisor import CHECK_EVERY, Part, Supervisor
@@ -196,7 +197,8 @@ def serve(
     `cloudflared` and `ngrok` are the binaries' paths. `token` is the tunnel's secret: a named cloudflared
     tunnel's (with its `hostname`), or ngrok's auth token (default: NGROK_AUTHTOKEN or Colab's secrets).
     The server is supervised by a thread of this process; serving the same state folder again replaces it.
-    With `idle_stop` (minutes, 0 never) it stops once idle that long (colab_side.idle; on Colab the runtime ends too).
+    With `idle_stop` (minutes, 0 never) it stops once idle that long (colab_side.long_runs.idle; on Colab the runtime
+    ends too).
     """
     timings: list[tuple[str, float]] = []
     keys = [_authorized_key(k) for k in authorized_keys if k.strip()]

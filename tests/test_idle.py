@@ -1,4 +1,4 @@
-"""The idle stop's rule (colab_side/idle.py), on this machine's real processes: what keeps a server in use (a
+"""The idle stop's rule (colab_side/long_runs/idle.py), on this machine's real processes: what keeps a server in use (a
 process of the user's work, a GPU process through the nvidia-smi stand-in), what does not (rdev's own processes,
 a tmux server holding only a prompt or an ended run), and when the watch stops the server and what it says."""
 
@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from colab_side import idle, notices, processes
+from colab_side import processes
 from colab_side.errors import ServeError
+from colab_side.long_runs import idle, notices
 from colab_side.state import StateFolder
 from colab_side.supervisor import Supervisor
 from tests.stand_ins import nvidia_smi

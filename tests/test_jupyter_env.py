@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from colab_side import jupyter_env
 from colab_side.errors import Failure
-from colab_side.jupyter_env import env_folder
+from colab_side.notebook import jupyter_env
+from colab_side.notebook.jupyter_env import env_folder
 
 
 def test_the_environment_is_named_for_what_can_run_it(tmp_path: Path) -> None:

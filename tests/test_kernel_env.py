@@ -1,7 +1,7 @@
-"""Tests for colab_side/kernel_env.py: SSH shells on a runtime get the notebook kernel's variables.
+"""Tests for colab_side/notebook/kernel_env.py: SSH shells on a runtime get the notebook kernel's variables.
 
 Through Google's SSH proxy to Colab nothing passes the kernel's PATH, LD_LIBRARY_PATH, CUDA_* and
-NVIDIA_* on to a session; the laptop runs `python3 -m colab_side.kernel_env` on the runtime, which
+NVIDIA_* on to a session; the laptop runs `python3 -m colab_side.notebook.kernel_env` on the runtime, which
 copies them (never a secret) into ~/.rdev/kernel-env.sh and makes bash's startup files read it.
 The kernel here is a real process started as `python -m colab_kernel_launcher -f kernel-1.json`,
 and real bash shells read the files.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from colab_side.kernel_env import SOURCE_LINE, ensure_sourced, env_file_text, find_kernel, main, write_files
+from colab_side.notebook.kernel_env import SOURCE_LINE, ensure_sourced, env_file_text, find_kernel, main, write_files
 from tests.conftest import run_module
 
 KERNEL_VARIABLES = {
@@ -63,7 +63,7 @@ def kernel(home: Path) -> Iterator[Callable[[dict[str, str]], int]]:
 
 
 def run_kernel_env(env: dict[str, str]) -> tuple[dict, subprocess.CompletedProcess]:
-    result = run_module("colab_side.kernel_env", env=env)
+    result = run_module("colab_side.notebook.kernel_env", env=env)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     return json.loads(result.stdout), result
@@ -218,7 +218,7 @@ def test_a_jupyter_server_when_no_kernel_runs(tmp_path: Path, argv: list[str]) -
 def test_a_file_that_cannot_be_written_exits_1_with_one_sentence(home: Path, kernel) -> None:
     (home / ".profile").mkdir()
     kernel({"CUDA_VERSION": "12.2"})
-    result = run_module("colab_side.kernel_env", env=base_environment(home))
+    result = run_module("colab_side.notebook.kernel_env", env=base_environment(home))
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.startswith("rdev could not write the notebook kernel's environment for SSH shells: ")

@@ -1,5 +1,5 @@
-"""colab_side/notices.py: the notice's text, when it goes out (a fake clock, no sleeps), the runtime's end, and where
-the line lands: a real pseudo-terminal whose session carries the server's marker, and a live run's log."""
+"""colab_side/long_runs/notices.py: the notice's text, when it goes out (a fake clock, no sleeps), the runtime's end,
+and where the line lands: a real pseudo-terminal whose session carries the server's marker, and a live run's log."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from colab_side import notices, processes, runs
+from colab_side import processes
+from colab_side.long_runs import notices, runs
 
 T = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)
 COLAB = notices.End(T, "this Colab runtime", "Colab's limit", "save it to Drive")

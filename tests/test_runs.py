@@ -1,5 +1,6 @@
-"""colab_side.runs on its own: the host's side of `rdev run` run as the laptop runs it (`python -m`, JSON lines back),
-in a throwaway HOME, here without tmux (tests/e2e/test_runs.py has both, behind a real sshd): its record keeping."""
+"""colab_side.long_runs.runs on its own: the host's side of `rdev run` run as the laptop runs it (`python -m`, JSON
+lines back), in a throwaway HOME, here without tmux (tests/e2e/test_runs.py has both, behind a real sshd): its record
+keeping."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from colab_side import run_wrapper
+from colab_side.long_runs import run_wrapper
 from tests.conftest import REPO
 
 
@@ -47,11 +48,11 @@ Host = Callable[..., tuple[int, list[dict]]]
 
 @pytest.fixture
 def host(home: Path, no_tmux: str) -> Iterator[Host]:
-    """Run `python -m colab_side.runs ARGS` in the test's HOME with no tmux on PATH; its status and JSON lines.
+    """Run `python -m colab_side.long_runs.runs ARGS` in the test's HOME with no tmux on PATH; its status and JSON lines.
     Whatever still runs afterwards is killed."""
     def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, list[dict]]:
-        result = subprocess.run([sys.executable, "-m", "colab_side.runs", *args], check=False, capture_output=True,
-                                text=True, env={**os.environ, "HOME": str(home), "PATH": no_tmux, **(env or {})},
+        result = subprocess.run([sys.executable, "-m", "colab_side.long_runs.runs", *args], check=False,
+                                capture_output=True, text=True, env={**os.environ, "HOME": str(home), "PATH": no_tmux, **(env or {})},
                                 cwd=REPO, timeout=60)
         assert "Traceback" not in result.stderr, result.stderr
         return result.returncode, [json.loads(line) for line in result.stdout.splitlines()]
@@ -210,8 +211,8 @@ def test_the_python_3_8_of_old_hosts_runs_a_whole_run(home: Path, no_tmux: str) 
         pytest.skip("no Python 3.8 on this machine")
     python = found[0]
     env = {**os.environ, "HOME": str(home), "PATH": no_tmux}
-    result = subprocess.run([str(python), "-m", "colab_side.runs", "start", "old", spec(["sh", "-c", "echo ok; exit 5"])],
-                            check=False, capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
+    result = subprocess.run([str(python), "-m", "colab_side.long_runs.runs", "start", "old",
+                             spec(["sh", "-c", "echo ok; exit 5"])], check=False, capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     until(lambda: record(home, "old")["state"] == "exited")
     assert record(home, "old")["status"] == 5

@@ -1,7 +1,7 @@
 """`rdev jupyter NAME [--stop]`: a Jupyter server on NAME for Colab's "Connect to a local runtime" (and
 VS Code's "Existing Jupyter Server"), forwarded to a port of this laptop.
 
-The host's side is `colab_side.jupyter`, which travels in the connection as kernel_env's does (nothing
+The host's side is `colab_side.notebook.jupyter`, which travels in the connection as kernel_env's does (nothing
 of rdev is installed there) and runs with the host's python3 or the Python given with --python. The
 token is made here, fresh, and handed over on ssh's stdin: never an argument of a process on either
 side, where `ps` would show it. Jupyter listens on a Unix socket only the user reaches on the host, and a
@@ -32,9 +32,9 @@ from client_side.errors import BadInput, RdevError, printable
 from client_side.local import paths, registry
 from client_side.local.locking import setting_up
 from client_side.ssh import helper_call, probe, shipped
-from colab_side.jupyter import answers
+from colab_side.notebook.jupyter import answers
 
-# Starting may install Jupyter first (colab_side.jupyter_env gives that up well within this).
+# Starting may install Jupyter first (colab_side.notebook.jupyter_env gives that up well within this).
 START_TIMEOUT = 1200.0
 STOP_TIMEOUT = 120.0
 # rdev remove and rdev stop have their own work to do: a host that does not answer soon is given up.
@@ -157,9 +157,9 @@ def _python_word(python: str | None, name: str) -> str | None:
 
 
 def _helper(name: str, action: str, python: str | None, token: str, say: Say, timeout: float) -> dict:
-    """Run `colab_side.jupyter ACTION` on NAME with `python` (default python3); the token travels as the
+    """Run `colab_side.notebook.jupyter ACTION` on NAME with `python` (default python3); the token travels as the
     first line of stdin, before the runtime side's zip. Its answer."""
-    remote = shipped.command("jupyter", *action.split(), python=_python_word(python, name), secret_first=True)
+    remote = shipped.command("notebook.jupyter", *action.split(), python=_python_word(python, name), secret_first=True)
 
     def heard(message: dict) -> bool:
         if "say" not in message:

@@ -23,7 +23,7 @@ from client_side.errors import RdevError
 from client_side.local import locking, paths, registry
 
 Say = Callable[[str], None]
-ENDED = ("exited", "killed", "lost")  # as colab_side.runs.state says a run ended
+ENDED = ("exited", "killed", "lost")  # as colab_side.long_runs.runs.state says a run ended
 
 
 @dataclass(frozen=True)

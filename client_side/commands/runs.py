@@ -1,8 +1,8 @@
 """`rdev run`, `rdev runs`, `rdev logs`, `rdev kill`, `rdev attach`: commands on a host that outlive the connection.
 
-The host's side is colab_side.runs, shipped over SSH on each call as colab_side.jupyter is (nothing of rdev is
-installed there) and run with the host's python3 or the Python it was added with. A run's command is an argv, not a
-shell string: its words reach the host exactly as typed (as base64url JSON, which no login shell reads) and run
+The host's side is colab_side.long_runs.runs, shipped over SSH on each call as colab_side.notebook.jupyter is (nothing
+of rdev is installed there) and run with the host's python3 or the Python it was added with. A run's command is an argv,
+not a shell string: its words reach the host exactly as typed (as base64url JSON, which no login shell reads) and run
 without a shell there, in the host's folder, so nothing in them can break out of rdev's wrapper; a pipeline is
 `-- sh -c '...'`. What the host sends back (log lines, last lines) is made printable before it reaches the terminal.
 
@@ -324,11 +324,11 @@ def _where(entry: HostEntry) -> str:
 
 
 def _call(name: str, *args: str, timeout: float | None, out: Say | None = None) -> dict:
-    """Run `colab_side.runs ARGS` for NAME (on its login node for a Slurm cluster); {"out": text} lines go to `out` as
-    they arrive. Its answer."""
+    """Run `colab_side.long_runs.runs ARGS` for NAME (on its login node for a Slurm cluster); {"out": text} lines go to
+    `out` as they arrive. Its answer."""
     entry = registry.get(name)
     python = entry.python
-    remote = shipped.command("runs", *args, python=shipped.python_word(python))
+    remote = shipped.command("long_runs.runs", *args, python=shipped.python_word(python))
 
     def heard(message: dict) -> bool:
         if "out" in message:

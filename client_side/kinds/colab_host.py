@@ -79,7 +79,8 @@ class _Opener:
             options += ["-o", f"UserKnownHostsFile={sshconfig.config_path(scratch)}", "-o", "StrictHostKeyChecking=accept-new",
                         "-o", "HashKnownHosts=no"]
         try:
-            result = shipped.run(self.name, "kernel_env", options=tuple(options), timeout=_FIRST_CONNECTION_TIMEOUT)
+            result = shipped.run(self.name, "notebook.kernel_env", options=tuple(options),
+                                 timeout=_FIRST_CONNECTION_TIMEOUT)
         except subprocess.TimeoutExpired:
             raise RdevError(f"Cannot reach {self.name}: the first connection did not finish within "
                             f"{_FIRST_CONNECTION_TIMEOUT} s", f"check the runtime with 'colab status' and run "

@@ -181,8 +181,8 @@ def _new_reservation(entry: HostEntry) -> HostEntry:
 
 @dataclass(frozen=True)
 class _Notifier:
-    """Starts the notices before a lab container's end on it (colab_side.notices' `watch`): nothing else of rdev's
-    runs there to send them. What fails is a note: the connection works all the same."""
+    """Starts the notices before a lab container's end on it (colab_side.long_runs.notices' `watch`): nothing else of
+    rdev's runs there to send them. What fails is a note: the connection works all the same."""
 
     say: Callable[[str], None]
 
@@ -195,7 +195,8 @@ class _Notifier:
                        "first connect"}
         encoded = base64.urlsafe_b64encode(json.dumps(spec).encode()).decode().rstrip("=")
         try:
-            result = shipped.run(entry.name, "notices", "watch", encoded, python=shipped.python_word(entry.python))
+            result = shipped.run(entry.name, "long_runs.notices", "watch", encoded,
+                                 python=shipped.python_word(entry.python))
             why = result.stderr.decode(errors="replace").strip()[-200:] if result.returncode else ""
         except (RdevError, subprocess.TimeoutExpired) as err:
             why = str(err) or "it did not answer"

@@ -28,7 +28,7 @@ from client_side.local import presets, registry, store
 from client_side.local.locking import changing_files, setting_up
 from client_side.local.registry import HostEntry
 from client_side.ssh import keys, known_hosts, probe, shipped
-from colab_side.idle import MOST as MOST_IDLE  # what the job's side takes: a week; longer is 0, never
+from colab_side.long_runs.idle import MOST as MOST_IDLE  # what the job's side takes: a week; longer is 0, never
 
 WAIT = 600.0  # how long `rdev connect` waits for a queued job by default, in seconds
 IDLE_STOP = 60  # minutes without a session, run or GPU process after which rdev's job ends itself, by default

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from client_side.errors import BadInput, RdevError, printable
 from client_side.ssh import probe, shipped
-from colab_side.idle import SETTING
+from colab_side.long_runs.idle import SETTING
 
 # squeue's fields, in the order asked for: id, state, reason, node list, time left, partition, and last, as it may
 # hold a "|" of its own, the comment (where rdev marks whose job it is).
@@ -155,7 +155,7 @@ def check_python(login: str, name: str, python: str | None) -> None:
 def submit(login: str, name: str, options: str, *, runtime: str, key: str, workdir: str, idle_stop: int,
            python: str | None = None) -> str:
     """Submit rdev's job; its id. The job ends itself after `idle_stop` minutes without a session, run or GPU
-    process (0: never), so that a GPU nobody uses goes back to the cluster (colab_side.idle)."""
+    process (0: never), so that a GPU nobody uses goes back to the cluster (colab_side.long_runs.idle)."""
     state = f'"$HOME/.rdev/slurm/{name}-$SLURM_JOB_ID"'
     ticket = f'"$HOME/.rdev/slurm/{name}-$SLURM_JOB_ID.ticket"'
     serve = (f'{shipped.choose_python(python)}\n'

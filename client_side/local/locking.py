@@ -3,7 +3,11 @@
 `changing_files` is held around every change to rdev's files, so writes never interleave.
 `setting_up(name)` is held while one run sets a host up end to end (write, master connection,
 probe), so that concurrent connects to one host do not close or race each other's master.
-filelock is imported inside, since most commands never take a lock and its import is slow.
+Both are taken re-entrantly (a holder may take its lock again; it counts, not blocks). A free lock
+is taken at once with flock(), the primitive filelock itself uses on POSIX (it leaves the file in
+place, so both contend on one inode); filelock waits for a busy one, and covers Windows and file
+systems without flock. Its import (~20 ms, and more at exit) is a tenth of a reconnect's own time
+on the laptop, so it is imported only then.
 
 A Colab session has two more, which `rdev stop` and the ProxyCommand guard (`colab.guard`) share, so
 that no CLI a guard let through can read the CLI's session file once `rdev stop` may remove the
@@ -18,6 +22,7 @@ flock exists.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -54,20 +59,60 @@ def setting_up(name: str) -> Iterator[None]:
         yield
 
 
+# How deep each thread holds each lock path: taken again, a lock counts instead of blocking. As with filelock's
+# default (thread-local) locks, another thread of this process waits for it like another process.
+_depths: dict[tuple[str, int], int] = {}
+
+
 @contextmanager
 def _held(path: Path, timeout: float, who: str) -> Iterator[None]:
+    key = (str(path), threading.get_ident())
+    if key in _depths:
+        _depths[key] += 1
+        try:
+            yield
+        finally:
+            _depths[key] -= 1
+        return
+    release = _taken_at_once(path) or _waited_for(path, timeout, who)
+    _depths[key] = 1
+    try:
+        yield
+    finally:
+        del _depths[key]
+        release()
+
+
+def _taken_at_once(path: Path) -> Callable[[], None] | None:
+    """`path` locked exclusively if it is free now (its release), else None: busy, no flock here (Windows, some
+    network file systems), or a path that cannot be opened, all left to filelock as before."""
+    if os.name != "posix":
+        return None
+    import fcntl
+
+    try:
+        fd = _lock_descriptor(path)
+    except OSError:
+        return None
+    try:
+        if _flocked(fd, fcntl.LOCK_EX):
+            return lambda: os.close(fd)  # closing the only descriptor releases the flock
+    except OSError:
+        pass
+    os.close(fd)
+    return None
+
+
+def _waited_for(path: Path, timeout: float, who: str) -> Callable[[], None]:
+    """`path` locked exclusively by filelock, waiting up to `timeout`; its release."""
     from filelock import FileLock, Timeout
 
-    # One lock object per path in this process, so a holder may take it again (it counts, not blocks).
-    lock = FileLock(str(path), timeout=timeout, mode=0o600, is_singleton=True)
+    lock = FileLock(str(path), timeout=timeout, mode=0o600)
     try:
         lock.acquire()
     except Timeout:
         raise RdevError(f"{who} (lock {path})", "wait for it to finish and run again.") from None
-    try:
-        yield
-    finally:
-        lock.release()
+    return lock.release
 
 
 @contextmanager

@@ -151,9 +151,12 @@ def _load() -> sshconf.SshConfigFile:
 
 
 def with_entry(entry: HostEntry) -> bytes:
-    """rdev's file with the block of `entry.name` added or replaced."""
+    """rdev's file with the block of `entry.name` added or replaced. A block already as it would be written stays
+    where it is, so that a reconnect to any host, not only the last one written, leaves the file alone."""
     conf = _load()
     if entry.name in conf.hosts():
+        if written_block(entry.name) == block(entry):
+            return _render(conf)
         conf.remove(entry.name)
     conf.add(entry.name, **host_options(entry))
     return _render(conf)

@@ -1,6 +1,6 @@
-"""One call of a runtime-side helper (`colab_side.jupyter`, `colab_side.runs`) on a host: the runtime zip (and a
-secret first line, if any) on ssh's stdin, JSON lines back as the only channel, and one sentence for each way it
-can fail. The helpers say what they do while they work; their last other object is the answer."""
+"""One call of a runtime-side helper (`colab_side.notebook.jupyter`, `colab_side.long_runs.runs`) on a host: the runtime
+zip (and a secret first line, if any) on ssh's stdin, JSON lines back as the only channel, and one sentence for each way
+it can fail. The helpers say what they do while they work; their last other object is the answer."""
 
 from __future__ import annotations
 

@@ -6,8 +6,6 @@ private key is written atomically with mode 0600 from the start on every OS.
 
 from __future__ import annotations
 
-import socket
-
 from bootstrap.files import atomic_write
 from client_side.local import paths
 from client_side.local.locking import changing_files
@@ -42,6 +40,8 @@ def _load_private():
 
 
 def _write_public(key) -> None:
+    import socket  # only here: a start that finds the key pair needs no socket module
+
     from cryptography.hazmat.primitives import serialization
 
     public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)

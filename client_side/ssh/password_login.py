@@ -8,7 +8,6 @@ and the written config, so its own login works as it does for VS Code.
 from __future__ import annotations
 
 import shlex
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -146,6 +145,7 @@ def _key_of(transport: paramiko.Transport) -> HostKey:
 def _transport(entry: HostEntry, hint: str) -> Iterator[paramiko.Transport]:
     """A started (not yet authenticated) paramiko Transport to `entry`, closed afterwards."""
     import logging
+    import socket  # here, with paramiko: a reconnect with rdev's key imports this module but logs in with ssh
 
     import paramiko
 

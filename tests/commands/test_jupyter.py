@@ -14,8 +14,8 @@ import pytest
 from client_side.cli import main
 from client_side.commands.jupyter import _python_word
 from client_side.errors import BadInput
-from colab_side.jupyter import state_dir
-from colab_side.jupyter_env import env_folder
+from colab_side.notebook.jupyter import state_dir
+from colab_side.notebook.jupyter_env import env_folder
 from tests.conftest import REPO
 
 TOKEN = "t" * 20 + "-_0123456789ABCDEFGHIJ"
@@ -24,8 +24,8 @@ TOKEN = "t" * 20 + "-_0123456789ABCDEFGHIJ"
 def helper(home: Path, *args: str, token: str = TOKEN, python: str = sys.executable,
            env: dict[str, str] | None = None) -> tuple[int, list[dict]]:
     """Run the host's side as the laptop does (token on stdin); its exit status and JSON lines."""
-    result = subprocess.run([python, "-m", "colab_side.jupyter", *args], check=False, input=token + "\n", capture_output=True,
-                            text=True, env={**os.environ, "HOME": str(home), **(env or {})}, cwd=REPO, timeout=300)
+    result = subprocess.run([python, "-m", "colab_side.notebook.jupyter", *args], check=False, input=token + "\n",
+                            capture_output=True, text=True, env={**os.environ, "HOME": str(home), **(env or {})}, cwd=REPO, timeout=300)
     return result.returncode, [json.loads(line) for line in result.stdout.splitlines()]
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from bootstrap import ticket as tickets
-from colab_side import idle, processes, serve
+from colab_side import processes, serve
+from colab_side.long_runs import idle
 from tests.conftest import run_module, snapshot
 from tests.e2e.test_runtime_lifecycle import keypair
 from tests.e2e.test_slurm import OPTIONS, connect, queue

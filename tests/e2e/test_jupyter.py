@@ -32,8 +32,8 @@ import psutil
 import pytest
 
 from bootstrap.ticket import Ticket, utc_timestamp
-from colab_side import jupyter
-from colab_side.jupyter import answers_on, state_dir
+from colab_side.notebook import jupyter
+from colab_side.notebook.jupyter import answers_on, state_dir
 from tests.conftest import REPO, read_or_empty, ssh_through
 from tests.stand_ins.colab_runtime import Runtime
 from tests.stand_ins.login_host import PASSWORD, PasswordHost
@@ -144,8 +144,8 @@ def vm(home: Path) -> Iterator[Runtime]:
     host = Runtime(home.parent / "far", "jupyter-host")
     host.start()
     yield host
-    subprocess.run([PYTHON, "-m", "colab_side.jupyter", "stop"], check=False, input="\n", capture_output=True, text=True,
-                   env={**os.environ, "HOME": str(host.home)}, cwd=REPO, timeout=60)
+    subprocess.run([PYTHON, "-m", "colab_side.notebook.jupyter", "stop"], check=False, input="\n", capture_output=True,
+                   text=True, env={**os.environ, "HOME": str(host.home)}, cwd=REPO, timeout=60)
     host.stop()
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from bootstrap import ticket as tickets
-from colab_side import notices, runs, serve
+from colab_side import serve
+from colab_side.long_runs import notices, runs
 from tests.e2e.test_runtime_lifecycle import keypair
 from tests.e2e.test_supervisor import wait_for
 

@@ -97,8 +97,8 @@ def box(request: pytest.FixtureRequest, home: Path, rdev: Rdev) -> Iterator[Box]
         yield Box("box", vm, work, with_tmux, tmux_dir)
     finally:
         for record in (vm.home / ".rdev" / "runs").glob("*.json"):
-            subprocess.run([sys.executable, "-m", "colab_side.runs", "kill", record.stem], check=False, cwd=REPO,
-                           capture_output=True, timeout=60,
+            subprocess.run([sys.executable, "-m", "colab_side.long_runs.runs", "kill", record.stem], check=False,
+                           cwd=REPO, capture_output=True, timeout=60,
                            env=tmux_env(tmux_dir, HOME=str(vm.home), PATH=path))
         subprocess.run(["tmux", "kill-server"], check=False, capture_output=True, env=tmux_env(tmux_dir))
         vm.stop()
@@ -143,7 +143,7 @@ def test_a_run_outlives_the_laptops_ssh_and_its_master_and_ends_with_its_own_sta
     ssh_through(home, "-O", "exit", "box")
     assert ssh_through(home, "-O", "check", "box").returncode != 0
     # ...and the follower it had on the host notices within its heartbeat, and ends.
-    until(lambda: not processes_with("colab_side.runs log tick"), 15, "the host's follower ends")
+    until(lambda: not processes_with("colab_side.long_runs.runs log tick"), 15, "the host's follower ends")
 
     size = len(box.log("tick"))
     until(lambda: len(box.log("tick")) > size + 20, 10, "the log grows")
@@ -164,7 +164,7 @@ def test_a_run_outlives_the_laptops_ssh_and_its_master_and_ends_with_its_own_sta
     assert row(listing, "tick").split()[2:4] == ["exited", "3"] and row(listing, "tick").endswith(" done")
     assert box.record("tick")["status"] == 3
     assert ok(rdev_runs("logs", "box", "tick")).splitlines() == lines
-    assert not processes_with("colab_side.run_wrapper tick")
+    assert not processes_with("colab_side.long_runs.run_wrapper tick")
     if box.tmux:
         assert not box.tmux_has("rdev-tick")  # the pane closed with the run
 
@@ -182,7 +182,7 @@ def test_kill_ends_the_run_and_every_process_it_started(box: Box) -> None:
     said = ok(rdev_runs("kill", "box", "k"))
     assert said.startswith("Killed k on box: ") and ("its tmux session rdev-k" in said) == box.tmux
     assert not processes.alive(leader) and not processes_with("sleep 5151")
-    assert not processes_with("colab_side.run_wrapper k")
+    assert not processes_with("colab_side.long_runs.run_wrapper k")
     assert not box.tmux_has("rdev-k")
     assert row(ok(rdev_runs("runs", "box")), "k").split()[2] == "killed"
     assert box.record("k")["state"] == "killed"

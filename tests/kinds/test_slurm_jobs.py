@@ -12,7 +12,7 @@ from client_side.errors import BadInput, RdevError
 from client_side.kinds import slurm_host, slurm_jobs
 from client_side.local import paths, registry, store
 from client_side.local.registry import HostEntry
-from colab_side import idle
+from colab_side.long_runs import idle
 
 
 @pytest.mark.parametrize(("given", "kept"), [

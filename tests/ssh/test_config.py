@@ -119,6 +119,16 @@ def test_replacing_an_entry_rewrites_its_block_and_keeps_the_other(home: Path) -
     assert paths.rdev_ssh_config().read_text() == expected_file(home, COLAB, moved)
 
 
+def test_writing_an_unchanged_entry_keeps_its_place_and_the_file(home: Path) -> None:
+    """A reconnect to a host that is not the last one written rewrites nothing (the file keeps its bytes and inode)."""
+    write(GPU, COLAB)
+    before = paths.rdev_ssh_config().stat()
+    write(GPU)
+    assert paths.rdev_ssh_config().read_text() == expected_file(home, GPU, COLAB)
+    after = paths.rdev_ssh_config().stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
 @pytest.mark.parametrize("times", [2, 5, 20])
 def test_repeated_replace_leaves_no_runaway_blank_lines(home: Path, times: int) -> None:
     write(GPU, COLAB)

@@ -41,14 +41,14 @@ def test_the_secret_first_line_reaches_stdin_only(tmp_path: Path) -> None:
                       'ps -o args= -p $$ $PPID\n')
     python.chmod(0o755)
     secret = "s3cret-token-value"
-    result = remote(shipped.command("jupyter", "start", "--install", python=shlex.quote(str(python)), secret_first=True),
+    result = remote(shipped.command("notebook.jupyter", "start", "--install", python=shlex.quote(str(python)), secret_first=True),
                     secret.encode() + b"\n" + shipped.runtime_zip(), scratch)
     out = result.stdout.decode()
     assert result.returncode == 0, result.stderr
     lines = out.splitlines()
     assert len(lines) >= 5, out  # ps showed the module's process and the shell that runs it
     assert lines[0] == f"stdin={secret}"
-    assert lines[1] == "argv=-m colab_side.jupyter start --install"
+    assert lines[1] == "argv=-m colab_side.notebook.jupyter start --install"
     zip_path = lines[2].removeprefix("path=")
     assert zip_path.startswith(str(scratch))
     assert secret not in "\n".join(lines[1:])  # neither the module's argv nor its shell's
@@ -58,7 +58,7 @@ def test_the_secret_first_line_reaches_stdin_only(tmp_path: Path) -> None:
 def test_the_zip_holds_the_runtime_side_only() -> None:
     names = zipfile.ZipFile(io.BytesIO(shipped.runtime_zip())).namelist()
     assert {name.split("/")[0] for name in names} == set(shipped.RUNTIME_PACKAGES)
-    assert "colab_side/jupyter.py" in names and "bootstrap/editor_servers.py" in names
+    assert "colab_side/notebook/jupyter.py" in names and "bootstrap/editor_servers.py" in names
     assert shipped.runtime_zip() == shipped.runtime_zip()  # same code, same bytes: the cell names it by content
 
 
@@ -80,7 +80,7 @@ def test_every_runtime_module_imports_from_the_zip_under_python_3_8(tmp_path: Pa
                                                                             "PATH": "/usr/bin:/bin"},
                             cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "colab_side.jupyter_env" in modules and "colab_side.server" in modules
+    assert "colab_side.notebook.jupyter_env" in modules and "colab_side.server" in modules
 
 
 # The runtime side as it travelled before client_side was grouped into subpackages (the move must not change it),
@@ -89,10 +89,12 @@ RUNTIME_MODULES = [
     "bootstrap/__init__.py", "bootstrap/binaries.py", "bootstrap/cell.py", "bootstrap/editor_servers.py",
     "bootstrap/files.py", "bootstrap/pubkeys.py", "bootstrap/ticket.py", "bootstrap/validate.py",
     "colab_side/__init__.py", "colab_side/__main__.py", "colab_side/background.py", "colab_side/bridge.py",
-    "colab_side/environment.py",
-    "colab_side/errors.py", "colab_side/idle.py", "colab_side/jupyter.py", "colab_side/jupyter_env.py", "colab_side/kernel_env.py",
-    "colab_side/notices.py", "colab_side/prefetch.py", "colab_side/processes.py", "colab_side/run_wrapper.py",
-    "colab_side/runs.py", "colab_side/runtime.py", "colab_side/server.py", "colab_side/slurm_runs.py",
+    "colab_side/environment.py", "colab_side/errors.py",
+    "colab_side/long_runs/__init__.py", "colab_side/long_runs/idle.py", "colab_side/long_runs/notices.py",
+    "colab_side/long_runs/run_wrapper.py", "colab_side/long_runs/runs.py", "colab_side/long_runs/slurm_runs.py",
+    "colab_side/notebook/__init__.py", "colab_side/notebook/jupyter.py", "colab_side/notebook/jupyter_env.py",
+    "colab_side/notebook/kernel_env.py",
+    "colab_side/prefetch.py", "colab_side/processes.py", "colab_side/runtime.py", "colab_side/server.py",
     "colab_side/sshd.py", "colab_side/state.py", "colab_side/status.py", "colab_side/supervisor.py",
     "colab_side/tunnels/__init__.py", "colab_side/tunnels/base.py", "colab_side/tunnels/cloudflared.py",
     "colab_side/tunnels/direct.py", "colab_side/tunnels/ngrok.py", "colab_side/tunnels/process.py",

@@ -56,7 +56,7 @@ class ArgvWatch:
                 argv = read_or_empty(cmdline)
                 if SECRET.encode() in argv:
                     self.leaks.add(argv)
-                self.saw_module |= b"-m\0colab_side.jupyter\0start" in argv
+                self.saw_module |= b"-m\0colab_side.notebook.jupyter\0start" in argv
 
     def stop(self) -> None:
         self._stop.set()
@@ -68,7 +68,7 @@ def test_the_secret_reaches_stdin_and_no_argv(tmp_path: Path, builtin_printf: bo
     python = tools(tmp_path / "bin", builtin_printf)
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    command = shipped.command("jupyter", "start", python=shlex.quote(str(python)), secret_first=True)
+    command = shipped.command("notebook.jupyter", "start", python=shlex.quote(str(python)), secret_first=True)
     watch = ArgvWatch()
     try:
         # sshd hands the command to the login shell as `SHELL -c COMMAND`.

@@ -4,10 +4,10 @@ A runtime that knows its end (a Colab or Kaggle runtime's maximum, a Slurm job's
 lifetime as the laptop counts it) says so before it comes, with what keeps the work there: nothing else does, and
 an ended runtime takes its disk along. The line goes to each terminal (/dev/pts/N) that a process of the user's
 has as its controlling terminal and that the user owns, never another user's; and to the log of each run of theirs
-still running on this host (colab_side.runs: the wrapper opens the log O_APPEND, so a line appended here lands
+still running on this host (colab_side.long_runs.runs: the wrapper opens the log O_APPEND, so a line appended here lands
 whole between the run's own output). A served runtime's supervisor calls `Schedule.tick` every round, scoped to
 its own sessions by the state marker they carry; on a lab container, where nothing of rdev's keeps running,
-`rdev connect` starts `watch` (python3 -m colab_side.notices watch SPEC), a detached process that sends the
+`rdev connect` starts `watch` (python3 -m colab_side.long_runs.notices watch SPEC), a detached process that sends the
 notices and ends at the runtime's end.
 
 RDEV_NOTICE_SECONDS (seconds before the end, comma-separated) and RDEV_TEST_LIFETIME_SECONDS (a generic runtime's
@@ -31,8 +31,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Mapping
 
-from colab_side import processes, runs, runtime
+from colab_side import processes, runtime
 from colab_side.errors import Failure
+from colab_side.long_runs import runs
 
 LEADS = (900.0, 300.0)  # 15 and 5 minutes before the end
 LEADS_VARIABLE = "RDEV_NOTICE_SECONDS"  # for tests: other lead times, in seconds
@@ -265,5 +266,5 @@ def watch(spec: str) -> int:
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "watch":
         sys.exit(watch(sys.argv[2]))
-    print("usage: python3 -m colab_side.notices watch SPEC", file=sys.stderr)
+    print("usage: python3 -m colab_side.long_runs.notices watch SPEC", file=sys.stderr)
     sys.exit(2)

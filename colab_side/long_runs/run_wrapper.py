@@ -1,5 +1,6 @@
-"""`python3 -m colab_side.run_wrapper RUN [--batch]`: what a run's launcher execs on the host (colab_side.runs starts
-it), or a run's Slurm batch job on its compute node (colab_side.slurm_runs queues it).
+"""`python3 -m colab_side.long_runs.run_wrapper RUN [--batch]`: what a run's launcher execs on the host
+(colab_side.long_runs.runs starts it), or a run's Slurm batch job on its compute node (colab_side.long_runs.slurm_runs
+queues it).
 
 It runs the recorded command to its end, in the foreground of the tmux pane's terminal where the run has one (tmux
 copies the pane into the log), else in a session of its own on a terminal of its own copied into the log, so that
@@ -23,8 +24,7 @@ import sys
 import termios
 import time
 
-from colab_side.processes import started
-from colab_side.runs import (
+from colab_side.long_runs.runs import (
     CHUNK,
     END,
     START_TIMEOUT,
@@ -37,6 +37,7 @@ from colab_side.runs import (
     stamp,
     write_record,
 )
+from colab_side.processes import started
 
 
 def wrap(run: str, batch: bool = False) -> int:

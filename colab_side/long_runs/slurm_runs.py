@@ -1,11 +1,11 @@
-"""A run on a Slurm cluster as a batch job of its own: sbatch, squeue and scancel as colab_side.runs uses them on the
-login node.
+"""A run on a Slurm cluster as a batch job of its own: sbatch, squeue and scancel as colab_side.long_runs.runs uses them
+on the login node.
 
-The job runs the run's wrapper (`colab_side.run_wrapper RUN --batch`) on a compute node, from the runtime zip the
-laptop installed in the user's home (client_side.kinds.slurm_jobs.install_runtime), not from the zip a helper call
-brings, which is deleted when the call ends. On a cluster the home is shared between the login and compute nodes, so
-the run's record and log are read from either; the queue says whether a run that has not recorded its end still
-pends, runs or is gone. Standard library only, Python 3.8+.
+The job runs the run's wrapper (`colab_side.long_runs.run_wrapper RUN --batch`) on a compute node, from the runtime zip
+the laptop installed in the user's home (client_side.kinds.slurm_jobs.install_runtime), not from the zip a helper call
+brings, which is deleted when the call ends. On a cluster the home is shared between the login and compute nodes, so the
+run's record and log are read from either; the queue says whether a run that has not recorded its end still pends, runs
+or is gone. Standard library only, Python 3.8+.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def submit(run: str, options: list[str], *, runtime: Path, python: str, log: Pat
     # `cd /` first: nothing in the current folder may shadow a module of the wrapper's.
     script = (f"#!/bin/bash -l\n# rdev: run {run}, a job of its own ('rdev kill' ends it).\ncd / || exit 1\n"
               f"PYTHONPATH={shlex.quote(str(runtime))}${{PYTHONPATH:+:$PYTHONPATH}}; export PYTHONPATH\n"
-              f"exec {shlex.quote(python)} -m colab_side.run_wrapper {shlex.quote(run)} --batch\n")
+              f"exec {shlex.quote(python)} -m colab_side.long_runs.run_wrapper {shlex.quote(run)} --batch\n")
     output = str(log).replace("%", "%%")  # sbatch reads %j and the like in a file name
     argv = ["sbatch", "--parsable", f"--job-name={job_name(run)}", f"--output={output}", "--open-mode=append", *options]
     said = _slurm(argv, script, env)

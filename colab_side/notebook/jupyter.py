@@ -1,4 +1,4 @@
-"""`python3 -m colab_side.jupyter start|stop`: the host's side of `rdev jupyter`.
+"""`python3 -m colab_side.notebook.jupyter start|stop`: the host's side of `rdev jupyter`.
 
 The laptop ships this module (with the rest of the runtime side) over SSH, as it does kernel_env,
 and runs it with the host's python3 or the Python the user named. `start` reads a fresh token on
@@ -11,7 +11,7 @@ can reach a socket in a 0700 folder (the laptop forwards a port of its own to it
 Pid, start time, socket, token, log and Jupyter's own runtime files (which hold the token too) live
 in ~/.rdev/jupyter/HOSTNAME (0700, files 0600; one per host, for homes that several servers or
 cluster nodes share): a later `start` reuses the server (same URL), and `stop` ends that very
-process, never a later one given the same pid. Which Python runs Jupyter is colab_side.jupyter_env's.
+process, never a later one given the same pid. Which Python runs Jupyter is colab_side.notebook.jupyter_env's.
 
 Each run prints JSON lines, the laptop's only channel back: {"say": ...} while it works, then its
 result, or {"error": ..., "fix": ...} with exit status 1. Standard library only, Python 3.8+.
@@ -33,9 +33,10 @@ import urllib.request
 from pathlib import Path
 from typing import Iterator
 
+from bootstrap import SHIPPED
 from bootstrap.files import atomic_write, ensure_private_dir, held_lock
 from colab_side.errors import Failure, answer, emit
-from colab_side.jupyter_env import python_for_jupyter
+from colab_side.notebook.jupyter_env import python_for_jupyter
 from colab_side.processes import started
 
 COLAB = "https://colab.research.google.com"
@@ -177,8 +178,7 @@ def _environment(token: str) -> dict[str, str]:
     env = dict(os.environ, JUPYTER_TOKEN=token, JUPYTER_RUNTIME_DIR=str(state_dir() / "runtime"))
     # The shipped zip was put first on PYTHONPATH for this run only (and is deleted after it); Jupyter
     # and its kernels get the user's own path.
-    shipped = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    kept = [entry for entry in env.get("PYTHONPATH", "").split(os.pathsep) if entry and entry != shipped]
+    kept = [entry for entry in env.get("PYTHONPATH", "").split(os.pathsep) if entry and entry != SHIPPED]
     if kept:
         env["PYTHONPATH"] = os.pathsep.join(kept)
     else:

@@ -1,4 +1,4 @@
-"""`python3 -m colab_side.kernel_env`: give SSH shells the notebook kernel's environment.
+"""`python3 -m colab_side.notebook.kernel_env`: give SSH shells the notebook kernel's environment.
 
 Through Google's own SSH proxy to a Colab runtime no rdev sshd passes variables on with `SetEnv`,
 so a session lacks what the kernel has (the NVIDIA folders on PATH and LD_LIBRARY_PATH, CUDA_*,

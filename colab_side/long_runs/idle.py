@@ -10,9 +10,9 @@ A check finds the server in use while any of these holds, and idle otherwise:
   `rdev run` leaves its tmux session open, and a forgotten tmux prompt must not hold a GPU for days);
 - nvidia-smi (where there is one) lists a GPU process of the served user's, or one whose pid is not visible here:
   a container sees the host's pids, so whose it is cannot be told.
-The server stops once every check for the given minutes found it idle; 5 minutes before (colab_side.notices' last
-lead time), a line says so to the user's terminals and runs. What cannot be read counts as in use: a
-stop too early costs the user's work, one too late only GPU time.
+The server stops once every check for the given minutes found it idle; 5 minutes before (colab_side.long_runs.notices'
+last lead time), a line says so to the user's terminals and runs. What cannot be read counts as in use: a stop too early
+costs the user's work, one too late only GPU time.
 
 A check comes every CHECK_SECONDS; RDEV_IDLE_CHECK_SECONDS shortens that, for tests only. A later `rdev connect`
 changes the minutes of a running job by writing them into the state folder's SETTING file. Standard library only.
@@ -30,8 +30,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from colab_side import notices, processes
+from colab_side import processes
 from colab_side.errors import ServeError
+from colab_side.long_runs import notices
 from colab_side.state import SSHD_COMMANDS, StateFolder, served_address, sshd_running, tunnel_running
 
 CHECK_SECONDS = 30.0

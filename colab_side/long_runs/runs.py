@@ -1,16 +1,17 @@
-"""`python3 -m colab_side.runs start|list|log|kill`: the host's side of `rdev run`, `runs`, `logs` and `kill`.
+"""`python3 -m colab_side.long_runs.runs start|list|log|kill`: the host's side of `rdev run`, `runs`, `logs` and `kill`.
 
 A run is one command that outlives the SSH connection, the editor and the laptop; the laptop ships this module over
-SSH as it does colab_side.jupyter. `start` records the run and launches the wrapper (colab_side.run_wrapper): in a
-tmux session `rdev-RUN` where the host has tmux (the command runs in the foreground of the pane's terminal; tmux
-copies the pane into the log), else in a session of its own, stdin from /dev/null, on a terminal of its own copied
-into the log (so that output comes line by line, as in a shell). `wrap` records the exit status and end time. `kill` sends SIGTERM, then SIGKILL
-GRACE seconds later, to the command's process group, session and everything below it, and records "killed".
+SSH as it does colab_side.notebook.jupyter. `start` records the run and launches the wrapper
+(colab_side.long_runs.run_wrapper): in a tmux session `rdev-RUN` where the host has tmux (the command runs in the
+foreground of the pane's terminal; tmux copies the pane into the log), else in a session of its own, stdin from
+/dev/null, on a terminal of its own copied into the log (so that output comes line by line, as in a shell). `wrap`
+records the exit status and end time. `kill` sends SIGTERM, then SIGKILL GRACE seconds later, to the command's process
+group, session and everything below it, and records "killed".
 
 The command is an argv, never a shell string (base64url JSON, which no login shell reads), run in the host's folder
 with the SSH session's environment plus `env`; GPUs the laptop found free are handed out here, under the lock. With
 `slurm` in its description, `start` on a cluster's login node queues the run as a batch job of its own instead
-(colab_side.slurm_runs). ~/.rdev/runs (0700, files 0600) holds
+(colab_side.long_runs.slurm_runs). ~/.rdev/runs (0700, files 0600) holds
 RUN.json (the record), RUN.log, RUN.sh and RUN.env (launcher and environment, until `wrap` has read them), RUN.kill
 (while `kill` works). `wrap` imports all it uses before the run counts as started: the shipped zip is deleted then.
 Each action prints JSON lines, the laptop's only channel back: {"out": text} for the log's text, then its result,
@@ -36,9 +37,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
+from bootstrap import SHIPPED
 from bootstrap.files import atomic_write, ensure_private_dir, held_lock
-from colab_side import processes, slurm_runs
+from colab_side import processes
 from colab_side.errors import Failure, answer, emit
+from colab_side.long_runs import slurm_runs
 
 RUN_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 START_TIMEOUT = 20.0
@@ -47,8 +50,6 @@ HEARTBEAT = 2.0  # a follower writes at least this often, so that it notices a l
 LIVE, FINAL = ("pending", "starting", "running"), ("exited", "killed")
 CHUNK = 65536
 END = b"\x1b]rdev-end\x07"  # printed on the pane after the command's output: terminals show nothing of it
-# Where this module was loaded from: the shipped zip (or, run from a checkout, its folder).
-SHIPPED = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def runs_dir() -> Path:
@@ -186,7 +187,7 @@ def start(run: str, argv: list[str], workdir: str, extra: dict[str, str], gpus: 
             atomic_write(run_file(run, ".env"), json.dumps(env).encode(), 0o600, follow=False)
             # `cd /` first: nothing in the current folder may shadow a module of the wrapper's.
             launcher = (f"cd / || exit 1\nPYTHONPATH={shlex.quote(SHIPPED)}; export PYTHONPATH\n"
-                        f"exec {shlex.quote(sys.executable)} -m colab_side.run_wrapper {shlex.quote(run)}\n")
+                        f"exec {shlex.quote(sys.executable)} -m colab_side.long_runs.run_wrapper {shlex.quote(run)}\n")
             atomic_write(run_file(run, ".sh"), launcher.encode(), 0o600, follow=False)
             write_record(record)
             return {"run": summary(_launched(record, env, log))}
@@ -226,8 +227,8 @@ def _handed_out(gpus: dict) -> dict[str, str]:
 
 
 def _queued(run: str, argv: list[str], folder: str, extra: dict[str, str], slurm: dict) -> dict:
-    """Queue the run as a Slurm batch job of its own (colab_side.slurm_runs). Its wrapper starts on the compute node
-    once the record names its job; until then only this writes the record. Under the lock."""
+    """Queue the run as a Slurm batch job of its own (colab_side.long_runs.slurm_runs). Its wrapper starts on the
+    compute node once the record names its job; until then only this writes the record. Under the lock."""
     options, runtime = slurm_runs.checked(slurm)
     record = _new(run, argv, folder, extra, host=None, state="pending", tmux=None, tmux_binary=None, job=None)
     os.close(_new_log(run))
