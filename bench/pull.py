@@ -4,7 +4,7 @@ no-op. Once over loopback, once over a slow link (150 ms round trip: bench/slow_
 
 The host is a ticket host on this machine (`python -m colab_side serve`, tunnel direct), connected with `rdev
 connect --ticket`; a second name reaches it through the relay. rdev runs as an installed copy would, from compiled
-modules, as a user runs rdev (tests/e2e/test_transfer.py's RUNNER). Beside them, rdev's own rsync command line run
+modules, as a user runs rdev (tests/e2e/work/test_transfer.py's RUNNER). Beside them, rdev's own rsync command line run
 without rdev: the gap between it and rdev is rdev's start (Python, the CLI, one `ssh -O check`), the gap between it
 and `rsync -a` is rsync's options. Runs are interleaved and the medians compared. Targets: a pull <= 1.1x rsync; a
 no-op <= 1.1x rsync's.
@@ -27,7 +27,7 @@ from bench._setup import REPO, arguments, close_masters, compiled, ratio, sandbo
 from bench.slow_link import Relay
 from bootstrap import ticket as tickets
 from client_side.commands.transfer import PARTIAL_DIR
-from tests.e2e.test_transfer import RUNNER
+from tests.e2e.work.test_transfer import RUNNER
 
 TARGET = 1.1
 SMALL_FILES = 200

@@ -217,7 +217,7 @@ def test_tally_names_the_hosts_that_did_not_answer() -> None:
     assert gpus.tally([silent, ok, smi, HostGpus("d", "unreachable")]) == "2 of 4 hosts answered; no answer from c, d."
 
 
-# report's input checks (the rest of report runs end to end in tests/e2e/test_gpus.py)
+# report's input checks (the rest of report runs end to end in tests/e2e/work/test_gpus.py)
 
 def test_report_refuses_unknown_name(home: Path) -> None:
     with pytest.raises(BadInput, match="no host named 'nope'"):
@@ -238,7 +238,7 @@ def test_report_json_without_hosts_is_an_empty_list(home: Path) -> None:
     assert json.loads(gpus.report([], as_json=True)) == []
 
 
-# report's order of output and exit (the ssh side runs end to end in tests/e2e/test_gpus.py)
+# report's order of output and exit (the ssh side runs end to end in tests/e2e/work/test_gpus.py)
 
 @pytest.fixture
 def three_hosts(home: Path) -> list[str]:

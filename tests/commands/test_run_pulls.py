@@ -1,5 +1,5 @@
 """A run's `--pull` without a host: where the path is taken from, what is refused, how the record is kept, and
-which runs' pulls `rdev runs` takes up. The copies themselves: tests/e2e/test_run_pulls.py."""
+which runs' pulls `rdev runs` takes up. The copies themselves: tests/e2e/work/test_run_pulls.py."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """`rdev pull` / `rdev push` without a host: what is refused, the command lines rsync and sftp get, the choice
-between them, and how their output becomes rdev's sentences. The copies themselves: tests/e2e/test_transfer.py."""
+between them, and how their output becomes rdev's sentences. The copies themselves: tests/e2e/work/test_transfer.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The keyring wrapper with an in-memory backend (the real Secret Service is in tests/e2e/test_login.py)."""
+"""The keyring wrapper with an in-memory backend (the real Secret Service is in tests/e2e/hosts/test_login.py)."""
 
 from __future__ import annotations
 

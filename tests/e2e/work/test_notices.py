@@ -17,8 +17,8 @@ import pytest
 from bootstrap import ticket as tickets
 from colab_side import serve
 from colab_side.long_runs import notices, runs
-from tests.e2e.test_runtime_lifecycle import keypair
-from tests.e2e.test_supervisor import wait_for
+from tests.e2e.runtime.test_runtime_lifecycle import keypair
+from tests.e2e.runtime.test_supervisor import wait_for
 
 
 def ssh_on_a_pty(private: Path, port: int, command: str) -> tuple[int, int]:

@@ -15,8 +15,8 @@ import pytest
 
 from tests.commands.test_runs import RDEV, rdev_runs
 from tests.conftest import REPO, read_or_empty
-from tests.e2e.test_slurm import login_node, queue
-from tests.e2e.test_slurm_scope import CPU_ONLY, add, connect
+from tests.e2e.slurm.test_slurm import login_node, queue
+from tests.e2e.slurm.test_slurm_scope import CPU_ONLY, add, connect
 from tests.slurm_cluster import SlurmCluster
 from tests.stand_ins.login_host import PasswordHost
 

@@ -15,8 +15,8 @@ import pytest
 from bootstrap import ticket as tickets
 from colab_side import processes
 from tests.conftest import REPO, popen_answering_ctrl_c, run_module
-from tests.e2e.test_runtime_lifecycle import keypair, running
-from tests.e2e.test_supervisor import wait_for
+from tests.e2e.runtime.test_runtime_lifecycle import keypair, running
+from tests.e2e.runtime.test_supervisor import wait_for
 
 
 def test_interrupt_ends_keep_alive_but_not_the_server(home: Path, rdev) -> None:

@@ -1,5 +1,5 @@
 """rdev's key is installed once: client_side.ssh.password_login.install_key against a real sshd that takes
-passwords (the test user and server of tests/e2e/test_login.py), run more than once, on an empty
+passwords (the test user and server of tests/e2e/hosts/test_login.py), run more than once, on an empty
 home and on an authorized_keys that already holds other keys and lacks its last newline."""
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ import pytest
 
 from bootstrap import ticket as tickets
 from tests.conftest import ssh_through
-from tests.e2e.test_slurm import add, connect as connect_slurm, login_node, queue
-from tests.e2e.test_transfer import (
+from tests.e2e.slurm.test_slurm import add, connect as connect_slurm, login_node, queue
+from tests.e2e.work.test_transfer import (
     cut_and_resume,
     laptop_folder,
     make_tree,

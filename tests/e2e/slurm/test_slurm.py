@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, popen_answering_ctrl_c, snapshot, ssh_through
-from tests.e2e.test_shells import noisy
+from tests.e2e.hosts.test_shells import noisy
 from tests.slurm_cluster import SlurmCluster
 from tests.stand_ins.login_host import PASSWORD, PasswordHost, login_host
 from tests.stand_ins.old_python import PYENV_36, put_first, python36
@@ -277,7 +277,7 @@ def test_jupyter_on_the_jobs_node_is_reached_through_the_login_node_and_stop_end
     """`rdev jupyter hpc` on a Slurm host: Jupyter runs on the node of rdev's job (installed into rdev's
     environment there, the node's python3 being the system's), Colab's origin is answered through the
     forward, and `rdev stop hpc` ends Jupyter and the forward before it cancels the job."""
-    from tests.e2e.test_jupyter import COLAB, alive, get, refused, started
+    from tests.e2e.work.test_jupyter import COLAB, alive, get, refused, started
 
     add(rdev, login)
     assert connect(rdev).returncode == 0

@@ -17,9 +17,9 @@ from bootstrap import cell
 from client_side.colab import cell as colab_cell
 from colab_side import processes
 from colab_side.state import default_state_dir
+from tests.bootstrap.test_cell import PIP_LINE
 from tests.conftest import run_module, ssh_through
 from tests.stand_ins.downloads import Downloads
-from tests.test_cell import PIP_LINE
 
 
 def fresh_python(home: Path) -> tuple[str, dict[str, str]]:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.colab_side.notebook.test_kernel_env import base_environment, kernel, run_kernel_env, shell  # noqa: F401 (kernel: a fixture)
 from tests.conftest import read_or_empty, ssh_through
-from tests.test_kernel_env import base_environment, kernel, run_kernel_env, shell  # noqa: F401 (kernel: a fixture)
 
 COMMIT = "5" * 40
 SECRETS = {

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ssh_through
-from tests.e2e.test_slurm import OPTIONS, connect, queue
+from tests.e2e.slurm.test_slurm import OPTIONS, connect, queue
 from tests.slurm_cluster import Placement, SlurmCluster, missing_binaries
 from tests.stand_ins.login_host import login_host
 from tests.stand_ins.zoo import Namespace, Zoo, zoo

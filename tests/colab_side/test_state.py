@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from colab_side import state, status
+from tests.conftest import REPO
 
-PACKAGE = Path(__file__).resolve().parent.parent / "colab_side"
+PACKAGE = REPO / "colab_side"
 
 
 def test_every_file_name_of_the_state_folder_comes_from_one_module(tmp_path: Path) -> None:

@@ -16,9 +16,9 @@ from bootstrap import ticket as tickets
 from colab_side import processes, serve
 from colab_side.long_runs import idle
 from tests.conftest import run_module, snapshot
-from tests.e2e.test_runtime_lifecycle import keypair
-from tests.e2e.test_slurm import OPTIONS, connect, queue
-from tests.e2e.test_supervisor import wait_for
+from tests.e2e.runtime.test_runtime_lifecycle import keypair
+from tests.e2e.runtime.test_supervisor import wait_for
+from tests.e2e.slurm.test_slurm import OPTIONS, connect, queue
 from tests.slurm_cluster import SlurmCluster
 from tests.stand_ins.login_host import PasswordHost, login_host
 

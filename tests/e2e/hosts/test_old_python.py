@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_jupyter import alive, run_code, started
+from tests.e2e.work.test_jupyter import alive, run_code, started
 from tests.stand_ins.login_host import PASSWORD, PasswordHost, login_host
 from tests.stand_ins.old_python import PYENV_36, put_first, python36
 

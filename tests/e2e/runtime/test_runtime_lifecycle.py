@@ -15,7 +15,7 @@ from pathlib import Path
 from bootstrap import ticket as tickets
 from colab_side import processes, serve, stop
 from tests.conftest import read_or_empty, run_module
-from tests.e2e.test_supervisor import wait_for
+from tests.e2e.runtime.test_supervisor import wait_for
 
 
 def running(marker: str) -> list[int]:

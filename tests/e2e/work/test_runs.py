@@ -27,11 +27,11 @@ import pytest
 
 from bootstrap.ticket import Ticket, utc_timestamp
 from colab_side import processes
+from tests.colab_side.long_runs.test_runs import path_without_tmux
 from tests.commands.test_runs import RDEV, rdev_runs
 from tests.conftest import REPO, read_or_empty, ssh_through
 from tests.stand_ins import nvidia_smi
 from tests.stand_ins.colab_runtime import Runtime
-from tests.test_runs import path_without_tmux
 
 HOST_PATH = "/usr/local/bin:/usr/bin:/bin"
 UUIDS = ["GPU-00000000-0000-4000-8000-000000000000", "GPU-00000000-0000-4000-8000-000000000001"]

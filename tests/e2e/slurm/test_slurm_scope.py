@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ssh_through
-from tests.e2e.test_slurm import OPTIONS, login_node, queue
+from tests.e2e.slurm.test_slurm import OPTIONS, login_node, queue
 from tests.slurm_cluster import SlurmCluster
 from tests.stand_ins.login_host import PASSWORD, PasswordHost
 

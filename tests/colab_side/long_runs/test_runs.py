@@ -1,5 +1,5 @@
 """colab_side.long_runs.runs on its own: the host's side of `rdev run` run as the laptop runs it (`python -m`, JSON
-lines back), in a throwaway HOME, here without tmux (tests/e2e/test_runs.py has both, behind a real sshd): its record
+lines back), in a throwaway HOME, here without tmux (tests/e2e/work/test_runs.py has both, behind a real sshd): its record
 keeping."""
 
 from __future__ import annotations

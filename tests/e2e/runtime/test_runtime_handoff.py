@@ -14,8 +14,8 @@ import pytest
 
 from colab_side import processes, serve
 from tests.conftest import REPO, read_or_empty, run_module
-from tests.e2e.test_runtime_lifecycle import keypair
-from tests.e2e.test_supervisor import wait_for
+from tests.e2e.runtime.test_runtime_lifecycle import keypair
+from tests.e2e.runtime.test_supervisor import wait_for
 
 
 @pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM])

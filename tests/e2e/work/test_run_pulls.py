@@ -1,5 +1,5 @@
 """A run's `--pull` end to end: the watcher `rdev run` leaves behind copies the path back when the run ends, and
-where the watcher is gone (a laptop that slept), the next `rdev runs` does. The far host is tests/e2e/test_runs.py's
+where the watcher is gone (a laptop that slept), the next `rdev runs` does. The far host is tests/e2e/work/test_runs.py's
 `box`, with tmux and without."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from client_side.commands import run_pulls
 from tests.commands.test_runs import RDEV
-from tests.e2e.test_runs import Box, box, ok, processes_with, until
+from tests.e2e.work.test_runs import Box, box, ok, processes_with, until
 
 __all__ = ["box"]  # the fixture, used by name below
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from bootstrap import ticket as tickets
 from colab_side import processes, serve
 from tests.conftest import read_or_empty, run_module, ssh_through
-from tests.e2e.test_supervisor import ssh, wait_for
+from tests.e2e.runtime.test_supervisor import ssh, wait_for
 
 TOKEN = "tok-2SECRETngrok9"
 

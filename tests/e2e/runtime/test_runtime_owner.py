@@ -10,9 +10,9 @@ from pathlib import Path
 
 from colab_side import processes, serve
 from tests.conftest import REPO, run_module
-from tests.e2e.test_runtime_lifecycle import keypair, supervisor_threads
-from tests.e2e.test_runtime_stop import serve_cli
-from tests.e2e.test_supervisor import wait_for
+from tests.e2e.runtime.test_runtime_lifecycle import keypair, supervisor_threads
+from tests.e2e.runtime.test_runtime_stop import serve_cli
+from tests.e2e.runtime.test_supervisor import wait_for
 
 
 def test_a_cli_serve_takes_over_from_a_python_serve(home: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import editor_calls, editor_fetching
-from tests.e2e.test_jupyter import alive, run_code, started
+from tests.e2e.work.test_jupyter import alive, run_code, started
 from tests.stand_ins.downloads import Downloads
 from tests.stand_ins.login_host import PASSWORD, PasswordHost, login_host
 

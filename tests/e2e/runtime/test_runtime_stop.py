@@ -12,8 +12,8 @@ from pathlib import Path
 from bootstrap import ticket as tickets
 from colab_side import processes
 from tests.conftest import REPO, run_module
-from tests.e2e.test_runtime_lifecycle import keypair
-from tests.e2e.test_supervisor import wait_for
+from tests.e2e.runtime.test_runtime_lifecycle import keypair
+from tests.e2e.runtime.test_supervisor import wait_for
 
 
 def serve_cli(state: Path, key: str, *args: str, env: dict | None = None) -> str:
