@@ -1,3 +1,3 @@
-from client_side.cli import main
+from client_side.cli import run
 
-main()
+run()

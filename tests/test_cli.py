@@ -44,6 +44,22 @@ def test_version_is_the_packages(rdev) -> None:
     assert version("rdev") == __version__
 
 
+def test_rdev_leaves_at_once_with_its_output_and_status_whole(home: Path) -> None:
+    """`rdev` ends with os._exit after flushing (cli.run): nothing it printed is lost, its status is kept, and a
+    reader that stops early gets no traceback."""
+    import sys
+
+    many = subprocess.run([sys.executable, "-m", "client_side", "--help"], check=False, capture_output=True, text=True,
+                          cwd=REPO, timeout=60)
+    assert many.returncode == 0 and many.stdout.rstrip().endswith("what to paste into Colab or Kaggle."), many.stdout
+    bad = subprocess.run([sys.executable, "-m", "client_side", "list", "--bogus"], check=False, capture_output=True,
+                         text=True, cwd=REPO, timeout=60)
+    assert bad.returncode == 2 and bad.stderr == "rdev: No such option: --bogus. See 'rdev list --help'.\n"
+    cut = subprocess.run(f'"{sys.executable}" -m client_side --help | head -c 10', shell=True, check=False,
+                         capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert cut.stdout == "Usage: rde" and "Traceback" not in cut.stderr, cut.stderr
+
+
 def test_only_typers_public_names_are_used() -> None:
     """typer vendors click in a private module that can change in any release: rdev must not reach into it."""
     import re

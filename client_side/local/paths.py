@@ -6,7 +6,6 @@ Paths are computed on each call from the current HOME (and XDG folders), so test
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 from pathlib import Path
@@ -77,11 +76,12 @@ def control_socket(name: str) -> Path | None:
     one), or None where there is no multiplexing: on Windows, or where no socket path fits."""
     if WINDOWS:
         return None
-    for leaf in (name, hashlib.sha256(name.encode()).hexdigest()[:_HASHED_SOCKET_LEN]):
-        socket = control_dir() / leaf
-        if len(str(socket).encode()) <= _SOCKET_PATH_MAX:
-            return socket
-    return None
+    socket = control_dir() / name
+    if len(str(socket).encode()) > _SOCKET_PATH_MAX:
+        import hashlib  # loads OpenSSL: only for a name too long for the socket path
+
+        socket = control_dir() / hashlib.sha256(name.encode()).hexdigest()[:_HASHED_SOCKET_LEN]
+    return socket if len(str(socket).encode()) <= _SOCKET_PATH_MAX else None
 
 
 def lock_file() -> Path:
