@@ -1,5 +1,5 @@
-"""What the benchmarks share: this checkout on sys.path, a throwaway HOME that rdev's state and keys go into, rdev's
-modules compiled as an installed copy has them, a ticket host on this machine, a timed command, and the verdict
+"""What the benchmarks share: this checkout on sys.path, a throwaway HOME that rdev's state and keys go into, rdev
+installed from a wheel as a user has it, a ticket host on this machine, a timed command, and the verdict
 line. Only setup and reporting: what each bench measures stays in its own script. A bench puts the checkout on
 sys.path (`python bench/X.py` puts bench/ there) before it imports this."""
 
@@ -49,12 +49,23 @@ def sandbox(prefix: str = "rb") -> tuple[Path, Path, dict[str, str]]:
     return root, home, env
 
 
-def compiled(env: dict[str, str]) -> None:
-    """rdev's modules compiled, and `env` free to use them: an installed rdev has them compiled (pip does it), so a
-    bench that times rdev's start must not pay for compiling."""
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    subprocess.run([sys.executable, "-m", "compileall", "-q", "client_side", "bootstrap", "colab_side"], env=env,
-                   cwd=REPO, check=True, capture_output=True)
+# How a bench runs rdev: from this checkout until `installed` puts a copy in place.
+RDEV = [sys.executable, "-m", "client_side"]
+
+
+def installed(root: Path) -> None:
+    """rdev built into a wheel and installed in a virtual environment of its own under `root`, which `rdev()` runs
+    from then on: a bench that times rdev's start measures what a user's `pipx install` has (modules compiled by
+    pip, the `rdev` console script, no editable-install finder on every start)."""
+    built = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(root / "wheel"),
+                            str(REPO)], capture_output=True, text=True, check=False)
+    if built.returncode != 0:
+        raise SystemExit(f"bench: the wheel did not build: {built.stderr.strip()[-500:]}")
+    [wheel] = (root / "wheel").glob("rdev-*.whl")
+    subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True, capture_output=True)
+    subprocess.run([str(root / "venv" / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                    str(wheel)], check=True, capture_output=True)
+    RDEV[:] = [str(root / "venv" / "bin" / "rdev")]
 
 
 def timed(argv: list[str], env: dict[str, str], cwd: Path = REPO, stdin: str | None = None) -> float:
@@ -69,8 +80,8 @@ def timed(argv: list[str], env: dict[str, str], cwd: Path = REPO, stdin: str | N
 
 
 def rdev(env: dict[str, str], *args: str, stdin: str | None = None) -> float:
-    """Seconds `rdev ARGS` took, run as `python -m client_side` from this checkout."""
-    return timed([sys.executable, "-m", "client_side", *args], env, stdin=stdin)
+    """Seconds `rdev ARGS` took (RDEV: the installed copy, once there is one)."""
+    return timed([*RDEV, *args], env, stdin=stdin)
 
 
 def serve(env: dict[str, str], state: Path) -> tickets.Ticket:

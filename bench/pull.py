@@ -3,8 +3,8 @@ same SSH config (and its warm master connection); then a second pull with nothin
 no-op. Once over loopback, once over a slow link (150 ms round trip: bench/slow_link.py's relay in this process).
 
 The host is a ticket host on this machine (`python -m colab_side serve`, tunnel direct), connected with `rdev
-connect --ticket`; a second name reaches it through the relay. rdev runs as an installed copy would, from compiled
-modules, as a user runs rdev (tests/e2e/work/test_transfer.py's RUNNER). Beside them, rdev's own rsync command line run
+connect --ticket`; a second name reaches it through the relay. rdev runs as a user has it: installed from a wheel in
+a virtual environment of its own, its `rdev` command. Beside them, rdev's own rsync command line run
 without rdev: the gap between it and rdev is rdev's start (Python, the CLI, one `ssh -O check`), the gap between it
 and `rsync -a` is rsync's options. Runs are interleaved and the medians compared. Targets: a pull <= 1.1x rsync; a
 no-op <= 1.1x rsync's.
@@ -23,11 +23,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._setup import REPO, arguments, close_masters, compiled, ratio, sandbox, serve, timed, unserve, verdict
+from bench._setup import RDEV, arguments, close_masters, installed, ratio, rdev, sandbox, serve, timed, unserve, verdict
 from bench.slow_link import Relay
 from bootstrap import ticket as tickets
 from client_side.commands.transfer import PARTIAL_DIR
-from tests.e2e.work.test_transfer import RUNNER
 
 TARGET = 1.1
 SMALL_FILES = 200
@@ -48,7 +47,7 @@ def measure(label: str, name: str, source: Path, root: Path, env: dict[str, str]
     config = f"{env['HOME']}/.ssh/config"
     ssh = f"ssh -F {config}"
     tools = {
-        "rdev": lambda dest: [sys.executable, "-c", RUNNER, "pull", name, str(source), str(dest)],
+        "rdev": lambda dest: [*RDEV, "pull", name, str(source), str(dest)],
         "rsync": lambda dest: ["rsync", "-a", "-e", ssh, f"{name}:{source}", f"{dest}/"],
         # rdev's rsync command line without rdev: what of the difference is rsync's options, what rdev's own start.
         "its rsync": lambda dest: ["rsync", "-rlpt", "-s", f"--partial-dir={PARTIAL_DIR}", "--stats", "-e",
@@ -82,15 +81,14 @@ def main() -> int:
         print("bench: needs rsync (apt-get install rsync).")
         return 1
     root, _, env = sandbox()
-    env["PYTHONPATH"] = str(REPO)
-    compiled(env)
+    installed(root)
     ratios: list[float] = []
     try:
         ticket = serve(env, root / "server")
         relay = Relay(ticket.port).start()
         for name, port in (("box", ticket.port), ("slow", relay.port)):
             through = tickets.Ticket(**{**asdict(ticket), "port": port, "workdir": str(root)}).encode()
-            timed([sys.executable, "-m", "client_side", "connect", name, "--ticket", through, "--no-open"], env)
+            rdev(env, "connect", name, "--ticket", through, "--no-open")
         source = make_source(root / "results")
         for label, name in (("loopback", "box"), ("150ms RTT", "slow")):
             ratios.extend(measure(label, name, source, root, env, runs))

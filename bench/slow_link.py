@@ -8,7 +8,7 @@ colab_side serve`, its ticket pointed at the relay), a password host (a test use
 installed: a reconnect), and a password host behind a jump host that refuses TCP forwarding, reached through
 rdev's bridge (a reconnect too). The baseline is one bare login with the user's own key through the same relay;
 behind the jump host, one bare login whose ProxyCommand runs `nc` on the jump host (ssh's own way without
-forwarding). rdev runs as an installed copy would, from compiled modules. Runs are interleaved and the medians
+forwarding). rdev runs as a user has it: installed from a wheel, its `rdev` command. Runs are interleaved and the medians
 compared. Needs root (test users). Target: <= 1.1x, one handshake each; the push <= 1.2x scp.
 
     .venv/bin/python bench/slow_link.py [--runs N]
@@ -33,7 +33,7 @@ from bench._setup import (
     REPO,
     arguments,
     close_masters,
-    compiled,
+    installed,
     needs_root,
     rdev,
     sandbox,
@@ -127,7 +127,7 @@ def main() -> int:
     if not needs_root("a test user"):
         return 1
     root, home, env = sandbox()
-    compiled(env)
+    installed(root)
     own = home / ".ssh" / "own"
     own.parent.mkdir(mode=0o700)
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(own)], check=True)

@@ -1,3 +1,3 @@
-from client_side.cli import run
+from client_side.cli import command_line
 
-run()
+command_line()

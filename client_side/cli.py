@@ -405,7 +405,7 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def run() -> None:
+def command_line() -> None:
     """The `rdev` command: main(), then out at once. What rdev changes is closed by the code that changed it (files
     written whole, locks released, children waited for), so the interpreter's own teardown, ~25 ms of a reconnect's
     start, has nothing left to do for it."""

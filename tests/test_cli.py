@@ -45,7 +45,7 @@ def test_version_is_the_packages(rdev) -> None:
 
 
 def test_rdev_leaves_at_once_with_its_output_and_status_whole(home: Path) -> None:
-    """`rdev` ends with os._exit after flushing (cli.run): nothing it printed is lost, its status is kept, and a
+    """`rdev` ends with os._exit after flushing (cli.command_line): nothing it printed is lost, its status is kept, and a
     reader that stops early gets no traceback."""
     import sys
 

@@ -80,4 +80,4 @@ def test_the_distribution_builds_and_twine_accepts_it(tmp_path: Path) -> None:
         assert needed in names
     assert not [name for name in names if name.startswith("tests/")]
     entry_points = next(name for name in names if name.endswith("entry_points.txt"))
-    assert "rdev = client_side.cli:run" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "rdev = client_side.cli:command_line" in zipfile.ZipFile(wheel).read(entry_points).decode()
