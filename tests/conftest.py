@@ -40,6 +40,17 @@ def home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
+def python_38() -> str:
+    """The runtime side's oldest Python (Ubuntu 20.04's school servers run 3.8), on PATH or one pyenv installed (its
+    shim answers only for the selected versions); the test is skipped where the machine has none."""
+    pyenv = sorted(Path(os.environ.get("PYENV_ROOT", "/root/.pyenv")).glob("versions/3.8*/bin/python3.8"))
+    found = [python for python in [shutil.which("python3.8"), *map(str, pyenv)]
+             if python and subprocess.run([python, "--version"], check=False, capture_output=True).returncode == 0]
+    if not found:
+        pytest.skip("no Python 3.8 on this machine")
+    return found[0]
+
+
 def close_masters(home: Path) -> None:
     """End the ControlMaster processes a test's ssh left behind."""
     sockets = home / ".ssh" / "rdev" / "cm"

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from client_side.ssh import shipped
+from tests.conftest import python_38
 
 
 def remote(command: str, stdin: bytes, tmp: Path) -> subprocess.CompletedProcess:
@@ -63,14 +64,8 @@ def test_the_zip_holds_the_runtime_side_only() -> None:
 
 
 def test_every_runtime_module_imports_from_the_zip_under_python_3_8(tmp_path: Path) -> None:
-    """The hosts' oldest Python rdev promises: Ubuntu 20.04's school servers run 3.8."""
-    # On PATH, or one pyenv installed (its shim answers only for the selected versions).
-    pyenv = sorted(Path(os.environ.get("PYENV_ROOT", "/nonexistent")).glob("versions/3.8*/bin/python3.8"))
-    found = [python for python in [shutil.which("python3.8"), *map(str, pyenv)]
-             if python and subprocess.run([python, "--version"], check=False, capture_output=True).returncode == 0]
-    if not found:
-        pytest.skip("no Python 3.8 on this machine")
-    python = found[0]
+    """The hosts' oldest Python rdev promises."""
+    python = python_38()
     archive = tmp_path / "runtime.zip"
     archive.write_bytes(shipped.runtime_zip())
     modules = sorted(name[:-3].replace("/", ".").removesuffix(".__init__")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from colab_side.long_runs import run_wrapper
-from tests.conftest import REPO
+from tests.conftest import REPO, python_38
 
 
 def path_without_tmux(folder: Path) -> str:
@@ -204,12 +203,7 @@ def test_no_pseudo_terminal_still_runs_with_output_in_the_log(home: Path, monkey
 
 def test_the_python_3_8_of_old_hosts_runs_a_whole_run(home: Path, no_tmux: str) -> None:
     """The runtime side's oldest Python: start, wrap, list and kill under it."""
-    pyenv = sorted(Path(os.environ.get("PYENV_ROOT", "/root/.pyenv")).glob("versions/3.8*/bin/python3.8"))
-    found = [python for python in [shutil.which("python3.8"), *map(str, pyenv)]
-             if python and subprocess.run([python, "--version"], check=False, capture_output=True).returncode == 0]
-    if not found:
-        pytest.skip("no Python 3.8 on this machine")
-    python = found[0]
+    python = python_38()
     env = {**os.environ, "HOME": str(home), "PATH": no_tmux}
     result = subprocess.run([str(python), "-m", "colab_side.long_runs.runs", "start", "old",
                              spec(["sh", "-c", "echo ok; exit 5"])], check=False, capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
