@@ -90,7 +90,10 @@ class Supervisor:
             for tick in self.ticks:
                 if self._ended():
                     return
-                tick()
+                try:
+                    tick()
+                except Exception as err:  # noqa: BLE001 (a failed notice or idle check must not end the keep-alive)
+                    self.say(f"A check of this server failed ({err}); it keeps serving.")
 
     def _ended(self) -> bool:
         if self._halt.is_set():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from client_side import inputs
-from client_side.commands import jupyter
+from client_side.commands import jupyter, run_pulls
 from client_side.editors import settings as editor_settings
 from client_side.local import passwords, paths, registry, store
 from client_side.local.locking import changing_files, setting_up
@@ -33,6 +33,7 @@ def remove(name: str, *, stop_runtime: bool = False, say: Callable[[str], None] 
             probe.close_master(name)
         removed = store.drop(name)
         paths.proxy_log(name).unlink(missing_ok=True)
+        run_pulls.forget_host(name)
     with changing_files():
         tunnels_left = any(editor_settings.slow_to_reach(e.tunnel) for e in registry.load().values())
         settings = editor_settings.forget(name, tunnel_hosts_left=tunnels_left, say=notes.append)

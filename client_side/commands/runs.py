@@ -69,6 +69,7 @@ def start(name: str, command: list[str], *, run: str | None, say: Say, env: dict
     if slurm is not None and entry.slurm is None:
         raise BadInput(f"--slurm is for a run on a Slurm cluster, which {entry.name} is not",
                        "leave it out (a cluster is added with 'rdev add NAME --host LOGIN --slurm \"...\"').")
+    waiting = run_pulls.plan(entry.name, run, pull, via=_where(entry)) if pull is not None else None
     spec: dict[str, object] = {"argv": command, "workdir": entry.workdir, "env": env or {}}
     if entry.slurm is not None:
         spec["slurm"] = _batch(entry, slurm, gpus)
@@ -76,16 +77,16 @@ def start(name: str, command: list[str], *, run: str | None, say: Say, env: dict
         say(f"{entry.name} is a Colab runtime of your own: its GPUs are all yours, so rdev picks none.")
     elif gpus is not None:
         spec["gpus"] = {"count": gpus, "free": _free_gpus(entry.name, gpus)}
-    waiting = run_pulls.plan(entry.name, run, pull, via=_where(entry)) if pull is not None else None
     encoded = base64.urlsafe_b64encode(json.dumps(spec).encode()).decode().rstrip("=")
-    if waiting:
-        run_pulls.keep(waiting)  # before the start: a run must not end with its pull unrecorded
+    # Before the start, so that a run never ends with its pull unrecorded; a refused start (a run of that name still
+    # running) puts back the pull it replaced. An interrupted start may have started: its pull is kept.
+    earlier = run_pulls.keep(waiting) if waiting else None
     try:
         shown = _run(_call(entry.name, "start", run, encoded, timeout=CALL_TIMEOUT), entry.name)
         _started(entry.name, run, shown, say)
-    except RdevError:  # refused, or ended at once in failure (an interrupted start may have started: kept)
+    except RdevError:
         if waiting:
-            run_pulls.drop(waiting)
+            run_pulls.put_back(waiting, earlier)
         raise
     if waiting and shown.get("state") in run_pulls.ENDED:
         run_pulls.settle(waiting, say)

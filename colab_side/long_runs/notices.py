@@ -31,6 +31,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Mapping
 
+from bootstrap.files import ensure_private_dir, held_lock
 from colab_side import processes, runtime
 from colab_side.errors import Failure
 from colab_side.long_runs import runs
@@ -226,7 +227,8 @@ def for_sessions(end: End, user: str, marker: str, say: Callable[[str], object])
 # -- the detached notifier of a host where nothing of rdev's runs (a lab container) ---------------------------------
 
 def notifier_pid() -> Path:
-    return runs.runs_dir().parent / "notifier.pid"
+    """This host's notifier (homes may be shared by several hosts, each with its own)."""
+    return runs.runs_dir().parent / f"notifier-{socket.gethostname()}.pid"
 
 
 def watch(spec: str) -> int:
@@ -241,20 +243,25 @@ def watch(spec: str) -> int:
         return 2
     uid = os.getuid()
     schedule = Schedule(end, lambda text: deliver(text, uid))
-    earlier = processes.read_recorded(notifier_pid())
-    if earlier is not None:
-        processes.terminate([earlier])
-    if not schedule.pending:
-        return 0
     terminals(uid), run_logs()  # everything the notifier uses is imported now: the zip it came in is deleted next
-    runs.runs_dir().parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if os.fork():
-        return 0
+    ensure_private_dir(runs.runs_dir().parent)
+    # One notifier per host: two connects at once must not leave two, one of them unrecorded.
+    with held_lock(notifier_pid().with_suffix(".lock")):
+        earlier = processes.read_recorded(notifier_pid())
+        if earlier is not None:
+            processes.terminate([earlier])
+        if not schedule.pending:
+            notifier_pid().unlink(missing_ok=True)
+            return 0
+        child = os.fork()
+        if child:
+            processes.record(notifier_pid(), child)  # before the lock goes: the next watch finds this one
+            return 0
+    # The notifier: its copy of the lock's descriptor closed as it left the block (the parent's holds the lock).
     os.setsid()
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)  # the SSH session that started it must not wait for these
-    processes.record(notifier_pid(), os.getpid())
     while True:
         due = schedule.next_due()
         if due is None:

@@ -3,7 +3,9 @@ which runs' pulls `rdev runs` takes up. The copies themselves: tests/e2e/work/te
 
 from __future__ import annotations
 
+import os
 import stat
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,7 +45,7 @@ def test_a_relative_path_is_in_the_hosts_folder_and_the_copy_comes_here(
     assert run_pulls.plan("box", "r1", given, via="box") == PendingPull("box", "r1", "box", remote, str(tmp_path))
 
 
-@pytest.mark.parametrize("given", ["", "-rf", "~root/x", "a\nb", "x\u202ey"])
+@pytest.mark.parametrize("given", ["", "-rf", "~root/x", "a\nb", "x\u202ey", ".", "..", "~", "/", "out/..", "a/."])
 def test_a_path_that_could_mean_something_else_is_refused(given: str, workdir: Callable) -> None:
     workdir("/content")
     with pytest.raises(BadInput):
@@ -72,8 +74,10 @@ def test_a_record_rdev_cannot_read_is_left_alone(home: Path) -> None:
 
 def test_runs_pulls_for_ended_runs_and_drops_the_pulls_of_runs_that_are_gone(
         home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for run in ("done", "killed", "lost", "going", "gone"):
+    for run in ("done", "killed", "lost", "going", "gone", "just-kept"):
         run_pulls.keep(PendingPull("box", run, "box", f"/out/{run}", "/here"))
+    long_ago = time.time() - run_pulls.START_WAIT - 60
+    os.utime(paths.pending_pull("box", "gone"), (long_ago, long_ago))
     copied: list[str] = []
     monkeypatch.setattr(run_pulls, "settle", lambda pull, say: copied.append(pull.run) or True)
     said: list[str] = []
@@ -82,7 +86,8 @@ def test_runs_pulls_for_ended_runs_and_drops_the_pulls_of_runs_that_are_gone(
     run_pulls.settle_ended("box", listed, said.append)
     assert copied == ["done", "killed", "lost"]
     assert said == ["Run gone is no longer on box, so its pull of /out/gone was dropped."]
-    assert sorted(p.run for p in run_pulls.pending("box")) == ["done", "going", "killed", "lost"]
+    # "just-kept" is not listed yet: its run may still be starting, so its pull stays.
+    assert sorted(p.run for p in run_pulls.pending("box")) == ["done", "going", "just-kept", "killed", "lost"]
 
 
 def test_the_copy_goes_through_the_hosts_way_in_and_then_the_pull_is_forgotten(
@@ -96,6 +101,42 @@ def test_the_copy_goes_through_the_hosts_way_in_and_then_the_pull_is_forgotten(
     assert run_pulls.settle(pull, lambda _words: None)
     assert copied == [("hpc-login", "~/out", str(home))]
     assert run_pulls.pending("hpc") == []
+
+
+def test_a_refused_start_puts_back_the_pull_it_replaced(home: Path) -> None:
+    running = PendingPull("box", "train", "box", "/content/out", "/first")
+    assert run_pulls.keep(running) is None
+    again = PendingPull("box", "train", "box", "/content/other", "/second")
+    earlier = run_pulls.keep(again)  # `rdev run --name train` again, while train still runs there
+    run_pulls.put_back(again, earlier)  # the host refused the second start
+    assert run_pulls.pending("box") == [running]
+    run_pulls.put_back(running, None)
+    assert run_pulls.pending("box") == []
+
+
+def test_removing_a_host_forgets_its_pulls(home: Path) -> None:
+    run_pulls.keep(PendingPull("box", "r1", "box", "/x", "/y"))
+    run_pulls.keep(PendingPull("other", "r1", "other", "/x", "/y"))
+    run_pulls.forget_host("box")
+    assert run_pulls.pending("box") == [] and len(run_pulls.pending("other")) == 1
+
+
+def test_a_local_folder_that_cannot_be_written_is_a_sentence_and_the_pull_stays(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from client_side.commands import transfer
+
+    pull = PendingPull("box", "r1", "box", "/out", "/mnt/gone/here")
+    run_pulls.keep(pull)
+
+    def unwritable(*_args: object, **_kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", "/mnt/gone/here")
+
+    monkeypatch.setattr(transfer, "pull", unwritable)
+    said: list[str] = []
+    assert not run_pulls.settle(pull, said.append)
+    assert run_pulls.pending("box") == [pull]
+    assert said == [("The pull of /out for run r1 on box failed: Permission denied (/mnt/gone/here). "
+                     "'rdev runs box' tries again.")]
 
 
 def test_a_failed_copy_keeps_the_pull_and_says_so(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:

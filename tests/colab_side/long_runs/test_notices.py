@@ -169,3 +169,38 @@ def test_a_link_in_a_logs_place_is_not_followed(tmp_path: Path) -> None:
     (tmp_path / "RUN.log").symlink_to(target)
     assert notices._write(tmp_path / "RUN.log", b"x", os.O_WRONLY | os.O_APPEND, os.getuid()) == 0
     assert target.read_text() == ""
+
+
+def test_watches_at_once_leave_one_notifier_and_a_later_one_replaces_it(home: Path) -> None:
+    """Two connects to a lab container at the same time each start `watch`: one notifier is left, and recorded."""
+    import base64
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, read_or_empty
+
+    ends = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
+    spec = base64.urlsafe_b64encode(json.dumps({"ends": ends, "what": "this container", "why": "its lifetime",
+                                                "advice": "copy it"}).encode()).decode().rstrip("=")
+    env = {**os.environ, "HOME": str(home), notices.LEADS_VARIABLE: "1800"}
+
+    def notifiers() -> list[int]:
+        return [int(p.parent.name) for p in Path("/proc").glob("[0-9]*/cmdline")
+                if spec.encode() in read_or_empty(p) and processes.alive(int(p.parent.name))]
+
+    try:
+        starts = [subprocess.Popen([sys.executable, "-m", "colab_side.long_runs.notices", "watch", spec], env=env,
+                                   cwd=REPO) for _ in range(4)]
+        assert [start.wait(timeout=60) for start in starts] == [0, 0, 0, 0]
+        running = notifiers()
+        assert len(running) == 1, running
+        assert processes.read_recorded(notices.notifier_pid()) == running[0]
+        later = subprocess.run([sys.executable, "-m", "colab_side.long_runs.notices", "watch", spec], check=False,
+                               env=env, cwd=REPO, timeout=60)
+        assert later.returncode == 0
+        replaced = notifiers()
+        assert len(replaced) == 1 and replaced != running
+    finally:
+        for pid in notifiers():
+            os.kill(pid, 9)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import pty
 import select
+import socket
 import subprocess
 import time
 from datetime import timedelta
@@ -101,7 +102,7 @@ def test_a_lab_containers_lifetime_counts_from_the_reservation_and_its_terminals
         listed = rdev("list").stdout
         assert "(about 7 h 59 min left)" in listed, listed
         began = rdev("list", "--json").stdout
-        pid = int((host.home / ".rdev" / "notifier.pid").read_text().split()[0])
+        pid = int((host.home / ".rdev" / f"notifier-{socket.gethostname()}.pid").read_text().split()[0])
         assert Path(f"/proc/{pid}").stat().st_uid == pwd_uid(host.user)
 
         shell, master = pty.fork()
