@@ -60,7 +60,8 @@ def keep(pull: PendingPull) -> bytes | None:
     """Record the pull (before the run starts, so that a run never ends with its pull unrecorded); the record it
     replaces, which `put_back` restores when the host refuses the start (a run of that name still running)."""
     path = paths.pending_pull(pull.name, pull.run)
-    ensure_private_dir(path.parent)
+    for folder in (path.parents[2], path.parents[1], path.parent):  # rdev's state folder, pulls/, the host's
+        ensure_private_dir(folder)
     try:
         earlier: bytes | None = path.read_bytes()
     except FileNotFoundError:

@@ -47,8 +47,8 @@ def _compare_versions(ticket: tickets.Ticket, say: Callable[[str], None]) -> Non
     """Say when the runtime's rdev is not this laptop's: the two sides are only tested together."""
     if ticket.rdev != __version__:
         theirs = f"rdev {ticket.rdev}" if ticket.rdev else "an rdev older than 0.2.0"
-        say(f"The runtime runs {theirs}, this laptop rdev {__version__}: if something fails, start it again with a "
-            "new cell from 'rdev colab cell', which carries this laptop's version.")
+        say(f"The runtime runs {theirs}, this laptop rdev {__version__}: if something fails, serve it again with this "
+            "laptop's version (a notebook: a new cell from 'rdev colab cell', which carries it).")
 
 
 def read_ticket(value: str | None, ticket_file: str | None = None, remembered: HostEntry | None = None,
