@@ -20,6 +20,8 @@ PREFIX = "rdev1."
 PUBLIC_TUNNELS = ("cloudflared", "ngrok")  # the ones that reach a notebook runtime from outside
 TUNNELS = (*PUBLIC_TUNNELS, "direct")
 RUNTIMES = ("colab", "kaggle", "generic")
+MAX_DEPTH = 8  # a ticket nests two deep (the object, its host_keys list); the rest is room, not a use
+_FRACTION = re.compile(r"(\.\d{1,6})\d*")
 _VERSION = re.compile(r"[0-9][0-9A-Za-z.+-]{0,39}")  # PEP 440 as rdev writes it: shown to the user, so kept plain
 # A ticket with three large host keys (RSA 4096 among them) is under 3000 characters; a longer
 # text is not a ticket, and refusing it early keeps the decoder's work small.
@@ -142,8 +144,11 @@ def _decode(body: str) -> dict:
         raise TicketError(f"The ticket holds the character {odd.group()!r}, which no ticket has: "
                           "copy the ticket line again, exactly as printed.")
     try:
-        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-        fields = json.loads(raw.decode("utf-8"))
+        text = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode("utf-8")
+        # A ticket's fields nest two deep; how deep json itself would go differs between Pythons.
+        if _depth(text) > MAX_DEPTH:
+            raise RecursionError
+        fields = json.loads(text)
     except (binascii.Error, ValueError):
         raise TicketError("The ticket is damaged or cut short: copy the whole line again.") from None
     except RecursionError:
@@ -152,6 +157,23 @@ def _decode(body: str) -> dict:
     if not isinstance(fields, dict):
         raise TicketError("The ticket is damaged: it does not hold a set of fields.")
     return fields
+
+
+def _depth(text: str) -> int:
+    """How deep JSON `text` nests its lists and objects (brackets inside strings do not count)."""
+    deepest = depth = 0
+    quoted = escaped = False
+    for char in text:
+        if quoted:
+            escaped, quoted = (False, True) if escaped else (char == "\\", char != '"')
+        elif char == '"':
+            quoted = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 def _choice(fields: dict, key: str, allowed: tuple[str, ...]) -> str:
@@ -189,8 +211,10 @@ def moment(value: object) -> datetime | None:
     """The UTC time an ISO-8601 text names, or None if it names none (or not in UTC)."""
     if not isinstance(value, str):
         return None
+    # Pythons before 3.11 read a fraction of a second only as 3 or 6 digits, and no "Z".
+    text = _FRACTION.sub(lambda found: found.group(1).ljust(7, "0"), value.replace("Z", "+00:00"), count=1)
     try:
-        found = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        found = datetime.fromisoformat(text)
     except ValueError:
         return None
     return found if found.utcoffset() == timedelta(0) else None

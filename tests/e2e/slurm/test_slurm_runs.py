@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.commands.test_runs import RDEV, rdev_runs
-from tests.conftest import REPO, read_or_empty
+from tests.commands.test_runs import rdev_runs
+from tests.conftest import read_or_empty
 from tests.e2e.slurm.test_slurm import login_node, queue
 from tests.e2e.slurm.test_slurm_scope import CPU_ONLY, add, connect
+from tests.e2e.work.test_runs import followed_to_its_end
 from tests.slurm_cluster import SlurmCluster
 from tests.stand_ins.login_host import PasswordHost
 
@@ -81,13 +82,7 @@ def test_a_run_is_a_batch_job_of_its_own_that_outlives_the_interactive_job(rdev,
     assert [line.split()[0] for line in listing.splitlines()[1:]] == ["hpc"]
     assert row(listing, "train")[2] == "running" and row(listing, "train")[6] == "0"  # STATE, GPUS
 
-    following = subprocess.Popen([*RDEV, "logs", "hpc", "train", "-f"], cwd=REPO, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True)
-    time.sleep(2)
-    assert following.poll() is None, "the follower ended while the run runs"
-    (hpc.home / "stop").touch()
-    out, err = following.communicate(timeout=60)
-    assert following.returncode == 0, err
+    out, err = followed_to_its_end("hpc", "train", hpc.home / "stop")
     assert out.splitlines()[0] == f"job={job} gpus=0" and out.splitlines()[-1] == "done"
     assert err.strip().startswith("rdev: train on hpc: exited 3, for ")
     until(lambda: job not in queue(slurm, hpc), 30, "the run's job ends")

@@ -116,6 +116,19 @@ def processes_with(text: str) -> list[int]:
             if text.encode() in read_or_empty(c) and processes.alive(int(c.parent.name))]
 
 
+def followed_to_its_end(name: str, run: str, stop: Path, flag: str = "-f") -> tuple[str, str]:
+    """`rdev logs NAME RUN -f` while the run goes on, then `stop` made (the run's sign to end): what the follower
+    printed once the run ended."""
+    following = subprocess.Popen([*RDEV, "logs", name, run, flag], cwd=REPO, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+    time.sleep(2)
+    assert following.poll() is None, "the follower ended while the run runs"
+    stop.touch()
+    out, err = following.communicate(timeout=60)
+    assert following.returncode == 0, err
+    return out, err
+
+
 def ok(result: subprocess.CompletedProcess) -> str:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
@@ -149,13 +162,7 @@ def test_a_run_outlives_the_laptops_ssh_and_its_master_and_ends_with_its_own_sta
     until(lambda: len(box.log("tick")) > size + 20, 10, "the log grows")
     assert row(ok(rdev_runs("runs", "box")), "tick").split()[2] == "running"
 
-    following = subprocess.Popen([*RDEV, "logs", "box", "tick", "--follow"], cwd=REPO, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True)
-    time.sleep(2)
-    assert following.poll() is None, "a follower ended while the run runs"
-    (box.work / "stop").touch()
-    out, err = following.communicate(timeout=60)
-    assert following.returncode == 0, err
+    out, err = followed_to_its_end("box", "tick", box.work / "stop", "--follow")
     lines = out.splitlines()
     assert lines[-1] == "done" and set(lines[:-1]) == {"tick"} and len(lines) > 5  # the growth itself is checked above
     assert err.strip().startswith("rdev: tick on box: exited 3, for ")
